@@ -1,0 +1,16 @@
+"""The three kernel backends, loaded on first use (importing Numba costs about a second)."""
+import importlib
+from types import SimpleNamespace
+
+BACKENDS = ("numba", "cython", "numpy")
+_loaded = {}
+
+
+def kernels(backend):
+    """The backend's ``mlp`` and ``coordinate`` kernel modules (same functions, same arguments)."""
+    if backend not in _loaded:
+        _loaded[backend] = SimpleNamespace(
+            mlp=importlib.import_module(f"fastgrad._kernels.mlp_{backend}"),
+            coordinate=importlib.import_module(f"fastgrad._kernels.coordinate_{backend}"),
+        )
+    return _loaded[backend]

@@ -1,0 +1,31 @@
+"""Integer codes and the layer table shared by the numpy, Numba and Cython kernels.
+
+The network's layout reaches the kernels as an int64 array ``table`` of shape (n_layers, 7):
+
+    table[l] = (n_in, n_out, off_W, off_b, off_gamma, off_beta, col_off)
+
+``off_*`` are offsets into the flat parameter vector (``off_gamma = off_beta = -1`` for a layer
+without BatchNorm, always so for the last layer). Cached per-sample arrays (Dense outputs ``Z``,
+activations ``A``, normalised ``Zhat``) live in flat buffers of length ``N * sum(n_out)`` where
+layer l's block is ``buf[N*col_off : N*(col_off + n_out)].reshape(N, n_out)``; per-column
+statistics (``mean``, ``istd``) live in buffers of length ``sum(n_out)`` at ``col_off``.
+"""
+
+# the columns of the layer table
+N_IN, N_OUT, OFF_W, OFF_B, OFF_GAMMA, OFF_BETA, COL_OFF = range(7)
+
+# activations (hidden layers)
+IDENTITY, TANH, RELU, SIGMOID = 0, 1, 2, 3
+ACTIVATIONS = {"identity": IDENTITY, "tanh": TANH, "relu": RELU, "sigmoid": SIGMOID}
+
+# losses (on the last layer's output, the logits)
+CROSS_ENTROPY, MSE, BINARY_CROSS_ENTROPY = 0, 1, 2
+LOSSES = {"cross_entropy": CROSS_ENTROPY, "mse": MSE, "binary_cross_entropy": BINARY_CROSS_ENTROPY}
+
+# what a coordinate is inside its layer
+WEIGHT, BIAS, GAMMA, BETA = 0, 1, 2, 3
+KIND_NAMES = ("W", "b", "gamma", "beta")
+
+# BatchNorm's epsilon and running-statistics momentum (torch.nn.BatchNorm1d's defaults)
+BN_EPS = 1e-5
+BN_MOMENTUM = 0.1

@@ -1,0 +1,156 @@
+"""Forward pass, loss and backprop of an MLP: the numpy reference the Numba and Cython twins
+(``mlp_numba.py``, ``mlp_cython.pyx``) are tested against. Layout: see ``codes.py``.
+
+A hidden layer is ``z = a_prev @ W + b``, then with BatchNorm ``u = gamma * zhat + beta`` where
+``zhat = (z - mean) * istd``, else ``u = z``, then ``a = act(u)``. The last layer's ``z`` is the
+logits, fed to the loss.
+"""
+import numpy as np
+
+from .codes import BN_EPS, COL_OFF, CROSS_ENTROPY, MSE, N_OUT, RELU, SIGMOID, TANH
+
+
+# ---------------------------------------------------------------- views of the flat buffers
+def layer_params(params, table, l):
+    """(W, b, gamma, beta) of layer l as views into ``params``; gamma/beta are None without BN."""
+    n_in, n_out, off_W, off_b, off_gamma, off_beta, _ = table[l]
+    W = params[off_W:off_W + n_in * n_out].reshape(n_in, n_out)
+    b = params[off_b:off_b + n_out]
+    if off_gamma < 0:
+        return W, b, None, None
+    return W, b, params[off_gamma:off_gamma + n_out], params[off_beta:off_beta + n_out]
+
+
+def block(buf, N, table, l):
+    """Layer l's (N, n_out) block of a per-sample buffer."""
+    start = N * table[l, COL_OFF]
+    return buf[start:start + N * table[l, N_OUT]].reshape(N, table[l, N_OUT])
+
+
+def columns(buf, table, l):
+    """Layer l's (n_out,) block of a per-column buffer."""
+    return buf[table[l, COL_OFF]:table[l, COL_OFF] + table[l, N_OUT]]
+
+
+def layer_input(X, A, table, l):
+    """What layer l reads: X for the first layer, the previous layer's activations after it."""
+    return X if l == 0 else block(A, len(X), table, l - 1)
+
+
+# ---------------------------------------------------------------- activations and losses
+def activate(act, u):
+    if act == TANH:
+        return np.tanh(u)
+    if act == RELU:
+        return np.maximum(u, 0)
+    if act == SIGMOID:
+        return sigmoid(u)
+    return u.copy()
+
+
+def activation_slope(act, a):
+    """act'(u) written in terms of the output a = act(u)."""
+    if act == TANH:
+        return 1 - a * a
+    if act == RELU:
+        return (a > 0).astype(a.dtype)
+    if act == SIGMOID:
+        return a * (1 - a)
+    return np.ones_like(a)
+
+
+def sigmoid(x):
+    # 1 / (1 + exp(-x)) without overflow for large |x|
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def row_losses(loss, logits, T):
+    """Per-sample loss: J is their mean. ``T`` is one-hot for cross-entropy, the targets else."""
+    if loss == CROSS_ENTROPY:
+        shift = logits.max(axis=1, keepdims=True)
+        logsumexp = np.log(np.exp(logits - shift).sum(axis=1)) + shift[:, 0]
+        return logsumexp - (T * logits).sum(axis=1)
+    if loss == MSE:
+        return ((logits - T) ** 2).mean(axis=1)
+    # binary cross-entropy with logits: softplus(z) - t z
+    z, t = logits[:, 0], T[:, 0]
+    return np.maximum(z, 0) - t * z + np.log1p(np.exp(-np.abs(z)))
+
+
+def row_loss_gradients(loss, logits, T):
+    """N * dJ/dlogits, row by row."""
+    if loss == CROSS_ENTROPY:
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return p / p.sum(axis=1, keepdims=True) - T
+    if loss == MSE:
+        return 2 * (logits - T) / logits.shape[1]
+    return sigmoid(logits) - T
+
+
+# ---------------------------------------------------------------- the kernels
+def forward(X, params, table, act, batch_stats, Z, A, Zhat, mean, istd):
+    """Fill Z, A (and Zhat) for the whole network. With ``batch_stats`` BatchNorm uses (and
+    stores in mean/istd) the batch's mean and 1/sqrt(biased var + eps); else the given ones."""
+    N, n_layers = len(X), len(table)
+    for l in range(n_layers):
+        W, b, gamma, beta = layer_params(params, table, l)
+        z = block(Z, N, table, l)
+        z[:] = layer_input(X, A, table, l) @ W + b
+        if l == n_layers - 1:
+            break
+        u = z
+        if gamma is not None:
+            m, s = columns(mean, table, l), columns(istd, table, l)
+            if batch_stats:
+                _, m[:], s[:] = batch_normalise(z)
+            zhat = block(Zhat, N, table, l)
+            zhat[:] = (z - m) * s
+            u = gamma * zhat + beta
+        block(A, N, table, l)[:] = activate(act, u)
+
+
+def loss(logits, T, loss_code, rowloss, G):
+    """J = mean of the per-sample losses (stored in rowloss); G = dJ/dlogits."""
+    N = len(logits)
+    rowloss[:] = row_losses(loss_code, logits, T)
+    G[:] = row_loss_gradients(loss_code, logits, T) / N
+    return rowloss.sum() / N
+
+
+def batch_normalise(z):
+    """Training-mode BatchNorm statistics of each column: (zhat, mean, istd)."""
+    mean = z.mean(axis=0)
+    istd = 1 / np.sqrt(((z - mean) ** 2).mean(axis=0) + BN_EPS)
+    return (z - mean) * istd, mean, istd
+
+
+def batchnorm_jacobian(dzhat, zhat, istd):
+    """The Jacobian of training-mode BatchNorm, column by column, applied to dzhat. It is
+    symmetric, so it maps dJ/dzhat to dJ/dz (reverse mode) and a tangent dz to dzhat (forward)."""
+    return istd * (dzhat - dzhat.mean(axis=0) - zhat * (dzhat * zhat).mean(axis=0))
+
+
+def backprop(X, params, table, act, Z, A, Zhat, istd, G, grad, work1, work2):
+    """grad = dJ/dparams by reverse mode, from the cached forward pass and G = dJ/dlogits.
+    (work1, work2 are the compiled twins' scratch space; unused here.)"""
+    N, n_layers = len(X), len(table)
+    delta = G  # dJ/dz of the current layer
+    for l in range(n_layers - 1, -1, -1):
+        W, _, _, _ = layer_params(params, table, l)
+        gW, gb, _, _ = layer_params(grad, table, l)
+        gW[:] = layer_input(X, A, table, l).T @ delta
+        gb[:] = delta.sum(axis=0)
+        if l == 0:
+            break
+        # step back into layer l-1: through the activation, then BatchNorm
+        du = (delta @ W.T) * activation_slope(act, block(A, N, table, l - 1))
+        _, _, gamma, _ = layer_params(params, table, l - 1)
+        if gamma is None:
+            delta = du
+            continue
+        zhat = block(Zhat, N, table, l - 1)
+        _, _, g_gamma, g_beta = layer_params(grad, table, l - 1)
+        g_gamma[:] = (du * zhat).sum(axis=0)
+        g_beta[:] = du.sum(axis=0)
+        delta = batchnorm_jacobian(du * gamma, zhat, columns(istd, table, l - 1))
