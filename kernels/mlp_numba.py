@@ -1,0 +1,241 @@
+"""Forward pass, loss and backprop of an MLP: the Numba twin of ``mlp_numpy.py`` (same arguments,
+same results to round-off). Layout: see ``codes.py``. Matrix products go to BLAS through
+``np.dot(a, b, out)``; the element-wise work is written as loops over rows then columns, so the
+inner loop runs along contiguous memory.
+"""
+import numpy as np
+from numba import njit
+
+from .codes import BINARY_CROSS_ENTROPY, BN_EPS, CROSS_ENTROPY, RELU, SIGMOID, TANH
+
+
+# ---------------------------------------------------------------- scalar helpers
+@njit(cache=True)
+def sigmoid(x):
+    # 1 / (1 + exp(-x)) without overflow for large |x|
+    if x >= 0:
+        return 1.0 / (1.0 + np.exp(-x))
+    e = np.exp(x)
+    return e / (1.0 + e)
+
+
+@njit(cache=True)
+def activate(act, u):
+    if act == TANH:
+        return np.tanh(u)
+    if act == RELU:
+        return max(u, 0.0)
+    if act == SIGMOID:
+        return sigmoid(u)
+    return u
+
+
+@njit(cache=True)
+def activation_slope(act, a):
+    """act'(u) written in terms of the output a = act(u)."""
+    if act == TANH:
+        return 1.0 - a * a
+    if act == RELU:
+        return 1.0 if a > 0 else 0.0
+    if act == SIGMOID:
+        return a * (1.0 - a)
+    return 1.0
+
+
+@njit(cache=True)
+def row_loss(loss, z, t):
+    """One sample's loss from its logits z and target row t (one-hot for cross-entropy)."""
+    n_out = z.shape[0]
+    if loss == CROSS_ENTROPY:
+        # logsumexp(z) - t @ z
+        shift = z[0]
+        for c in range(1, n_out):
+            shift = max(shift, z[c])
+        total = 0.0
+        dot = 0.0
+        for c in range(n_out):
+            total += np.exp(z[c] - shift)
+            dot += t[c] * z[c]
+        return np.log(total) + shift - dot
+    if loss == BINARY_CROSS_ENTROPY:
+        # softplus(z) - t z
+        return max(z[0], 0.0) - t[0] * z[0] + np.log1p(np.exp(-abs(z[0])))
+    # mean((z - t) ** 2)
+    total = 0.0
+    for c in range(n_out):
+        total += (z[c] - t[c]) ** 2
+    return total / n_out
+
+
+@njit(cache=True)
+def row_loss_gradient(loss, z, t, scale, out):
+    """out = scale * d(row_loss)/dz."""
+    n_out = z.shape[0]
+    if loss == CROSS_ENTROPY:
+        # softmax(z) - t
+        shift = z[0]
+        for c in range(1, n_out):
+            shift = max(shift, z[c])
+        total = 0.0
+        for c in range(n_out):
+            out[c] = np.exp(z[c] - shift)
+            total += out[c]
+        for c in range(n_out):
+            out[c] = scale * (out[c] / total - t[c])
+    elif loss == BINARY_CROSS_ENTROPY:
+        out[0] = scale * (sigmoid(z[0]) - t[0])
+    else:
+        for c in range(n_out):
+            out[c] = scale * 2.0 * (z[c] - t[c]) / n_out
+
+
+# ---------------------------------------------------------------- views of the flat buffers
+@njit(cache=True)
+def weights(params, table, l):
+    """W_l, shape (n_in, n_out), as a view into params."""
+    start = table[l, 2]
+    return params[start:start + table[l, 0] * table[l, 1]].reshape(table[l, 0], table[l, 1])
+
+
+@njit(cache=True)
+def block(buf, N, table, l):
+    """Layer l's (N, n_out) block of a per-sample buffer."""
+    start = N * table[l, 6]
+    return buf[start:start + N * table[l, 1]].reshape(N, table[l, 1])
+
+
+@njit(cache=True)
+def column_stats(z, mean, istd):
+    """Training-mode BatchNorm statistics of each column of z: mean, 1/sqrt(biased var + eps)."""
+    N, n = z.shape
+    mean[:] = 0.0
+    istd[:] = 0.0
+    for r in range(N):
+        for c in range(n):
+            mean[c] += z[r, c]
+    for c in range(n):
+        mean[c] /= N
+    for r in range(N):
+        for c in range(n):
+            istd[c] += (z[r, c] - mean[c]) ** 2
+    for c in range(n):
+        istd[c] = 1.0 / np.sqrt(istd[c] / N + BN_EPS)
+
+
+@njit(cache=True)
+def batchnorm_jacobian(d, zhat, istd, gamma):
+    """In place, column by column: d = gamma * istd * (d - mean(d) - zhat * mean(d * zhat)),
+    the (symmetric) Jacobian of training-mode BatchNorm (times gamma) applied to d."""
+    N, n = d.shape
+    mean_d = np.zeros(n)
+    mean_dz = np.zeros(n)
+    for r in range(N):
+        for c in range(n):
+            mean_d[c] += d[r, c]
+            mean_dz[c] += d[r, c] * zhat[r, c]
+    for r in range(N):
+        for c in range(n):
+            d[r, c] = gamma[c] * istd[c] * (d[r, c] - mean_d[c] / N - zhat[r, c] * mean_dz[c] / N)
+
+
+@njit(cache=True)
+def dense(a, W, b, z):
+    # z = a @ W + b
+    np.dot(a, W, z)
+    for r in range(z.shape[0]):
+        for c in range(z.shape[1]):
+            z[r, c] += b[c]
+
+
+@njit(cache=True)
+def normalise_and_activate(act, z, zhat, gamma, beta, mean, istd, a):
+    # zhat = (z - mean) * istd; a = act(gamma * zhat + beta)
+    for r in range(z.shape[0]):
+        for c in range(z.shape[1]):
+            zhat[r, c] = (z[r, c] - mean[c]) * istd[c]
+            a[r, c] = activate(act, gamma[c] * zhat[r, c] + beta[c])
+
+
+# ---------------------------------------------------------------- the kernels
+@njit(cache=True)
+def forward(X, params, table, act, batch_stats, Z, A, Zhat, mean, istd):
+    """Fill Z, A (and Zhat) for the whole network; see mlp_numpy.forward."""
+    N, n_layers = X.shape[0], table.shape[0]
+    for l in range(n_layers):
+        n_out, off_b, off_gamma, c0 = table[l, 1], table[l, 3], table[l, 4], table[l, 6]
+        W, b = weights(params, table, l), params[off_b:off_b + n_out]
+        z = block(Z, N, table, l)
+        if l == 0:
+            dense(X, W, b, z)
+        else:
+            dense(block(A, N, table, l - 1), W, b, z)
+        if l == n_layers - 1:
+            break
+        a = block(A, N, table, l)
+        if off_gamma >= 0:
+            m, s = mean[c0:c0 + n_out], istd[c0:c0 + n_out]
+            if batch_stats:
+                column_stats(z, m, s)
+            gamma, beta = params[off_gamma:off_gamma + n_out], params[table[l, 5]:table[l, 5] + n_out]
+            normalise_and_activate(act, z, block(Zhat, N, table, l), gamma, beta, m, s, a)
+        else:
+            for r in range(N):
+                for c in range(n_out):
+                    a[r, c] = activate(act, z[r, c])
+
+
+@njit(cache=True)
+def loss(logits, T, loss_code, rowloss, G):
+    """J = mean of the per-sample losses (stored in rowloss); G = dJ/dlogits."""
+    N = logits.shape[0]
+    total = 0.0
+    for r in range(N):
+        rowloss[r] = row_loss(loss_code, logits[r], T[r])
+        row_loss_gradient(loss_code, logits[r], T[r], 1.0 / N, G[r])
+        total += rowloss[r]
+    return total / N
+
+
+@njit(cache=True)
+def backprop(X, params, table, act, Z, A, Zhat, istd, G, grad, work1, work2):
+    """grad = dJ/dparams by reverse mode; see mlp_numpy.backprop. delta (dJ/dz of the current
+    layer) alternates between work1 and work2."""
+    N, n_layers = X.shape[0], table.shape[0]
+    delta = G
+    for l in range(n_layers - 1, -1, -1):
+        n_in, n_out, off_b = table[l, 0], table[l, 1], table[l, 3]
+        W = weights(params, table, l)
+        gW, gb = weights(grad, table, l), grad[off_b:off_b + n_out]
+        # gW = a_in.T @ delta
+        if l == 0:
+            np.dot(X.T, delta, gW)
+        else:
+            np.dot(block(A, N, table, l - 1).T, delta, gW)
+        # gb = delta.sum(axis=0)
+        gb[:] = 0.0
+        for r in range(N):
+            for c in range(n_out):
+                gb[c] += delta[r, c]
+        if l == 0:
+            break
+        work = work1 if (n_layers - 1 - l) % 2 == 0 else work2
+        du = work[:N * n_in].reshape(N, n_in)
+        # du = (delta @ W.T) * act'(a_prev)
+        np.dot(delta, W.T, du)
+        a_prev = block(A, N, table, l - 1)
+        for r in range(N):
+            for c in range(n_in):
+                du[r, c] *= activation_slope(act, a_prev[r, c])
+        off_gamma, off_beta, c0 = table[l - 1, 4], table[l - 1, 5], table[l - 1, 6]
+        if off_gamma >= 0:
+            zhat = block(Zhat, N, table, l - 1)
+            g_gamma, g_beta = grad[off_gamma:off_gamma + n_in], grad[off_beta:off_beta + n_in]
+            # g_gamma = (du * zhat).sum(axis=0); g_beta = du.sum(axis=0)
+            g_gamma[:] = 0.0
+            g_beta[:] = 0.0
+            for r in range(N):
+                for c in range(n_in):
+                    g_gamma[c] += du[r, c] * zhat[r, c]
+                    g_beta[c] += du[r, c]
+            batchnorm_jacobian(du, zhat, istd[c0:c0 + n_in], params[off_gamma:off_gamma + n_in])
+        delta = du
