@@ -1,0 +1,183 @@
+# Helpers shared by mlp_cython.pyx and coordinate_cython.pyx (included textually by both).
+# They mirror the scalar helpers of mlp_numba.py; buffers are row-major, reached by pointers
+# with an explicit row width.
+from libc.math cimport exp, log, log1p, sqrt, tanh
+from libc.stdint cimport int64_t
+from libc.stdlib cimport free, malloc
+from cython cimport floating
+from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+# The integer codes of codes.py; CODES lets the tests check that the two agree.
+cdef enum:
+    IDENTITY = 0
+    TANH = 1
+    RELU = 2
+    SIGMOID = 3
+cdef enum:
+    CROSS_ENTROPY = 0
+    MSE = 1
+    BINARY_CROSS_ENTROPY = 2
+cdef enum:
+    WEIGHT = 0
+    BIAS = 1
+    GAMMA = 2
+    BETA = 3
+cdef double BN_EPS = 1e-5
+CODES = {"IDENTITY": IDENTITY, "TANH": TANH, "RELU": RELU, "SIGMOID": SIGMOID,
+         "CROSS_ENTROPY": CROSS_ENTROPY, "MSE": MSE, "BINARY_CROSS_ENTROPY": BINARY_CROSS_ENTROPY,
+         "WEIGHT": WEIGHT, "BIAS": BIAS, "GAMMA": GAMMA, "BETA": BETA, "BN_EPS": BN_EPS}
+
+
+cdef inline double sigmoid(double x) noexcept nogil:
+    # 1 / (1 + exp(-x)) without overflow for large |x|
+    cdef double e
+    if x >= 0:
+        return 1.0 / (1.0 + exp(-x))
+    e = exp(x)
+    return e / (1.0 + e)
+
+
+cdef inline double activate(int act, double u) noexcept nogil:
+    if act == TANH:
+        return tanh(u)
+    if act == RELU:
+        return u if u > 0 else 0.0
+    if act == SIGMOID:
+        return sigmoid(u)
+    return u
+
+
+cdef inline double activation_slope(int act, double a) noexcept nogil:
+    # act'(u) written in terms of the output a = act(u)
+    if act == TANH:
+        return 1.0 - a * a
+    if act == RELU:
+        return 1.0 if a > 0 else 0.0
+    if act == SIGMOID:
+        return a * (1.0 - a)
+    return 1.0
+
+
+cdef inline double row_loss(int loss, const floating* z, const floating* t,
+                            Py_ssize_t n_out) noexcept nogil:
+    """One sample's loss from its logits z and target row t (one-hot for cross-entropy)."""
+    cdef Py_ssize_t c
+    cdef double shift, total = 0.0, dot = 0.0
+    if loss == CROSS_ENTROPY:
+        # logsumexp(z) - t @ z
+        shift = z[0]
+        for c in range(1, n_out):
+            shift = max(shift, <double>z[c])
+        for c in range(n_out):
+            total += exp(z[c] - shift)
+            dot += t[c] * z[c]
+        return log(total) + shift - dot
+    if loss == BINARY_CROSS_ENTROPY:
+        # softplus(z) - t z
+        return max(<double>z[0], 0.0) - t[0] * z[0] + log1p(exp(-abs(<double>z[0])))
+    # mean((z - t) ** 2)
+    for c in range(n_out):
+        total += (z[c] - t[c]) * (z[c] - t[c])
+    return total / n_out
+
+
+cdef inline void row_loss_gradient(int loss, const floating* z, const floating* t, double scale,
+                                   floating* out, Py_ssize_t n_out) noexcept nogil:
+    """out = scale * d(row_loss)/dz."""
+    cdef Py_ssize_t c
+    cdef double shift, total = 0.0
+    if loss == CROSS_ENTROPY:
+        # softmax(z) - t
+        shift = z[0]
+        for c in range(1, n_out):
+            shift = max(shift, <double>z[c])
+        for c in range(n_out):
+            out[c] = exp(z[c] - shift)
+            total += out[c]
+        for c in range(n_out):
+            out[c] = scale * (out[c] / total - t[c])
+    elif loss == BINARY_CROSS_ENTROPY:
+        out[0] = scale * (sigmoid(z[0]) - t[0])
+    else:
+        for c in range(n_out):
+            out[c] = scale * 2.0 * (z[c] - t[c]) / n_out
+
+
+cdef inline void gemm(char trans_a, char trans_b, int m, int n, int k, const floating* a, int lda,
+                      const floating* b, int ldb, floating* c, int ldc) noexcept nogil:
+    """Row-major c (m, n) = op(a) @ op(b), op(a) of shape (m, k); ld* are row strides.
+    BLAS is column-major, so it is asked for c.T = op(b).T @ op(a).T."""
+    cdef double one = 1.0, zero = 0.0
+    cdef float one_f = 1.0, zero_f = 0.0
+    if m == 0 or n == 0:
+        return
+    if floating is double:
+        dgemm(&trans_b, &trans_a, &n, &m, &k, &one, <double*>b, &ldb, <double*>a, &lda, &zero,
+              c, &ldc)
+    else:
+        sgemm(&trans_b, &trans_a, &n, &m, &k, &one_f, <float*>b, &ldb, <float*>a, &lda, &zero_f,
+              c, &ldc)
+
+
+cdef inline void dense(const floating* a, Py_ssize_t N, Py_ssize_t n_in, const floating* W,
+                       const floating* b, Py_ssize_t n_out, floating* z) noexcept nogil:
+    # z = a @ W + b
+    cdef Py_ssize_t r, c
+    gemm(c'N', c'N', <int>N, <int>n_out, <int>n_in, a, <int>n_in, W, <int>n_out, z, <int>n_out)
+    for r in range(N):
+        for c in range(n_out):
+            z[r * n_out + c] += b[c]
+
+
+cdef inline void column_stats(const floating* z, Py_ssize_t N, Py_ssize_t n, Py_ssize_t ld,
+                              floating* mean, floating* istd) noexcept nogil:
+    """Training-mode BatchNorm statistics of the n columns of z (row stride ld): mean and
+    1/sqrt(biased var + eps)."""
+    cdef Py_ssize_t r, c
+    for c in range(n):
+        mean[c] = 0
+        istd[c] = 0
+    for r in range(N):
+        for c in range(n):
+            mean[c] += z[r * ld + c]
+    for c in range(n):
+        mean[c] /= N
+    for r in range(N):
+        for c in range(n):
+            istd[c] += (z[r * ld + c] - mean[c]) * (z[r * ld + c] - mean[c])
+    for c in range(n):
+        istd[c] = 1.0 / sqrt(istd[c] / N + BN_EPS)
+
+
+cdef inline void batchnorm_jacobian(floating* d, Py_ssize_t N, Py_ssize_t n, Py_ssize_t ld_d,
+                                    const floating* zhat, Py_ssize_t ld_z, const floating* istd,
+                                    const floating* gamma) noexcept nogil:
+    """In place, column by column: d = gamma * istd * (d - mean(d) - zhat * mean(d * zhat)),
+    the (symmetric) Jacobian of training-mode BatchNorm (times gamma) applied to d."""
+    cdef Py_ssize_t r, c
+    cdef double* mean_d = <double*>malloc(2 * n * sizeof(double))
+    cdef double* mean_dz = mean_d + n
+    for c in range(n):
+        mean_d[c] = 0.0
+        mean_dz[c] = 0.0
+    for r in range(N):
+        for c in range(n):
+            mean_d[c] += d[r * ld_d + c]
+            mean_dz[c] += d[r * ld_d + c] * zhat[r * ld_z + c]
+    for r in range(N):
+        for c in range(n):
+            d[r * ld_d + c] = gamma[c] * istd[c] * (
+                d[r * ld_d + c] - mean_d[c] / N - zhat[r * ld_z + c] * mean_dz[c] / N)
+    free(mean_d)
+
+
+cdef inline void normalise_and_activate(int act, const floating* z, Py_ssize_t N, Py_ssize_t n,
+                                        floating* zhat, const floating* gamma,
+                                        const floating* beta, const floating* mean,
+                                        const floating* istd, floating* a) noexcept nogil:
+    # zhat = (z - mean) * istd; a = act(gamma * zhat + beta)   (may run in place: z = zhat = a)
+    cdef Py_ssize_t r, c
+    for r in range(N):
+        for c in range(n):
+            zhat[r * n + c] = (z[r * n + c] - mean[c]) * istd[c]
+            a[r * n + c] = activate(act, gamma[c] * zhat[r * n + c] + beta[c])
