@@ -285,8 +285,9 @@ class Point:
         N, n_out = self.logits.shape
         self.rowloss = np.zeros(N, dtype=self.net.dtype)
         self.G = np.zeros((N, n_out), dtype=self.net.dtype)
+        self.Q = np.zeros((n_out, N), dtype=self.net.dtype)
         self.loss = float(self.kernels.mlp.loss(self.logits, self.T, self.loss_code,
-                                                self.rowloss, self.G))
+                                                self.rowloss, self.G, self.Q))
 
     def _scratch(self):
         # per-coordinate work space: a column, a row list, two (N, widest layer) buffers
@@ -312,7 +313,7 @@ class Point:
             eps = default_eps(net.dtype) if eps is None else eps
             k.coordinate.finite_difference_gradient(
                 self.X, net.params, net.table, self.act, self.loss_code, self.T, *state,
-                self.rowloss, net.dtype.type(eps), grad, *self._scratch())
+                self.rowloss, self.Q, net.dtype.type(eps), grad, *self._scratch())
         return grad
 
     def loss_change(self, j, delta):
@@ -322,7 +323,7 @@ class Point:
         net = self.net
         return float(self.kernels.coordinate.loss_change(
             j, net.dtype.type(delta), self.X, net.params, net.table, self.act, self.loss_code,
-            self.T, self.Z, self.A, self.Zhat, self.istd, self.rowloss, *self._scratch()))
+            self.T, self.Z, self.A, self.Zhat, self.istd, self.rowloss, self.Q, *self._scratch()))
 
     def loss_at(self, j, delta):
         """J(θ + delta·e_j), re-evaluated incrementally from this cached point."""

@@ -29,3 +29,11 @@ KIND_NAMES = ("W", "b", "gamma", "beta")
 # BatchNorm's epsilon and running-statistics momentum (torch.nn.BatchNorm1d's defaults)
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
+
+# Changes smaller than this in magnitude (in an activation's input, or in a logit) are computed
+# through cancellation-free identities whose special functions (expm1, tanh, log1p of a small
+# argument) the compiled kernels evaluate by short Taylor polynomials, accurate to ~1 ulp there.
+SMALL_CHANGE = 1.0 / 32
+# A row whose logits all move by less than this has its loss change computed as
+# log1p(sum(q * expm1(dz))) - t @ dz; larger moves recompute the row's loss directly.
+MODERATE_CHANGE = 1.0

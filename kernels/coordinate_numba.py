@@ -8,9 +8,10 @@ move, ``work1``/``work2`` (N * widest,) the downstream layers of those samples, 
 import numpy as np
 from numba import njit
 
-from .codes import BETA, BIAS, GAMMA, WEIGHT
-from .mlp_numba import (activate, activation_slope, batchnorm_jacobian, block, column_stats,
-                        dense, normalise_and_activate, row_loss, weights)
+from .codes import BETA, BIAS, GAMMA, MODERATE_CHANGE, MSE, SMALL_CHANGE, WEIGHT
+from .mlp_numba import (activation_change, activation_slope, batchnorm_jacobian, block,
+                        column_stats, expm1_small, log1p_small, logit_change, row_loss_change,
+                        weights)
 
 
 @njit(cache=True)
@@ -124,73 +125,149 @@ def coordinate_derivative(j, X, params, table, act, Z, A, Zhat, istd, G, col, ro
 
 
 @njit(cache=True)
-def loss_change(j, delta, X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss, col, rows,
+def hidden_column_change(j, delta, X, params, table, act, Z, A, Zhat, col):
+    """col = how much column i of layer l's activations moves when θ_j moves by delta, for a
+    coordinate (l, kind, k, i) of a hidden layer; see coordinate_numpy.loss_change."""
+    N = X.shape[0]
+    l, kind, k, i = decode(j, table)
+    off_gamma, off_beta = table[l, 4], table[l, 5]
+    z, a = block(Z, N, table, l), block(A, N, table, l)
+    # col = the change of column i of z (W, b) or of u = gamma * zhat + beta (gamma, beta)
+    if kind == WEIGHT:
+        layer_input_column(X, A, table, l, k, col)
+        for r in range(N):
+            col[r] *= delta
+    elif kind == GAMMA:
+        zhat = block(Zhat, N, table, l)
+        for r in range(N):
+            col[r] = delta * zhat[r, i]
+    else:
+        col[:N] = delta
+    if off_gamma < 0:
+        for r in range(N):
+            col[r] = activation_change(act, z[r, i], a[r, i], col[r])
+        return
+    zhat = block(Zhat, N, table, l)
+    g, b = params[off_gamma + i], params[off_beta + i]
+    if kind <= BIAS:
+        # du = g * (batchnorm(z + dz) - zhat): the column's statistics move too
+        for r in range(N):
+            col[r] += z[r, i]
+        stats = np.empty(2, dtype=col.dtype)
+        column_stats(col[:N].reshape(N, 1), stats[:1], stats[1:])
+        for r in range(N):
+            col[r] = g * ((col[r] - stats[0]) * stats[1] - zhat[r, i])
+    for r in range(N):
+        col[r] = activation_change(act, g * zhat[r, i] + b, a[r, i], col[r])
+
+
+@njit(cache=True, fastmath={"contract"})
+def output_change_rank1(loss, T, Q, N_total, da, w, s, v):
+    """Sum over samples of the loss change when the logits move by outer(da, w), every move
+    at most SMALL_CHANGE. The loops run down the samples (contiguous in Q) so they vectorise;
+    ``contract`` only lets multiply-adds fuse (it changes no NaN or inf handling)."""
+    N, n_out = da.shape[0], w.shape[0]
+    s[:] = 0.0
+    if loss == MSE:
+        # mean over c of dz (2 q + dz) with dz = da w: (2 da (q @ w) + da² (w @ w)) / n_out
+        ww = 0.0
+        for c in range(n_out):
+            ww += w[c] * w[c]
+            for r in range(N):
+                s[r] += Q[c, r] * w[c]
+        total = 0.0
+        for r in range(N):
+            total += da[r] * (2.0 * s[r] + da[r] * ww)
+        return total / (n_out * N_total)
+    # s = sum_c q_c expm1(da w_c), per sample
+    for c in range(n_out):
+        for r in range(N):
+            s[r] += Q[c, r] * expm1_small(da[r] * w[c])
+    for r in range(N):
+        s[r] = log1p_small(s[r])
+    # sum_r da_r (T_r @ w) = w @ (T.T @ da), with v = T.T @ da
+    v[:n_out] = 0.0
+    for r in range(N):
+        for c in range(n_out):
+            v[c] += T[r, c] * da[r]
+    total = 0.0
+    for r in range(N):
+        total += s[r]
+    for c in range(n_out):
+        total -= w[c] * v[c]
+    return total / N_total
+
+
+@njit(cache=True)
+def loss_change(j, delta, X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss, Q, col, rows,
                 work1, work2):
     """J(θ + delta e_j) − J(θ) with θ unchanged; see coordinate_numpy.loss_change."""
     N, n_layers = X.shape[0], table.shape[0]
     l, kind, k, i = decode(j, table)
-    n_out, off_gamma, off_beta, c0 = table[l, 1], table[l, 4], table[l, 5], table[l, 6]
-    z = block(Z, N, table, l)
-    # col = the new column i of z (unchanged for gamma and beta)
-    if kind == WEIGHT:
-        layer_input_column(X, A, table, l, k, col)
-        for r in range(N):
-            col[r] = z[r, i] + delta * col[r]
-    else:
-        for r in range(N):
-            col[r] = z[r, i] + (delta if kind == BIAS else 0.0)
-    if l == n_layers - 1:
-        # only column i of the logits moves, and only where it changed
-        logits = work1[:n_out]
+    out = n_layers - 1
+    n_out = table[out, 1]
+    logits = block(Z, N, table, out)
+    if l == out:
+        # only column i of the logits moves, by delta * a_in[:, k] (W) or delta (b)
+        if kind == WEIGHT:
+            layer_input_column(X, A, table, l, k, col)
+        else:
+            col[:N] = 1.0
+        dz = work1[:n_out]
+        dz[:] = 0.0
         total = 0.0
         for r in range(N):
-            if col[r] == z[r, i]:
+            d = delta * col[r]
+            if d == 0.0:
                 continue
-            logits[:] = z[r]
-            logits[i] = col[r]
-            total += row_loss(loss, logits, T[r]) - rowloss[r]
+            if abs(d) <= MODERATE_CHANGE:
+                total += logit_change(loss, Q[i, r], T[r, i], d, n_out)
+            else:
+                dz[i] = d
+                total += row_loss_change(loss, logits[r], Q[:, r], T[r], rowloss[r], dz)
+                dz[:] = 0.0
         return total / N
-    batchnorm = off_gamma >= 0
-    if batchnorm:
-        g = params[off_gamma + i] + (delta if kind == GAMMA else 0.0)
-        b = params[off_beta + i] + (delta if kind == BETA else 0.0)
-        if kind <= BIAS:
-            # u = g * batchnorm(z_new) + b
-            column = col[:N].reshape(N, 1)
-            mean, s = np.empty(1, dtype=col.dtype), np.empty(1, dtype=col.dtype)
-            column_stats(column, mean, s)
-            for r in range(N):
-                col[r] = g * ((col[r] - mean[0]) * s[0]) + b
-        else:
-            zhat = block(Zhat, N, table, l)
-            for r in range(N):
-                col[r] = g * zhat[r, i] + b
-    # col = act(u_new) - a[:, i]: how much column i of the activations moves
-    a = block(A, N, table, l)
-    for r in range(N):
-        col[r] = activate(act, col[r]) - a[r, i]
+    hidden_column_change(j, delta, X, params, table, act, Z, A, Zhat, col)
+    batchnorm = table[l, 4] >= 0
+    w = weights(params, table, l + 1)[i]
+    if l + 1 == out:
+        largest = 0.0
+        for r in range(N):
+            largest = max(largest, abs(col[r]))
+        if largest * np.max(np.abs(w)) <= SMALL_CHANGE:
+            return output_change_rank1(loss, T, Q, N, col[:N], w, work1[:N], work2[:N])
     m = moved_rows(col[:N], batchnorm, rows)
-    z_rows = next_layer(Z, params, table, l, i, col, rows, m, True, work1)
-    for layer in range(l + 1, n_layers - 1):
-        width, off_g, off_bt = table[layer, 1], table[layer, 4], table[layer, 5]
-        # the activations of the moved samples, in place of their z
+    dz = next_layer(Z, params, table, l, i, col, rows, m, False, work1)
+    for layer in range(l + 1, out):
+        width, off_g, off_bt, cm = table[layer, 1], table[layer, 4], table[layer, 5], table[layer, 6]
+        z, a = block(Z, N, table, layer), block(A, N, table, layer)
+        # dz becomes the change of the layer's activations, in place
         if off_g >= 0:
+            # du = gamma * (batchnorm(z + dz) - zhat), all samples
+            zhat = block(Zhat, N, table, layer)
+            gamma, beta = params[off_g:off_g + width], params[off_bt:off_bt + width]
+            for r in range(m):
+                for c in range(width):
+                    dz[r, c] += z[r, c]
             mean, s = np.empty(width, dtype=col.dtype), np.empty(width, dtype=col.dtype)
-            column_stats(z_rows, mean, s)
-            normalise_and_activate(act, z_rows, z_rows, params[off_g:off_g + width],
-                                   params[off_bt:off_bt + width], mean, s, z_rows)
+            column_stats(dz, mean, s)
+            for r in range(m):
+                for c in range(width):
+                    du = gamma[c] * ((dz[r, c] - mean[c]) * s[c] - zhat[r, c])
+                    dz[r, c] = activation_change(act, gamma[c] * zhat[r, c] + beta[c], a[r, c], du)
         else:
             for r in range(m):
                 for c in range(width):
-                    z_rows[r, c] = activate(act, z_rows[r, c])
+                    dz[r, c] = activation_change(act, z[rows[r], c], a[rows[r], c], dz[r, c])
+        # dz = da @ W_{layer+1}, into the other work buffer
         work = work2 if (layer - l) % 2 == 1 else work1
-        n_next, off_b = table[layer + 1, 1], table[layer + 1, 3]
-        out = work[:m * n_next].reshape(m, n_next)
-        dense(z_rows, weights(params, table, layer + 1), params[off_b:off_b + n_next], out)
-        z_rows = out
+        n_next = table[layer + 1, 1]
+        nxt = work[:m * n_next].reshape(m, n_next)
+        np.dot(dz, weights(params, table, layer + 1), nxt)
+        dz = nxt
     total = 0.0
     for r in range(m):
-        total += row_loss(loss, z_rows[r], T[rows[r]]) - rowloss[rows[r]]
+        total += row_loss_change(loss, logits[rows[r]], Q[:, rows[r]], T[rows[r]], rowloss[rows[r]], dz[r])
     return total / N
 
 
@@ -204,12 +281,12 @@ def forward_mode_gradient(X, params, table, act, Z, A, Zhat, istd, G, grad, col,
 
 
 @njit(cache=True)
-def finite_difference_gradient(X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss, eps,
-                               grad, col, rows, work1, work2):
+def finite_difference_gradient(X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss, Q,
+                               eps, grad, col, rows, work1, work2):
     """grad[j] = (J(θ + eps e_j) − J(θ − eps e_j)) / (2 eps), each side re-evaluated incrementally."""
     for j in range(params.shape[0]):
-        up = loss_change(j, eps, X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss, col,
-                         rows, work1, work2)
-        down = loss_change(j, -eps, X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss,
+        up = loss_change(j, eps, X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss, Q,
+                         col, rows, work1, work2)
+        down = loss_change(j, -eps, X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss, Q,
                            col, rows, work1, work2)
         grad[j] = (up - down) / (2 * eps)

@@ -8,14 +8,15 @@ on, every layer is recomputed, but only on the samples that moved (without Batch
 whose column-i activation did not move is untouched; BatchNorm couples all samples of a column).
 
 - ``coordinate_derivative``: forward mode, dJ/dθ_j by pushing a tangent front to back;
-- ``loss_change``: J(θ + δ e_j) − J(θ), summed over the per-sample losses that changed;
+- ``loss_change``: J(θ + δ e_j) − J(θ), the change itself pushed downstream and summed over
+  the per-sample losses that changed;
 - ``forward_mode_gradient`` / ``finite_difference_gradient``: every coordinate in turn.
 """
 import numpy as np
 
 from .codes import BETA, BIAS, GAMMA, OFF_B, OFF_BETA, OFF_GAMMA, OFF_W, N_OUT, WEIGHT
-from .mlp_numpy import (activate, activation_slope, batch_normalise, batchnorm_jacobian, block,
-                        columns, layer_input, layer_params, row_losses)
+from .mlp_numpy import (activation_change, activation_slope, batch_normalise, batchnorm_jacobian,
+                        block, columns, layer_input, layer_params, row_loss_changes)
 
 
 def decode(j, table):
@@ -73,39 +74,46 @@ def coordinate_derivative(j, X, params, table, act, Z, A, Zhat, istd, G, col=Non
     return (G[rows] * dz).sum()
 
 
-def loss_change(j, delta, X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss, col=None,
-                rows=None, work1=None, work2=None):
-    """J(θ + delta e_j) − J(θ), θ left unchanged: only the samples that move are re-evaluated."""
+def loss_change(j, delta, X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss, Q,
+                col=None, rows=None, work1=None, work2=None):
+    """J(θ + delta e_j) − J(θ), θ left unchanged. Changes, not new values, are pushed downstream
+    (so a small change keeps its digits): column i of the activations moves by da, the next
+    layer's z by outer(da, W_next[i]), and so on; only the samples that move are visited."""
     N, n_layers = len(X), len(table)
     l, kind, k, i = decode(j, table)
-    z = block(Z, N, table, l)[:, i].copy()
+    # the change of column i: of z (W, b) or of u = gamma * zhat + beta (gamma, beta)
     if kind == WEIGHT:
-        z += delta * layer_input(X, A, table, l)[:, k]
-    elif kind == BIAS:
-        z += delta
+        dcol = delta * layer_input(X, A, table, l)[:, k]
+    elif kind == GAMMA:
+        dcol = delta * block(Zhat, N, table, l)[:, i]
+    else:
+        dcol = np.full(N, delta, dtype=X.dtype)
     if l == n_layers - 1:
-        # only column i of the logits moves, and only where it changed
-        rows = np.flatnonzero(z != block(Z, N, table, l)[:, i])
-        logits = block(Z, N, table, l)[rows]
-        logits[:, i] = z[rows]
-        return (row_losses(loss, logits, T[rows]) - rowloss[rows]).sum() / N
-    _, _, gamma, beta = layer_params(params, table, l)
-    batchnorm = gamma is not None
-    u = z
-    if batchnorm:
-        g = gamma[i] + (delta if kind == GAMMA else 0)
-        b = beta[i] + (delta if kind == BETA else 0)
-        zhat = block(Zhat, N, table, l)[:, i] if kind in (GAMMA, BETA) else batch_normalise(z)[0]
-        u = g * zhat + b
-    da = activate(act, u) - block(A, N, table, l)[:, i]
-    rows = _moved_rows(da, batchnorm)
-    z = block(Z, N, table, l + 1)[rows] + np.outer(da[rows], layer_params(params, table, l + 1)[0][i])
-    for m in range(l + 1, n_layers - 1):
-        _, _, gamma, beta = layer_params(params, table, m)
-        u = z if gamma is None else gamma * batch_normalise(z)[0] + beta
-        W, b, _, _ = layer_params(params, table, m + 1)
-        z = activate(act, u) @ W + b
-    return (row_losses(loss, z, T[rows]) - rowloss[rows]).sum() / N
+        rows = np.flatnonzero(dcol)
+        dz = np.zeros((len(rows), table[l, N_OUT]), dtype=X.dtype)
+        dz[:, i] = dcol[rows]
+    else:
+        _, _, gamma, beta = layer_params(params, table, l)
+        batchnorm = gamma is not None
+        u, du = block(Z, N, table, l)[:, i], dcol
+        if batchnorm:
+            zhat = block(Zhat, N, table, l)[:, i]
+            u = gamma[i] * zhat + beta[i]
+            if kind in (WEIGHT, BIAS):
+                du = gamma[i] * (batch_normalise(block(Z, N, table, l)[:, i:i + 1] + dcol[:, None])[0][:, 0] - zhat)
+        da = activation_change(act, u, block(A, N, table, l)[:, i], du)
+        rows = _moved_rows(da, batchnorm)
+        dz = np.outer(da[rows], layer_params(params, table, l + 1)[0][i])
+        for m in range(l + 1, n_layers - 1):
+            _, _, gamma, beta = layer_params(params, table, m)
+            u, du = block(Z, N, table, m)[rows], dz
+            if gamma is not None:
+                zhat = block(Zhat, N, table, m)
+                u = gamma * zhat + beta
+                du = gamma * (batch_normalise(block(Z, N, table, m) + dz)[0] - zhat)
+            dz = activation_change(act, u, block(A, N, table, m)[rows], du) @ layer_params(params, table, m + 1)[0]
+    logits = block(Z, N, table, n_layers - 1)[rows]
+    return row_loss_changes(loss, logits, Q.T[rows], T[rows], rowloss[rows], dz).sum() / N
 
 
 def forward_mode_gradient(X, params, table, act, Z, A, Zhat, istd, G, grad, col, rows, work1,
@@ -115,10 +123,10 @@ def forward_mode_gradient(X, params, table, act, Z, A, Zhat, istd, G, grad, col,
         grad[j] = coordinate_derivative(j, X, params, table, act, Z, A, Zhat, istd, G)
 
 
-def finite_difference_gradient(X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss, eps,
-                               grad, col, rows, work1, work2):
+def finite_difference_gradient(X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss, Q,
+                               eps, grad, col, rows, work1, work2):
     """grad[j] = (J(θ + eps e_j) − J(θ − eps e_j)) / (2 eps), each side re-evaluated incrementally."""
     for j in range(len(params)):
-        up = loss_change(j, eps, X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss)
-        down = loss_change(j, -eps, X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss)
+        up = loss_change(j, eps, X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss, Q)
+        down = loss_change(j, -eps, X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss, Q)
         grad[j] = (up - down) / (2 * eps)

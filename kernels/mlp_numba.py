@@ -6,7 +6,8 @@ inner loop runs along contiguous memory.
 import numpy as np
 from numba import njit
 
-from .codes import BINARY_CROSS_ENTROPY, BN_EPS, CROSS_ENTROPY, RELU, SIGMOID, TANH
+from .codes import (BINARY_CROSS_ENTROPY, BN_EPS, CROSS_ENTROPY, IDENTITY, MODERATE_CHANGE, MSE,
+                    RELU, SIGMOID, SMALL_CHANGE, TANH)
 
 
 # ---------------------------------------------------------------- scalar helpers
@@ -68,25 +69,105 @@ def row_loss(loss, z, t):
 
 
 @njit(cache=True)
-def row_loss_gradient(loss, z, t, scale, out):
-    """out = scale * d(row_loss)/dz."""
+def row_loss_state(loss, z, t, q):
+    """q = softmax(z) (cross-entropy), sigmoid(z) (binary cross-entropy) or z - t (mse)."""
     n_out = z.shape[0]
     if loss == CROSS_ENTROPY:
-        # softmax(z) - t
         shift = z[0]
         for c in range(1, n_out):
             shift = max(shift, z[c])
         total = 0.0
         for c in range(n_out):
-            out[c] = np.exp(z[c] - shift)
-            total += out[c]
+            q[c] = np.exp(z[c] - shift)
+            total += q[c]
         for c in range(n_out):
-            out[c] = scale * (out[c] / total - t[c])
+            q[c] = q[c] / total
     elif loss == BINARY_CROSS_ENTROPY:
-        out[0] = scale * (sigmoid(z[0]) - t[0])
+        q[0] = sigmoid(z[0])
     else:
         for c in range(n_out):
-            out[c] = scale * 2.0 * (z[c] - t[c]) / n_out
+            q[c] = z[c] - t[c]
+
+
+# ---------------------------------------------------------------- small changes, kept exact
+# Taylor polynomials for |x| <= SMALL_CHANGE (1/32); the first omitted term is below 1e-17
+# relative, so they match numpy's expm1 / tanh / log1p to about one ulp there.
+@njit(cache=True, inline="always")
+def expm1_small(x):
+    # x + x²/2! + ... + x⁸/8!
+    return x * (1.0 + x * (1 / 2 + x * (1 / 6 + x * (1 / 24 + x * (1 / 120 + x * (
+        1 / 720 + x * (1 / 5040 + x * (1 / 40320))))))))
+
+
+@njit(cache=True, inline="always")
+def tanh_small(x):
+    # x - x³/3 + 2x⁵/15 - 17x⁷/315 + 62x⁹/2835
+    y = x * x
+    return x * (1.0 + y * (-1 / 3 + y * (2 / 15 + y * (-17 / 315 + y * (62 / 2835)))))
+
+
+@njit(cache=True, inline="always")
+def log1p_small(x):
+    """log1p(x) for |x| <= 1/16: x - x²/2 + ... - x¹⁴/14."""
+    return x * (1.0 - x * (1 / 2 - x * (1 / 3 - x * (1 / 4 - x * (1 / 5 - x * (1 / 6 - x * (
+        1 / 7 - x * (1 / 8 - x * (1 / 9 - x * (1 / 10 - x * (1 / 11 - x * (1 / 12 - x * (
+            1 / 13 - x * (1 / 14))))))))))))))
+
+
+@njit(cache=True)
+def activation_change(act, u, a, du):
+    """act(u + du) - act(u) where a = act(u); see mlp_numpy.activation_change."""
+    if act == IDENTITY:
+        return du
+    if act == RELU:
+        if u > 0 and u + du > 0:
+            return du
+        return max(u + du, 0.0) - a
+    if abs(du) > SMALL_CHANGE:
+        return activate(act, u + du) - a
+    if act == TANH:
+        t = tanh_small(du)
+        return t * (1.0 - a * a) / (1.0 + a * t)
+    e = expm1_small(du)
+    return a * (1.0 - a) * e / (1.0 + a * e)
+
+
+@njit(cache=True)
+def logit_change(loss, q, t, d, n_out):
+    """A row's loss change when one logit moves by d, |d| <= MODERATE_CHANGE: the one-column case
+    of row_loss_change (q, t: that logit's loss state and target)."""
+    if loss == MSE:
+        return d * (2.0 * q + d) / n_out
+    e = expm1_small(d) if abs(d) <= SMALL_CHANGE else np.expm1(d)
+    x = q * e
+    return (log1p_small(x) if abs(x) <= 1 / 16 else np.log1p(x)) - t * d
+
+
+@njit(cache=True)
+def row_loss_change(loss, z, q, t, rowloss, dz):
+    """One row's loss change when its logits z move by dz (dz is overwritten when the change
+    is large); q is the row's loss state. See mlp_numpy.row_loss_changes."""
+    n_out = z.shape[0]
+    if loss == MSE:
+        # mean(dz * (2 (z - t) + dz))
+        total = 0.0
+        for c in range(n_out):
+            total += dz[c] * (2.0 * q[c] + dz[c])
+        return total / n_out
+    biggest = 0.0
+    for c in range(n_out):
+        biggest = max(biggest, abs(dz[c]))
+    if biggest > MODERATE_CHANGE:
+        for c in range(n_out):
+            dz[c] += z[c]
+        return row_loss(loss, dz, t) - rowloss
+    # log1p(sum(q * expm1(dz))) - t @ dz
+    total = 0.0
+    dot = 0.0
+    for c in range(n_out):
+        total += q[c] * (expm1_small(dz[c]) if abs(dz[c]) <= SMALL_CHANGE else np.expm1(dz[c]))
+        dot += t[c] * dz[c]
+    return (log1p_small(total) if abs(total) <= 1 / 16 else np.log1p(total)) - dot
 
 
 # ---------------------------------------------------------------- views of the flat buffers
@@ -185,13 +266,19 @@ def forward(X, params, table, act, batch_stats, Z, A, Zhat, mean, istd):
 
 
 @njit(cache=True)
-def loss(logits, T, loss_code, rowloss, G):
-    """J = mean of the per-sample losses (stored in rowloss); G = dJ/dlogits."""
-    N = logits.shape[0]
+def loss(logits, T, loss_code, rowloss, G, Q):
+    """J = mean of the per-sample losses (stored in rowloss); G = dJ/dlogits; Q (n_out, N) the
+    transposed loss state; see mlp_numpy.loss."""
+    N, n_out = logits.shape
+    q = np.empty(n_out, dtype=logits.dtype)
     total = 0.0
     for r in range(N):
         rowloss[r] = row_loss(loss_code, logits[r], T[r])
-        row_loss_gradient(loss_code, logits[r], T[r], 1.0 / N, G[r])
+        row_loss_state(loss_code, logits[r], T[r], q)
+        for c in range(n_out):
+            Q[c, r] = q[c]
+            # G = (q - t) / N, or 2 q / (n_out N) for mse
+            G[r, c] = (2.0 * q[c] / n_out if loss_code == MSE else q[c] - T[r, c]) / N
         total += rowloss[r]
     return total / N
 

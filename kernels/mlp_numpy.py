@@ -7,7 +7,8 @@ logits, fed to the loss.
 """
 import numpy as np
 
-from .codes import BN_EPS, COL_OFF, CROSS_ENTROPY, MSE, N_OUT, RELU, SIGMOID, TANH
+from .codes import (BN_EPS, COL_OFF, CROSS_ENTROPY, IDENTITY, MODERATE_CHANGE, MSE, N_OUT, RELU,
+                    SIGMOID, SMALL_CHANGE, TANH)
 
 
 # ---------------------------------------------------------------- views of the flat buffers
@@ -78,14 +79,53 @@ def row_losses(loss, logits, T):
     return np.maximum(z, 0) - t * z + np.log1p(np.exp(-np.abs(z)))
 
 
-def row_loss_gradients(loss, logits, T):
-    """N * dJ/dlogits, row by row."""
+def loss_state(loss, logits, T):
+    """What a row's loss slope and loss changes are computed from: softmax(logits) for
+    cross-entropy, sigmoid(logits) for binary cross-entropy, the residual logits - T for mse."""
     if loss == CROSS_ENTROPY:
         p = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return p / p.sum(axis=1, keepdims=True) - T
+        return p / p.sum(axis=1, keepdims=True)
     if loss == MSE:
-        return 2 * (logits - T) / logits.shape[1]
-    return sigmoid(logits) - T
+        return logits - T
+    return sigmoid(logits)
+
+
+def row_loss_gradients(loss, q, T):
+    """N * dJ/dlogits, row by row, from the loss state q."""
+    if loss == MSE:
+        return 2 * q / q.shape[1]
+    return q - T
+
+
+def row_loss_changes(loss, z, q, T, rowloss, dz):
+    """Each row's loss change when its logits z move by dz, from the cached state q and losses.
+    A difference of two nearly equal losses would lose the digits of a small change, so:
+    mse: mean(dz * (2 (z - t) + dz)); (binary) cross-entropy: log1p(sum(q * expm1(dz))) - t @ dz,
+    exact for any dz and used while |dz| <= MODERATE_CHANGE; beyond, the loss is recomputed."""
+    if loss == MSE:
+        return (dz * (2 * q + dz)).mean(axis=1)
+    moderate = np.abs(dz).max(axis=1) <= MODERATE_CHANGE
+    with np.errstate(over="ignore", invalid="ignore"):
+        change = np.log1p((q * np.expm1(dz)).sum(axis=1)) - (T * dz).sum(axis=1)
+    return np.where(moderate, change, row_losses(loss, z + dz, T) - rowloss)
+
+
+def activation_change(act, u, a, du):
+    """act(u + du) - act(u) where a = act(u). Small moves go through identities free of
+    cancellation: tanh: t (1 - a²) / (1 + a t) with t = tanh(du); sigmoid: a (1 - a) e / (1 + a e)
+    with e = expm1(du); identity: du; relu: du where u and u + du are both positive."""
+    if act == IDENTITY:
+        return du.copy()
+    direct = activate(act, u + du) - a
+    if act == RELU:
+        return np.where((u > 0) & (u + du > 0), du, direct)
+    if act == TANH:
+        t = np.tanh(du)
+        small = t * (1 - a * a) / (1 + a * t)
+    else:
+        e = np.expm1(du)
+        small = a * (1 - a) * e / (1 + a * e)
+    return np.where(np.abs(du) <= SMALL_CHANGE, small, direct)
 
 
 # ---------------------------------------------------------------- the kernels
@@ -110,11 +150,14 @@ def forward(X, params, table, act, batch_stats, Z, A, Zhat, mean, istd):
         block(A, N, table, l)[:] = activate(act, u)
 
 
-def loss(logits, T, loss_code, rowloss, G):
-    """J = mean of the per-sample losses (stored in rowloss); G = dJ/dlogits."""
+def loss(logits, T, loss_code, rowloss, G, Q):
+    """J = mean of the per-sample losses (stored in rowloss); G = dJ/dlogits; Q (n_out, N) the
+    transposed loss state (see loss_state) that loss changes are computed from."""
     N = len(logits)
     rowloss[:] = row_losses(loss_code, logits, T)
-    G[:] = row_loss_gradients(loss_code, logits, T) / N
+    q = loss_state(loss_code, logits, T)
+    G[:] = row_loss_gradients(loss_code, q, T) / N
+    Q[:] = q.T
     return rowloss.sum() / N
 
 
