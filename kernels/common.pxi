@@ -1,7 +1,7 @@
 # Helpers shared by mlp_cython.pyx and coordinate_cython.pyx (included textually by both).
 # They mirror the scalar helpers of mlp_numba.py; buffers are row-major, reached by pointers
 # with an explicit row width.
-from libc.math cimport exp, log, log1p, sqrt, tanh
+from libc.math cimport exp, expm1, log, log1p, sqrt, tanh
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 from cython cimport floating
@@ -23,9 +23,12 @@ cdef enum:
     GAMMA = 2
     BETA = 3
 cdef double BN_EPS = 1e-5
+cdef double SMALL_CHANGE = 1.0 / 32
+cdef double MODERATE_CHANGE = 1.0
 CODES = {"IDENTITY": IDENTITY, "TANH": TANH, "RELU": RELU, "SIGMOID": SIGMOID,
          "CROSS_ENTROPY": CROSS_ENTROPY, "MSE": MSE, "BINARY_CROSS_ENTROPY": BINARY_CROSS_ENTROPY,
-         "WEIGHT": WEIGHT, "BIAS": BIAS, "GAMMA": GAMMA, "BETA": BETA, "BN_EPS": BN_EPS}
+         "WEIGHT": WEIGHT, "BIAS": BIAS, "GAMMA": GAMMA, "BETA": BETA, "BN_EPS": BN_EPS,
+         "SMALL_CHANGE": SMALL_CHANGE, "MODERATE_CHANGE": MODERATE_CHANGE}
 
 
 cdef inline double sigmoid(double x) noexcept nogil:
@@ -81,26 +84,101 @@ cdef inline double row_loss(int loss, const floating* z, const floating* t,
     return total / n_out
 
 
-cdef inline void row_loss_gradient(int loss, const floating* z, const floating* t, double scale,
-                                   floating* out, Py_ssize_t n_out) noexcept nogil:
-    """out = scale * d(row_loss)/dz."""
+cdef inline void row_loss_state(int loss, const floating* z, const floating* t, double* q,
+                                Py_ssize_t n_out) noexcept nogil:
+    """q = softmax(z) (cross-entropy), sigmoid(z) (binary cross-entropy) or z - t (mse)."""
     cdef Py_ssize_t c
     cdef double shift, total = 0.0
     if loss == CROSS_ENTROPY:
-        # softmax(z) - t
         shift = z[0]
         for c in range(1, n_out):
             shift = max(shift, <double>z[c])
         for c in range(n_out):
-            out[c] = exp(z[c] - shift)
-            total += out[c]
+            q[c] = exp(z[c] - shift)
+            total += q[c]
         for c in range(n_out):
-            out[c] = scale * (out[c] / total - t[c])
+            q[c] = q[c] / total
     elif loss == BINARY_CROSS_ENTROPY:
-        out[0] = scale * (sigmoid(z[0]) - t[0])
+        q[0] = sigmoid(z[0])
     else:
         for c in range(n_out):
-            out[c] = scale * 2.0 * (z[c] - t[c]) / n_out
+            q[c] = z[c] - t[c]
+
+
+# Small changes, kept exact: Taylor polynomials for |x| <= SMALL_CHANGE (1/32); the first
+# omitted term is below 1e-17 relative, so they match expm1 / tanh / log1p to about one ulp.
+cdef inline double expm1_small(double x) noexcept nogil:
+    # x + x²/2! + ... + x⁸/8!
+    return x * (1.0 + x * (1.0 / 2 + x * (1.0 / 6 + x * (1.0 / 24 + x * (1.0 / 120 + x * (
+        1.0 / 720 + x * (1.0 / 5040 + x * (1.0 / 40320))))))))
+
+
+cdef inline double tanh_small(double x) noexcept nogil:
+    # x - x³/3 + 2x⁵/15 - 17x⁷/315 + 62x⁹/2835
+    cdef double y = x * x
+    return x * (1.0 + y * (-1.0 / 3 + y * (2.0 / 15 + y * (-17.0 / 315 + y * (62.0 / 2835)))))
+
+
+cdef inline double log1p_small(double x) noexcept nogil:
+    # log1p(x) for |x| <= 1/16: x - x²/2 + ... - x¹⁴/14
+    return x * (1.0 - x * (1.0 / 2 - x * (1.0 / 3 - x * (1.0 / 4 - x * (1.0 / 5 - x * (
+        1.0 / 6 - x * (1.0 / 7 - x * (1.0 / 8 - x * (1.0 / 9 - x * (1.0 / 10 - x * (
+            1.0 / 11 - x * (1.0 / 12 - x * (1.0 / 13 - x * (1.0 / 14))))))))))))))
+
+
+cdef inline double activation_change(int act, double u, double a, double du) noexcept nogil:
+    """act(u + du) - act(u) where a = act(u); see mlp_numpy.activation_change."""
+    cdef double t, e
+    if act == IDENTITY:
+        return du
+    if act == RELU:
+        if u > 0 and u + du > 0:
+            return du
+        return max(u + du, 0.0) - a
+    if abs(du) > SMALL_CHANGE:
+        return activate(act, u + du) - a
+    if act == TANH:
+        t = tanh_small(du)
+        return t * (1.0 - a * a) / (1.0 + a * t)
+    e = expm1_small(du)
+    return a * (1.0 - a) * e / (1.0 + a * e)
+
+
+cdef inline double logit_change(int loss, double q, double t, double d,
+                                Py_ssize_t n_out) noexcept nogil:
+    """A row's loss change when one logit moves by d, |d| <= MODERATE_CHANGE: the one-column
+    case of row_loss_change (q, t: that logit's loss state and target)."""
+    cdef double e, x
+    if loss == MSE:
+        return d * (2.0 * q + d) / n_out
+    e = expm1_small(d) if abs(d) <= SMALL_CHANGE else expm1(d)
+    x = q * e
+    return (log1p_small(x) if abs(x) <= 1.0 / 16 else log1p(x)) - t * d
+
+
+cdef inline double row_loss_change(int loss, const floating* z, const floating* q,
+                                   Py_ssize_t q_stride, const floating* t, double rowloss,
+                                   floating* dz, Py_ssize_t n_out) noexcept nogil:
+    """One row's loss change when its logits z move by dz (dz is overwritten when the change
+    is large); q[c * q_stride] is the row's loss state. See mlp_numpy.row_loss_changes."""
+    cdef Py_ssize_t c
+    cdef double total = 0.0, dot = 0.0, biggest = 0.0
+    if loss == MSE:
+        # mean(dz * (2 (z - t) + dz))
+        for c in range(n_out):
+            total += dz[c] * (2.0 * q[c * q_stride] + dz[c])
+        return total / n_out
+    for c in range(n_out):
+        biggest = max(biggest, abs(<double>dz[c]))
+    if biggest > MODERATE_CHANGE:
+        for c in range(n_out):
+            dz[c] += z[c]
+        return row_loss(loss, dz, t, n_out) - rowloss
+    # log1p(sum(q * expm1(dz))) - t @ dz
+    for c in range(n_out):
+        total += q[c * q_stride] * (expm1_small(dz[c]) if abs(dz[c]) <= SMALL_CHANGE else expm1(dz[c]))
+        dot += t[c] * dz[c]
+    return (log1p_small(total) if abs(total) <= 1.0 / 16 else log1p(total)) - dot
 
 
 cdef inline void gemm(char trans_a, char trans_b, int m, int n, int k, const floating* a, int lda,

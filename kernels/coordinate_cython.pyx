@@ -47,17 +47,13 @@ cdef inline Py_ssize_t moved_rows(const floating* col, Py_ssize_t N, bint batchn
     return m
 
 
-cdef inline void next_layer(const floating* z_next, const floating* w_row, Py_ssize_t n_next,
-                            const floating* col, const int64_t* rows, Py_ssize_t m,
-                            floating* out) noexcept nogil:
-    """out[:m] = base[rows] + outer(col[rows], W_{l+1}[i, :]), base being layer l+1's cached
-    Dense output z_next, or zero (a tangent) when z_next is NULL."""
+cdef inline void next_layer(const floating* w_row, Py_ssize_t n_next, const floating* col,
+                            const int64_t* rows, Py_ssize_t m, floating* out) noexcept nogil:
+    """out[:m] = outer(col[rows], W_{l+1}[i, :]): how the next layer's z moves."""
     cdef Py_ssize_t r, c
     for r in range(m):
         for c in range(n_next):
             out[r * n_next + c] = col[rows[r]] * w_row[c]
-            if z_next != NULL:
-                out[r * n_next + c] += z_next[rows[r] * n_next + c]
 
 
 cdef double coordinate_derivative_c(
@@ -97,7 +93,7 @@ cdef double coordinate_derivative_c(
         col[r] *= activation_slope(act, A[N * c0 + r * n_out + i])
     m = moved_rows(&col[0], N, batchnorm, &rows[0])
     dz = &work1[0]
-    next_layer(NULL, &params[table[l + 1, 2] + i * table[l + 1, 1]], table[l + 1, 1], &col[0],
+    next_layer(&params[table[l + 1, 2] + i * table[l + 1, 1]], table[l + 1, 1], &col[0],
                &rows[0], m, dz)
     for layer in range(l + 1, n_layers - 1):
         width, cm = table[layer, 1], table[layer, 6]
@@ -120,86 +116,178 @@ cdef double coordinate_derivative_c(
     return total
 
 
+cdef void hidden_column_change(
+        Coordinate at, double delta, const floating[:, ::1] X, const floating[::1] params,
+        const int64_t[:, ::1] table, int act, const floating[::1] Z, const floating[::1] A,
+        const floating[::1] Zhat, floating* col) noexcept nogil:
+    """col = how much column i of layer l's activations moves when θ_j moves by delta, for a
+    coordinate of a hidden layer; see coordinate_numpy.loss_change."""
+    cdef Py_ssize_t N = X.shape[0], l = at.layer, i = at.i, r
+    cdef Py_ssize_t n_in = table[l, 0], n_out = table[l, 1], off_gamma = table[l, 4]
+    cdef Py_ssize_t off_beta = table[l, 5], start = N * table[l, 6]
+    cdef const floating* a_in
+    cdef floating mean_istd[2]
+    cdef double g, b
+    # col = the change of column i of z (W, b) or of u = gamma * zhat + beta (gamma, beta)
+    if at.kind == WEIGHT:
+        a_in = layer_input(X, A, table, l)
+        for r in range(N):
+            col[r] = delta * a_in[r * n_in + at.k]
+    elif at.kind == GAMMA:
+        for r in range(N):
+            col[r] = delta * Zhat[start + r * n_out + i]
+    else:
+        for r in range(N):
+            col[r] = delta
+    if off_gamma < 0:
+        for r in range(N):
+            col[r] = activation_change(act, Z[start + r * n_out + i], A[start + r * n_out + i],
+                                       col[r])
+        return
+    g, b = params[off_gamma + i], params[off_beta + i]
+    if at.kind <= BIAS:
+        # du = g * (batchnorm(z + dz) - zhat): the column's statistics move too
+        for r in range(N):
+            col[r] += Z[start + r * n_out + i]
+        column_stats(col, N, 1, 1, &mean_istd[0], &mean_istd[1])
+        for r in range(N):
+            col[r] = g * ((col[r] - mean_istd[0]) * mean_istd[1] - Zhat[start + r * n_out + i])
+    for r in range(N):
+        col[r] = activation_change(act, g * Zhat[start + r * n_out + i] + b,
+                                   A[start + r * n_out + i], col[r])
+
+
+cdef double output_change_rank1(int loss, const floating[:, ::1] T, const floating[:, ::1] Q,
+                                const floating* da, const floating* w, double* s,
+                                double* v) noexcept nogil:
+    """Sum over samples of the loss change when the logits move by outer(da, w), every move
+    at most SMALL_CHANGE. The loops run down the samples (contiguous in Q) so they vectorise."""
+    cdef Py_ssize_t N = Q.shape[1], n_out = Q.shape[0], r, c
+    cdef double total = 0.0, ww = 0.0
+    for r in range(N):
+        s[r] = 0.0
+    if loss == MSE:
+        # mean over c of dz (2 q + dz) with dz = da w: (2 da (q @ w) + da² (w @ w)) / n_out
+        for c in range(n_out):
+            ww += w[c] * w[c]
+            for r in range(N):
+                s[r] += Q[c, r] * w[c]
+        for r in range(N):
+            total += da[r] * (2.0 * s[r] + da[r] * ww)
+        return total / (n_out * N)
+    # s = sum_c q_c expm1(da w_c), per sample
+    for c in range(n_out):
+        for r in range(N):
+            s[r] += Q[c, r] * expm1_small(da[r] * w[c])
+    for r in range(N):
+        s[r] = log1p_small(s[r])
+    # sum_r da_r (T_r @ w) = w @ (T.T @ da), with v = T.T @ da
+    for c in range(n_out):
+        v[c] = 0.0
+    for r in range(N):
+        for c in range(n_out):
+            v[c] += T[r, c] * da[r]
+    for r in range(N):
+        total += s[r]
+    for c in range(n_out):
+        total -= w[c] * v[c]
+    return total / N
+
+
 cdef double loss_change_c(
         Py_ssize_t j, double delta, const floating[:, ::1] X, const floating[::1] params,
         const int64_t[:, ::1] table, int act, int loss, const floating[:, ::1] T,
         const floating[::1] Z, const floating[::1] A, const floating[::1] Zhat,
-        const floating[::1] istd, const floating[::1] rowloss, floating[::1] col,
-        int64_t[::1] rows, floating[::1] work1, floating[::1] work2) noexcept nogil:
-    cdef Py_ssize_t N = X.shape[0], n_layers = table.shape[0], r, c, m, layer, width, n_next
+        const floating[:, ::1] Q, const floating[::1] rowloss, floating[::1] col,
+        int64_t[::1] rows, floating[::1] work1, floating[::1] work2,
+        double* scratch) noexcept nogil:
+    """J(θ + delta e_j) − J(θ); see coordinate_numpy.loss_change. scratch: scratch_for()."""
+    cdef Py_ssize_t N = X.shape[0], n_layers = table.shape[0], r, c, m, layer, width, cm, n_next
+    cdef Py_ssize_t out = n_layers - 1, n_out = table[n_layers - 1, 1]
     cdef Coordinate at = decode(j, table)
     cdef Py_ssize_t l = at.layer, i = at.i
-    cdef Py_ssize_t n_out = table[l, 1], off_gamma = table[l, 4], off_beta = table[l, 5]
-    cdef Py_ssize_t c0 = table[l, 6]
+    cdef const floating* logits = &Z[N * table[out, 6]]
     cdef const floating* a_in
-    cdef const floating* z = &Z[N * c0]
-    cdef floating* logits
-    cdef floating* z_rows
-    cdef floating* out
-    cdef floating* stats
-    cdef floating column_mean_istd[2]
-    cdef floating g, b
-    cdef double total = 0.0
-    cdef bint batchnorm = off_gamma >= 0
-    # col = the new column i of z (unchanged for gamma and beta)
-    if at.kind == WEIGHT:
+    cdef const floating* w
+    cdef const floating* gamma
+    cdef const floating* beta
+    cdef floating* stats = <floating*>scratch
+    cdef floating* dz
+    cdef floating* nxt
+    cdef double total = 0.0, d, largest = 0.0, w_largest = 0.0, du
+    if l == out:
+        # only column i of the logits moves, by delta * a_in[:, k] (W) or delta (b)
         a_in = layer_input(X, A, table, l)
+        dz = &work1[0]
+        for c in range(n_out):
+            dz[c] = 0
         for r in range(N):
-            col[r] = z[r * n_out + i] + delta * a_in[r * table[l, 0] + at.k]
-    else:
-        for r in range(N):
-            col[r] = z[r * n_out + i] + (delta if at.kind == BIAS else 0.0)
-    if l == n_layers - 1:
-        # only column i of the logits moves, and only where it changed
-        logits = &work1[0]
-        for r in range(N):
-            if col[r] == z[r * n_out + i]:
+            d = delta * (a_in[r * table[l, 0] + at.k] if at.kind == WEIGHT else 1.0)
+            if d == 0:
                 continue
-            for c in range(n_out):
-                logits[c] = z[r * n_out + c]
-            logits[i] = col[r]
-            total += row_loss(loss, logits, &T[r, 0], n_out) - rowloss[r]
+            if abs(d) <= MODERATE_CHANGE:
+                total += logit_change(loss, Q[i, r], T[r, i], d, n_out)
+            else:
+                dz[i] = d
+                total += row_loss_change(loss, logits + r * n_out, &Q[0, r], N, &T[r, 0],
+                                         rowloss[r], dz, n_out)
+                for c in range(n_out):
+                    dz[c] = 0
         return total / N
-    if batchnorm:
-        g = params[off_gamma + i] + (delta if at.kind == GAMMA else 0.0)
-        b = params[off_beta + i] + (delta if at.kind == BETA else 0.0)
-        if at.kind <= BIAS:
-            # u = g * batchnorm(z_new) + b
-            column_stats(&col[0], N, 1, 1, &column_mean_istd[0], &column_mean_istd[1])
-            for r in range(N):
-                col[r] = g * ((col[r] - column_mean_istd[0]) * column_mean_istd[1]) + b
-        else:
-            for r in range(N):
-                col[r] = g * Zhat[N * c0 + r * n_out + i] + b
-    # col = act(u_new) - a[:, i]: how much column i of the activations moves
-    for r in range(N):
-        col[r] = activate(act, col[r]) - A[N * c0 + r * n_out + i]
-    m = moved_rows(&col[0], N, batchnorm, &rows[0])
-    z_rows = &work1[0]
+    hidden_column_change(at, delta, X, params, table, act, Z, A, Zhat, &col[0])
     n_next = table[l + 1, 1]
-    next_layer(&Z[N * table[l + 1, 6]], &params[table[l + 1, 2] + i * n_next], n_next, &col[0],
-               &rows[0], m, z_rows)
-    for layer in range(l + 1, n_layers - 1):
-        width = table[layer, 1]
-        out = &work2[0] if (layer - l) % 2 == 1 else &work1[0]
-        # the activations of the moved samples, in place of their z
+    w = &params[table[l + 1, 2] + i * n_next]
+    if l + 1 == out:
+        for r in range(N):
+            largest = max(largest, abs(<double>col[r]))
+        for c in range(n_out):
+            w_largest = max(w_largest, abs(<double>w[c]))
+        if largest * w_largest <= SMALL_CHANGE:
+            return output_change_rank1(loss, T, Q, &col[0], w, scratch, scratch + N)
+    m = moved_rows(&col[0], N, table[l, 4] >= 0, &rows[0])
+    dz = &work1[0]
+    next_layer(w, n_next, &col[0], &rows[0], m, dz)
+    for layer in range(l + 1, out):
+        width, cm = table[layer, 1], N * table[layer, 6]
+        # dz becomes the change of the layer's activations, in place
         if table[layer, 4] >= 0:
-            stats = <floating*>malloc(2 * width * sizeof(floating))
-            column_stats(z_rows, m, width, width, stats, stats + width)
-            normalise_and_activate(act, z_rows, m, width, z_rows, &params[table[layer, 4]],
-                                   &params[table[layer, 5]], stats, stats + width, z_rows)
-            free(stats)
+            # du = gamma * (batchnorm(z + dz) - zhat), all samples (m == N)
+            gamma, beta = &params[table[layer, 4]], &params[table[layer, 5]]
+            for r in range(m):
+                for c in range(width):
+                    dz[r * width + c] += Z[cm + r * width + c]
+            column_stats(dz, m, width, width, stats, stats + width)
+            for r in range(m):
+                for c in range(width):
+                    du = gamma[c] * ((dz[r * width + c] - stats[c]) * stats[width + c]
+                                     - Zhat[cm + r * width + c])
+                    dz[r * width + c] = activation_change(
+                        act, gamma[c] * Zhat[cm + r * width + c] + beta[c],
+                        A[cm + r * width + c], du)
         else:
             for r in range(m):
                 for c in range(width):
-                    z_rows[r * width + c] = activate(act, z_rows[r * width + c])
+                    dz[r * width + c] = activation_change(act, Z[cm + rows[r] * width + c],
+                                                          A[cm + rows[r] * width + c],
+                                                          dz[r * width + c])
+        # dz = da @ W_{layer+1}, into the other work buffer
+        nxt = &work2[0] if (layer - l) % 2 == 1 else &work1[0]
         n_next = table[layer + 1, 1]
-        dense(z_rows, m, width, &params[table[layer + 1, 2]], &params[table[layer + 1, 3]],
-              n_next, out)
-        z_rows = out
+        gemm(c'N', c'N', <int>m, <int>n_next, <int>width, dz, <int>width,
+             &params[table[layer + 1, 2]], <int>n_next, nxt, <int>n_next)
+        dz = nxt
     for r in range(m):
-        total += row_loss(loss, z_rows + r * n_next, &T[rows[r], 0], n_next) - rowloss[rows[r]]
+        total += row_loss_change(loss, logits + rows[r] * n_out, &Q[0, rows[r]], N,
+                                 &T[rows[r], 0], rowloss[rows[r]], dz + r * n_out, n_out)
     return total / N
+
+
+cdef double* scratch_for(Py_ssize_t N, const int64_t[:, ::1] table) noexcept nogil:
+    # room for output_change_rank1 (N + n_out) and BatchNorm statistics (2 * widest)
+    cdef Py_ssize_t l, widest = 0
+    for l in range(table.shape[0]):
+        widest = max(widest, table[l, 1])
+    return <double*>malloc((N + 2 * widest) * sizeof(double))
 
 
 def coordinate_derivative(Py_ssize_t j, const floating[:, ::1] X, const floating[::1] params,
@@ -219,12 +307,16 @@ def loss_change(Py_ssize_t j, double delta, const floating[:, ::1] X,
                 const floating[::1] params, const int64_t[:, ::1] table, int act, int loss,
                 const floating[:, ::1] T, const floating[::1] Z, const floating[::1] A,
                 const floating[::1] Zhat, const floating[::1] istd, const floating[::1] rowloss,
-                floating[::1] col, int64_t[::1] rows, floating[::1] work1, floating[::1] work2):
+                const floating[:, ::1] Q, floating[::1] col, int64_t[::1] rows,
+                floating[::1] work1, floating[::1] work2):
     """J(θ + delta e_j) − J(θ) with θ unchanged; see coordinate_numpy.loss_change."""
     cdef double change
+    cdef double* scratch
     with nogil:
-        change = loss_change_c(j, delta, X, params, table, act, loss, T, Z, A, Zhat, istd,
-                               rowloss, col, rows, work1, work2)
+        scratch = scratch_for(X.shape[0], table)
+        change = loss_change_c(j, delta, X, params, table, act, loss, T, Z, A, Zhat, Q, rowloss,
+                               col, rows, work1, work2, scratch)
+        free(scratch)
     return change
 
 
@@ -247,15 +339,19 @@ def finite_difference_gradient(const floating[:, ::1] X, const floating[::1] par
                                const floating[:, ::1] T, const floating[::1] Z,
                                const floating[::1] A, const floating[::1] Zhat,
                                const floating[::1] istd, const floating[::1] rowloss,
-                               double eps, floating[::1] grad, floating[::1] col,
-                               int64_t[::1] rows, floating[::1] work1, floating[::1] work2):
+                               const floating[:, ::1] Q, double eps, floating[::1] grad,
+                               floating[::1] col, int64_t[::1] rows, floating[::1] work1,
+                               floating[::1] work2):
     """grad[j] = (J(θ + eps e_j) − J(θ − eps e_j)) / (2 eps), each side re-evaluated incrementally."""
     cdef Py_ssize_t j
     cdef double up, down
+    cdef double* scratch
     with nogil:
+        scratch = scratch_for(X.shape[0], table)
         for j in range(params.shape[0]):
-            up = loss_change_c(j, eps, X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss,
-                               col, rows, work1, work2)
-            down = loss_change_c(j, -eps, X, params, table, act, loss, T, Z, A, Zhat, istd,
-                                 rowloss, col, rows, work1, work2)
+            up = loss_change_c(j, eps, X, params, table, act, loss, T, Z, A, Zhat, Q, rowloss,
+                               col, rows, work1, work2, scratch)
+            down = loss_change_c(j, -eps, X, params, table, act, loss, T, Z, A, Zhat, Q, rowloss,
+                                 col, rows, work1, work2, scratch)
             grad[j] = (up - down) / (2 * eps)
+        free(scratch)

@@ -55,19 +55,14 @@ def moved_rows(col, batchnorm, rows):
 
 
 @njit(cache=True)
-def next_layer(Z, params, table, l, i, col, rows, m, out_base, work):
-    """work[:m] = base[rows] + outer(col[rows], W_{l+1}[i, :]) where base is layer l+1's cached
-    Dense output (``out_base``) or zero (a tangent); returns that (m, n_next) view."""
-    N = col.shape[0]
-    n_next = table[l + 1, 1]
-    w_row = weights(params, table, l + 1)[i]
-    z_next = block(Z, N, table, l + 1)
+def next_layer(w_row, col, rows, m, work):
+    """work[:m] = outer(col[rows], W_{l+1}[i, :]): how the next layer's z moves; returns that
+    (m, n_next) view."""
+    n_next = w_row.shape[0]
     out = work[:m * n_next].reshape(m, n_next)
     for r in range(m):
         for c in range(n_next):
             out[r, c] = col[rows[r]] * w_row[c]
-            if out_base:
-                out[r, c] += z_next[rows[r], c]
     return out
 
 
@@ -101,7 +96,7 @@ def coordinate_derivative(j, X, params, table, act, Z, A, Zhat, istd, G, col, ro
     for r in range(N):
         col[r] *= activation_slope(act, a[r, i])
     m = moved_rows(col[:N], batchnorm, rows)
-    dz = next_layer(Z, params, table, l, i, col, rows, m, False, work1)
+    dz = next_layer(weights(params, table, l + 1)[i], col, rows, m, work1)
     for layer in range(l + 1, n_layers - 1):
         width, off_g, cm = table[layer, 1], table[layer, 4], table[layer, 6]
         if off_g >= 0:
@@ -237,7 +232,7 @@ def loss_change(j, delta, X, params, table, act, loss, T, Z, A, Zhat, istd, rowl
         if largest * np.max(np.abs(w)) <= SMALL_CHANGE:
             return output_change_rank1(loss, T, Q, N, col[:N], w, work1[:N], work2[:N])
     m = moved_rows(col[:N], batchnorm, rows)
-    dz = next_layer(Z, params, table, l, i, col, rows, m, False, work1)
+    dz = next_layer(w, col, rows, m, work1)
     for layer in range(l + 1, out):
         width, off_g, off_bt, cm = table[layer, 1], table[layer, 4], table[layer, 5], table[layer, 6]
         z, a = block(Z, N, table, layer), block(A, N, table, layer)

@@ -40,15 +40,22 @@ def forward(const floating[:, ::1] X, const floating[::1] params, const int64_t[
 
 
 def loss(const floating[:, ::1] logits, const floating[:, ::1] T, int loss_code,
-         floating[::1] rowloss, floating[:, ::1] G):
-    """J = mean of the per-sample losses (stored in rowloss); G = dJ/dlogits."""
-    cdef Py_ssize_t N = logits.shape[0], n_out = logits.shape[1], r
+         floating[::1] rowloss, floating[:, ::1] G, floating[:, ::1] Q):
+    """J = mean of the per-sample losses (stored in rowloss); G = dJ/dlogits; Q (n_out, N) the
+    transposed loss state; see mlp_numpy.loss."""
+    cdef Py_ssize_t N = logits.shape[0], n_out = logits.shape[1], r, c
     cdef double total = 0.0
+    cdef double* q = <double*>malloc(n_out * sizeof(double))
     with nogil:
         for r in range(N):
             rowloss[r] = row_loss(loss_code, &logits[r, 0], &T[r, 0], n_out)
-            row_loss_gradient(loss_code, &logits[r, 0], &T[r, 0], 1.0 / N, &G[r, 0], n_out)
+            row_loss_state(loss_code, &logits[r, 0], &T[r, 0], q, n_out)
+            for c in range(n_out):
+                Q[c, r] = q[c]
+                # G = (q - t) / N, or 2 q / (n_out N) for mse
+                G[r, c] = (2.0 * Q[c, r] / n_out if loss_code == MSE else Q[c, r] - T[r, c]) / N
             total += rowloss[r]
+    free(q)
     return total / N
 
 
