@@ -159,8 +159,9 @@ def hidden_column_change(j, delta, X, params, table, act, Z, A, Zhat, col):
 @njit(cache=True, fastmath={"contract"})
 def output_change_rank1(loss, T, Q, N_total, da, w, s, v):
     """Sum over samples of the loss change when the logits move by outer(da, w), every move
-    at most SMALL_CHANGE. The loops run down the samples (contiguous in Q) so they vectorise;
-    ``contract`` only lets multiply-adds fuse (it changes no NaN or inf handling)."""
+    at most SMALL_CHANGE (s, v: scratch for N and n_out values). The loops run down the samples
+    (contiguous in Q) so they vectorise; ``contract`` only lets multiply-adds fuse (it changes
+    no NaN or inf handling)."""
     N, n_out = da.shape[0], w.shape[0]
     s[:] = 0.0
     if loss == MSE:
@@ -230,7 +231,7 @@ def loss_change(j, delta, X, params, table, act, loss, T, Z, A, Zhat, istd, rowl
         for r in range(N):
             largest = max(largest, abs(col[r]))
         if largest * np.max(np.abs(w)) <= SMALL_CHANGE:
-            return output_change_rank1(loss, T, Q, N, col[:N], w, work1[:N], work2[:N])
+            return output_change_rank1(loss, T, Q, N, col[:N], w, work1[:N], work2)
     m = moved_rows(col[:N], batchnorm, rows)
     dz = next_layer(w, col, rows, m, work1)
     for layer in range(l + 1, out):
