@@ -249,6 +249,41 @@ cdef inline void batchnorm_jacobian(floating* d, Py_ssize_t N, Py_ssize_t n, Py_
     free(mean_d)
 
 
+cdef inline void batchnorm_change(floating* d, Py_ssize_t N, Py_ssize_t n, Py_ssize_t ld_d,
+                                  const floating* zhat, Py_ssize_t ld_z,
+                                  const floating* istd) noexcept nogil:
+    """In place, column by column: d = zhat(z + d) - zhat(z), free of cancellation; see
+    mlp_numpy.batchnorm_change."""
+    cdef Py_ssize_t r, c
+    cdef double x, root
+    cdef double* mean_d = <double*>malloc(3 * n * sizeof(double))
+    cdef double* zd = mean_d + n
+    cdef double* cc = mean_d + 2 * n
+    for c in range(n):
+        mean_d[c] = 0.0
+        zd[c] = 0.0
+        cc[c] = 0.0
+    for r in range(N):
+        for c in range(n):
+            mean_d[c] += d[r * ld_d + c]
+            zd[c] += zhat[r * ld_z + c] * d[r * ld_d + c]
+    for c in range(n):
+        mean_d[c] /= N
+    for r in range(N):
+        for c in range(n):
+            cc[c] += (d[r * ld_d + c] - mean_d[c]) * (d[r * ld_d + c] - mean_d[c])
+    # the variance grows by var * x; zd becomes the shrink of zhat, cc the new istd
+    for c in range(n):
+        x = 2.0 * istd[c] * (zd[c] / N) + istd[c] * istd[c] * (cc[c] / N)
+        root = sqrt(1.0 + x)
+        zd[c] = -x / (root * (1.0 + root))
+        cc[c] = istd[c] / root
+    for r in range(N):
+        for c in range(n):
+            d[r * ld_d + c] = zhat[r * ld_z + c] * zd[c] + (d[r * ld_d + c] - mean_d[c]) * cc[c]
+    free(mean_d)
+
+
 cdef inline void normalise_and_activate(int act, const floating* z, Py_ssize_t N, Py_ssize_t n,
                                         floating* zhat, const floating* gamma,
                                         const floating* beta, const floating* mean,

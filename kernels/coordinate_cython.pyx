@@ -119,14 +119,13 @@ cdef double coordinate_derivative_c(
 cdef void hidden_column_change(
         Coordinate at, double delta, const floating[:, ::1] X, const floating[::1] params,
         const int64_t[:, ::1] table, int act, const floating[::1] Z, const floating[::1] A,
-        const floating[::1] Zhat, floating* col) noexcept nogil:
+        const floating[::1] Zhat, const floating[::1] istd, floating* col) noexcept nogil:
     """col = how much column i of layer l's activations moves when θ_j moves by delta, for a
     coordinate of a hidden layer; see coordinate_numpy.loss_change."""
     cdef Py_ssize_t N = X.shape[0], l = at.layer, i = at.i, r
     cdef Py_ssize_t n_in = table[l, 0], n_out = table[l, 1], off_gamma = table[l, 4]
     cdef Py_ssize_t off_beta = table[l, 5], start = N * table[l, 6]
     cdef const floating* a_in
-    cdef floating mean_istd[2]
     cdef double g, b
     # col = the change of column i of z (W, b) or of u = gamma * zhat + beta (gamma, beta)
     if at.kind == WEIGHT:
@@ -146,12 +145,10 @@ cdef void hidden_column_change(
         return
     g, b = params[off_gamma + i], params[off_beta + i]
     if at.kind <= BIAS:
-        # du = g * (batchnorm(z + dz) - zhat): the column's statistics move too
+        # du = g * (zhat(z + dz) - zhat(z)): the column's statistics move too
+        batchnorm_change(col, N, 1, 1, &Zhat[start + i], n_out, &istd[table[l, 6] + i])
         for r in range(N):
-            col[r] += Z[start + r * n_out + i]
-        column_stats(col, N, 1, 1, &mean_istd[0], &mean_istd[1])
-        for r in range(N):
-            col[r] = g * ((col[r] - mean_istd[0]) * mean_istd[1] - Zhat[start + r * n_out + i])
+            col[r] *= g
     for r in range(N):
         col[r] = activation_change(act, g * Zhat[start + r * n_out + i] + b,
                                    A[start + r * n_out + i], col[r])
@@ -198,8 +195,8 @@ cdef double loss_change_c(
         Py_ssize_t j, double delta, const floating[:, ::1] X, const floating[::1] params,
         const int64_t[:, ::1] table, int act, int loss, const floating[:, ::1] T,
         const floating[::1] Z, const floating[::1] A, const floating[::1] Zhat,
-        const floating[:, ::1] Q, const floating[::1] rowloss, floating[::1] col,
-        int64_t[::1] rows, floating[::1] work1, floating[::1] work2,
+        const floating[::1] istd, const floating[:, ::1] Q, const floating[::1] rowloss,
+        floating[::1] col, int64_t[::1] rows, floating[::1] work1, floating[::1] work2,
         double* scratch) noexcept nogil:
     """J(θ + delta e_j) − J(θ); see coordinate_numpy.loss_change. scratch: scratch_for()."""
     cdef Py_ssize_t N = X.shape[0], n_layers = table.shape[0], r, c, m, layer, width, cm, n_next
@@ -211,10 +208,9 @@ cdef double loss_change_c(
     cdef const floating* w
     cdef const floating* gamma
     cdef const floating* beta
-    cdef floating* stats = <floating*>scratch
     cdef floating* dz
     cdef floating* nxt
-    cdef double total = 0.0, d, largest = 0.0, w_largest = 0.0, du
+    cdef double total = 0.0, d, largest = 0.0, w_largest = 0.0
     if l == out:
         # only column i of the logits moves, by delta * a_in[:, k] (W) or delta (b)
         a_in = layer_input(X, A, table, l)
@@ -234,7 +230,7 @@ cdef double loss_change_c(
                 for c in range(n_out):
                     dz[c] = 0
         return total / N
-    hidden_column_change(at, delta, X, params, table, act, Z, A, Zhat, &col[0])
+    hidden_column_change(at, delta, X, params, table, act, Z, A, Zhat, istd, &col[0])
     n_next = table[l + 1, 1]
     w = &params[table[l + 1, 2] + i * n_next]
     if l + 1 == out:
@@ -251,19 +247,14 @@ cdef double loss_change_c(
         width, cm = table[layer, 1], N * table[layer, 6]
         # dz becomes the change of the layer's activations, in place
         if table[layer, 4] >= 0:
-            # du = gamma * (batchnorm(z + dz) - zhat), all samples (m == N)
+            # du = gamma * (zhat(z + dz) - zhat(z)), all samples (m == N)
             gamma, beta = &params[table[layer, 4]], &params[table[layer, 5]]
+            batchnorm_change(dz, m, width, width, &Zhat[cm], width, &istd[table[layer, 6]])
             for r in range(m):
                 for c in range(width):
-                    dz[r * width + c] += Z[cm + r * width + c]
-            column_stats(dz, m, width, width, stats, stats + width)
-            for r in range(m):
-                for c in range(width):
-                    du = gamma[c] * ((dz[r * width + c] - stats[c]) * stats[width + c]
-                                     - Zhat[cm + r * width + c])
                     dz[r * width + c] = activation_change(
                         act, gamma[c] * Zhat[cm + r * width + c] + beta[c],
-                        A[cm + r * width + c], du)
+                        A[cm + r * width + c], gamma[c] * dz[r * width + c])
         else:
             for r in range(m):
                 for c in range(width):
@@ -283,11 +274,8 @@ cdef double loss_change_c(
 
 
 cdef double* scratch_for(Py_ssize_t N, const int64_t[:, ::1] table) noexcept nogil:
-    # room for output_change_rank1 (N + n_out) and BatchNorm statistics (2 * widest)
-    cdef Py_ssize_t l, widest = 0
-    for l in range(table.shape[0]):
-        widest = max(widest, table[l, 1])
-    return <double*>malloc((N + 2 * widest) * sizeof(double))
+    # room for output_change_rank1: N + n_out values
+    return <double*>malloc((N + table[table.shape[0] - 1, 1]) * sizeof(double))
 
 
 def coordinate_derivative(Py_ssize_t j, const floating[:, ::1] X, const floating[::1] params,
@@ -314,7 +302,7 @@ def loss_change(Py_ssize_t j, double delta, const floating[:, ::1] X,
     cdef double* scratch
     with nogil:
         scratch = scratch_for(X.shape[0], table)
-        change = loss_change_c(j, delta, X, params, table, act, loss, T, Z, A, Zhat, Q, rowloss,
+        change = loss_change_c(j, delta, X, params, table, act, loss, T, Z, A, Zhat, istd, Q, rowloss,
                                col, rows, work1, work2, scratch)
         free(scratch)
     return change
@@ -349,9 +337,9 @@ def finite_difference_gradient(const floating[:, ::1] X, const floating[::1] par
     with nogil:
         scratch = scratch_for(X.shape[0], table)
         for j in range(params.shape[0]):
-            up = loss_change_c(j, eps, X, params, table, act, loss, T, Z, A, Zhat, Q, rowloss,
+            up = loss_change_c(j, eps, X, params, table, act, loss, T, Z, A, Zhat, istd, Q, rowloss,
                                col, rows, work1, work2, scratch)
-            down = loss_change_c(j, -eps, X, params, table, act, loss, T, Z, A, Zhat, Q, rowloss,
+            down = loss_change_c(j, -eps, X, params, table, act, loss, T, Z, A, Zhat, istd, Q, rowloss,
                                  col, rows, work1, work2, scratch)
             grad[j] = (up - down) / (2 * eps)
         free(scratch)

@@ -9,8 +9,8 @@ import numpy as np
 from numba import njit
 
 from .codes import BETA, BIAS, GAMMA, MODERATE_CHANGE, MSE, SMALL_CHANGE, WEIGHT
-from .mlp_numba import (activation_change, activation_slope, batchnorm_jacobian, block,
-                        column_stats, expm1_small, log1p_small, logit_change, row_loss_change,
+from .mlp_numba import (activation_change, activation_slope, batchnorm_change, batchnorm_jacobian,
+                        block, expm1_small, log1p_small, logit_change, row_loss_change,
                         weights)
 
 
@@ -120,7 +120,7 @@ def coordinate_derivative(j, X, params, table, act, Z, A, Zhat, istd, G, col, ro
 
 
 @njit(cache=True)
-def hidden_column_change(j, delta, X, params, table, act, Z, A, Zhat, col):
+def hidden_column_change(j, delta, X, params, table, act, Z, A, Zhat, istd, col):
     """col = how much column i of layer l's activations moves when θ_j moves by delta, for a
     coordinate (l, kind, k, i) of a hidden layer; see coordinate_numpy.loss_change."""
     N = X.shape[0]
@@ -145,13 +145,11 @@ def hidden_column_change(j, delta, X, params, table, act, Z, A, Zhat, col):
     zhat = block(Zhat, N, table, l)
     g, b = params[off_gamma + i], params[off_beta + i]
     if kind <= BIAS:
-        # du = g * (batchnorm(z + dz) - zhat): the column's statistics move too
+        # du = g * (zhat(z + dz) - zhat(z)): the column's statistics move too
+        c = table[l, 6] + i
+        batchnorm_change(col[:N].reshape(N, 1), zhat[:, i:i + 1], istd[c:c + 1])
         for r in range(N):
-            col[r] += z[r, i]
-        stats = np.empty(2, dtype=col.dtype)
-        column_stats(col[:N].reshape(N, 1), stats[:1], stats[1:])
-        for r in range(N):
-            col[r] = g * ((col[r] - stats[0]) * stats[1] - zhat[r, i])
+            col[r] *= g
     for r in range(N):
         col[r] = activation_change(act, g * zhat[r, i] + b, a[r, i], col[r])
 
@@ -223,7 +221,7 @@ def loss_change(j, delta, X, params, table, act, loss, T, Z, A, Zhat, istd, rowl
                 total += row_loss_change(loss, logits[r], Q[:, r], T[r], rowloss[r], dz)
                 dz[:] = 0.0
         return total / N
-    hidden_column_change(j, delta, X, params, table, act, Z, A, Zhat, col)
+    hidden_column_change(j, delta, X, params, table, act, Z, A, Zhat, istd, col)
     batchnorm = table[l, 4] >= 0
     w = weights(params, table, l + 1)[i]
     if l + 1 == out:
@@ -239,18 +237,14 @@ def loss_change(j, delta, X, params, table, act, loss, T, Z, A, Zhat, istd, rowl
         z, a = block(Z, N, table, layer), block(A, N, table, layer)
         # dz becomes the change of the layer's activations, in place
         if off_g >= 0:
-            # du = gamma * (batchnorm(z + dz) - zhat), all samples
+            # du = gamma * (zhat(z + dz) - zhat(z)), all samples (m == N)
             zhat = block(Zhat, N, table, layer)
             gamma, beta = params[off_g:off_g + width], params[off_bt:off_bt + width]
+            batchnorm_change(dz, zhat, istd[cm:cm + width])
             for r in range(m):
                 for c in range(width):
-                    dz[r, c] += z[r, c]
-            mean, s = np.empty(width, dtype=col.dtype), np.empty(width, dtype=col.dtype)
-            column_stats(dz, mean, s)
-            for r in range(m):
-                for c in range(width):
-                    du = gamma[c] * ((dz[r, c] - mean[c]) * s[c] - zhat[r, c])
-                    dz[r, c] = activation_change(act, gamma[c] * zhat[r, c] + beta[c], a[r, c], du)
+                    dz[r, c] = activation_change(act, gamma[c] * zhat[r, c] + beta[c], a[r, c],
+                                                 gamma[c] * dz[r, c])
         else:
             for r in range(m):
                 for c in range(width):

@@ -15,7 +15,7 @@ whose column-i activation did not move is untouched; BatchNorm couples all sampl
 import numpy as np
 
 from .codes import BETA, BIAS, GAMMA, OFF_B, OFF_BETA, OFF_GAMMA, OFF_W, N_OUT, WEIGHT
-from .mlp_numpy import (activation_change, activation_slope, batch_normalise, batchnorm_jacobian,
+from .mlp_numpy import (activation_change, activation_slope, batchnorm_change, batchnorm_jacobian,
                         block, columns, layer_input, layer_params, row_loss_changes)
 
 
@@ -100,7 +100,8 @@ def loss_change(j, delta, X, params, table, act, loss, T, Z, A, Zhat, istd, rowl
             zhat = block(Zhat, N, table, l)[:, i]
             u = gamma[i] * zhat + beta[i]
             if kind in (WEIGHT, BIAS):
-                du = gamma[i] * (batch_normalise(block(Z, N, table, l)[:, i:i + 1] + dcol[:, None])[0][:, 0] - zhat)
+                s = columns(istd, table, l)[i:i + 1]
+                du = gamma[i] * batchnorm_change(zhat[:, None], s, dcol[:, None])[:, 0]
         da = activation_change(act, u, block(A, N, table, l)[:, i], du)
         rows = _moved_rows(da, batchnorm)
         dz = np.outer(da[rows], layer_params(params, table, l + 1)[0][i])
@@ -110,7 +111,7 @@ def loss_change(j, delta, X, params, table, act, loss, T, Z, A, Zhat, istd, rowl
             if gamma is not None:
                 zhat = block(Zhat, N, table, m)
                 u = gamma * zhat + beta
-                du = gamma * (batch_normalise(block(Z, N, table, m) + dz)[0] - zhat)
+                du = gamma * batchnorm_change(zhat, columns(istd, table, m), dz)
             dz = activation_change(act, u, block(A, N, table, m)[rows], du) @ layer_params(params, table, m + 1)[0]
     logits = block(Z, N, table, n_layers - 1)[rows]
     return row_loss_changes(loss, logits, Q.T[rows], T[rows], rowloss[rows], dz).sum() / N

@@ -1,6 +1,8 @@
 """Forward pass, loss and backprop of an MLP: the Cython twin of ``mlp_numpy.py`` and
 ``mlp_numba.py`` (same arguments, same results to round-off). Layout: see ``codes.py``; the
 table's columns are (n_in, n_out, off_W, off_b, off_gamma, off_beta, col_off)."""
+import numpy as np
+
 include "common.pxi"
 
 
@@ -110,3 +112,13 @@ def backprop(const floating[:, ::1] X, const floating[::1] params, const int64_t
                         grad[off_beta + c] += du[r * n_in + c]
                 batchnorm_jacobian(du, N, n_in, n_in, zhat, n_in, &istd[c0], &params[off_gamma])
             delta = du
+
+
+def small_change_functions(const double[::1] x):
+    """expm1_small(x), tanh_small(x) and log1p_small(2 x) at every x: exposed so that the tests
+    can check the polynomials against libm."""
+    cdef Py_ssize_t n
+    cdef double[::1] e = np.empty(x.shape[0]), t = np.empty(x.shape[0]), g = np.empty(x.shape[0])
+    for n in range(x.shape[0]):
+        e[n], t[n], g[n] = expm1_small(x[n]), tanh_small(x[n]), log1p_small(2 * x[n])
+    return {"expm1": np.asarray(e), "tanh": np.asarray(t), "log1p": np.asarray(g)}

@@ -204,6 +204,32 @@ def column_stats(z, mean, istd):
 
 
 @njit(cache=True)
+def batchnorm_change(d, zhat, istd):
+    """In place, column by column: d = zhat(z + d) - zhat(z), free of cancellation; see
+    mlp_numpy.batchnorm_change."""
+    N, n = d.shape
+    mean_d, zd, cc = np.zeros(n), np.zeros(n), np.zeros(n)
+    for r in range(N):
+        for c in range(n):
+            mean_d[c] += d[r, c]
+            zd[c] += zhat[r, c] * d[r, c]
+    for c in range(n):
+        mean_d[c] /= N
+    for r in range(N):
+        for c in range(n):
+            cc[c] += (d[r, c] - mean_d[c]) ** 2
+    # the variance grows by var * x; zd becomes the shrink of zhat, cc the new istd
+    for c in range(n):
+        x = 2.0 * istd[c] * (zd[c] / N) + istd[c] ** 2 * (cc[c] / N)
+        root = np.sqrt(1.0 + x)
+        zd[c] = -x / (root * (1.0 + root))
+        cc[c] = istd[c] / root
+    for r in range(N):
+        for c in range(n):
+            d[r, c] = zhat[r, c] * zd[c] + (d[r, c] - mean_d[c]) * cc[c]
+
+
+@njit(cache=True)
 def batchnorm_jacobian(d, zhat, istd, gamma):
     """In place, column by column: d = gamma * istd * (d - mean(d) - zhat * mean(d * zhat)),
     the (symmetric) Jacobian of training-mode BatchNorm (times gamma) applied to d."""

@@ -168,6 +168,17 @@ def batch_normalise(z):
     return (z - mean) * istd, mean, istd
 
 
+def batchnorm_change(zhat, istd, dz):
+    """zhat(z + dz) - zhat(z) for training-mode BatchNorm, column by column, without the
+    cancellation of renormalising and subtracting: with m = mean(dz), the variance grows by
+    var·x where x = 2 istd mean(zhat dz) + istd² mean((dz - m)²), so istd becomes istd/√(1+x) and
+    zhat(z + dz) - zhat(z) = zhat (1/√(1+x) - 1) + (dz - m) istd/√(1+x)."""
+    centred = dz - dz.mean(axis=0)
+    x = 2 * istd * (zhat * dz).mean(axis=0) + istd ** 2 * (centred ** 2).mean(axis=0)
+    root = np.sqrt(1 + x)
+    return zhat * (-x / (root * (1 + root))) + centred * (istd / root)
+
+
 def batchnorm_jacobian(dzhat, zhat, istd):
     """The Jacobian of training-mode BatchNorm, column by column, applied to dzhat. It is
     symmetric, so it maps dJ/dzhat to dJ/dz (reverse mode) and a tangent dz to dzhat (forward)."""

@@ -1,0 +1,84 @@
+"""The Numba and Cython kernels against the numpy reference: every kernel, every architecture,
+float64 to 1e-12 and float32 to 1e-5 (relative to each array's scale)."""
+import numpy as np
+import pytest
+
+import fastgrad
+from fastgrad._kernels import codes
+from conftest import ARCHITECTURES, make_problem, relative_error
+
+TOLERANCE = {"float64": 1e-12, "float32": 1e-5}
+# deltas inside the small-change polynomials, between them and a moderate change, and beyond
+DELTAS = (1e-7, -1e-3, 0.2, -3.0)
+
+
+def evaluate(backend, hidden, activation, batchnorm, loss, dtype):
+    net, X, y = make_problem(hidden, activation, batchnorm, loss, backend, dtype, seed=7,
+                             n_samples=11)
+    point = net.point(X, y)
+    results = {
+        "loss": point.loss, "logits": point.logits.copy(), "rowloss": point.rowloss,
+        "G": point.G, "Q": point.Q, "activations": point.A,
+        "eval_logits": net.forward(X), "train_logits": net.forward(X, training=True),
+        "running_var": net._running_var.copy(),
+        "backprop": point.gradient("backprop"), "forward": point.gradient("forward"),
+        "finite_difference": point.gradient("finite_difference"),
+    }
+    for delta in DELTAS:
+        results[f"change {delta}"] = np.array([point.loss_change(j, delta)
+                                               for j in range(net.n_params)])
+    return results
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("backend", ["numba", "cython"])
+@pytest.mark.parametrize("hidden, activation, batchnorm, loss", ARCHITECTURES)
+def test_compiled_kernels_match_the_numpy_reference(backend, dtype, hidden, activation,
+                                                    batchnorm, loss):
+    expected = evaluate("numpy", hidden, activation, batchnorm, loss, dtype)
+    actual = evaluate(backend, hidden, activation, batchnorm, loss, dtype)
+    for name, value in expected.items():
+        if isinstance(value, np.ndarray) and not name.startswith("change"):
+            assert actual[name].dtype == np.dtype(dtype), name
+        assert relative_error(actual[name], value) <= TOLERANCE[dtype], name
+
+
+def test_cython_codes_match_the_python_codes():
+    from fastgrad._kernels import mlp_cython
+
+    for name, value in mlp_cython.CODES.items():
+        assert getattr(codes, name) == value, name
+
+
+@pytest.mark.parametrize("backend", ["numba", "cython"])
+def test_small_change_polynomials_match_libm(backend):
+    """The Taylor polynomials behind small changes agree with numpy's expm1, tanh, log1p to a
+    few ulp on their whole domain (|x| <= 1/32; log1p to 1/16)."""
+    x = np.concatenate([np.linspace(-1 / 32, 1 / 32, 20001), np.geomspace(1e-300, 1 / 32, 500)])
+    if backend == "numba":
+        from fastgrad._kernels import mlp_numba as k
+
+        got = {name: np.array([f(v) for v in x]) for name, f in
+               (("expm1", k.expm1_small), ("tanh", k.tanh_small))}
+        got["log1p"] = np.array([k.log1p_small(v) for v in 2 * x])
+    else:
+        from fastgrad._kernels import mlp_cython as k
+
+        got = k.small_change_functions(x)
+    for name, reference in (("expm1", np.expm1(x)), ("tanh", np.tanh(x)),
+                            ("log1p", np.log1p(2 * x))):
+        ulps = np.abs(got[name] - reference) / np.spacing(np.abs(reference))
+        assert np.nanmax(ulps) <= 4, name
+
+
+@pytest.mark.parametrize("backend", ["numba", "cython"])
+def test_a_whole_gradient_on_real_data_matches_the_reference(backend):
+    """64-16-10 tanh on digits: all three methods agree with the numpy backend."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:100] / 16.0, y[:100]
+    reference = fastgrad.MLP([64, 16, 10], backend="numpy").point(X, y)
+    point = fastgrad.MLP([64, 16, 10], backend=backend).point(X, y)
+    for method in ("backprop", "forward", "finite_difference"):
+        assert relative_error(point.gradient(method), reference.gradient(method)) < 1e-12
