@@ -167,10 +167,11 @@ class MLP:
             raise ValueError(f"index must lie in [0, {n_out}) for {name}; got {index!r}")
         return offset + int(index)
 
-    def copy(self):
-        """An independent network with the same parameters and running statistics."""
+    def copy(self, backend=None):
+        """An independent network with the same parameters and running statistics, on the
+        same backend or the one named."""
         twin = MLP(self.sizes, self.activation, self.batchnorm, self.loss_name, self.dtype.name,
-                   self.seed, self.backend)
+                   self.seed, self.backend if backend is None else backend)
         twin._params[:] = self._params
         twin._running_mean[:] = self._running_mean
         twin._running_var[:] = self._running_var
