@@ -17,9 +17,10 @@ def test_gradients_demonstration_prints_agreement(capsys):
         assert float(error) < (1e-6 if method == "finite_difference" else 1e-10)
 
 
-def test_bad_arguments_give_one_line_and_a_non_zero_exit():
+def test_bad_arguments_give_one_line_and_a_non_zero_exit(tmp_path):
+    # run outside the checkout, so that the installed package is the one imported
     result = subprocess.run([sys.executable, "-m", "fastgrad", "gradients", "--samples", "-3"],
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stdout == ""
     [line] = result.stderr.strip().splitlines()
