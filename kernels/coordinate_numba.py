@@ -154,48 +154,97 @@ def hidden_column_change(j, delta, X, params, table, act, Z, A, Zhat, istd, col)
         col[r] = activation_change(act, g * zhat[r, i] + b, a[r, i], col[r])
 
 
+# Taylor moments of a rank-1 change of the logits: when sample r's logits move by d_r w,
+# sum_c q_rc expm1(d_r w_c) = sum_k d_r^k M[k, r] with M[k, r] = sum_c q_rc w_c^k / k!, exact to
+# about one ulp while every |d_r w_c| <= SMALL_CHANGE (the degree-8 Taylor polynomial of expm1,
+# summed over c). Every coordinate feeding column i of the last hidden layer shares w, so the
+# moments are computed once per column and each coordinate then costs O(N), not O(N n_out).
+MOMENTS = 9
+
+
 @njit(cache=True, fastmath={"contract"})
-def output_change_rank1(loss, T, Q, N_total, da, w, s, v):
-    """Sum over samples of the loss change when the logits move by outer(da, w), every move
-    at most SMALL_CHANGE (s, v: scratch for N and n_out values). The loops run down the samples
-    (contiguous in Q) so they vectorise; ``contract`` only lets multiply-adds fuse (it changes
-    no NaN or inf handling)."""
-    N, n_out = da.shape[0], w.shape[0]
-    s[:] = 0.0
+def rank1_moments(loss, Q, T, w, M):
+    """M (MOMENTS, N) for logits moving along w: cross-entropy: M[0] = T @ w and M[k] =
+    sum_c q_c w_c^k / k!; mse: M[1] = q @ w (q the residual) and M[2] = w @ w. ``contract``
+    only lets multiply-adds fuse (it changes no NaN or inf handling)."""
+    n_out, N = Q.shape
+    M[:, :N] = 0.0
     if loss == MSE:
-        # mean over c of dz (2 q + dz) with dz = da w: (2 da (q @ w) + da² (w @ w)) / n_out
         ww = 0.0
         for c in range(n_out):
             ww += w[c] * w[c]
             for r in range(N):
-                s[r] += Q[c, r] * w[c]
-        total = 0.0
-        for r in range(N):
-            total += da[r] * (2.0 * s[r] + da[r] * ww)
-        return total / (n_out * N_total)
-    # s = sum_c q_c expm1(da w_c), per sample
+                M[1, r] += Q[c, r] * w[c]
+        M[2, :N] = ww
+        return
     for c in range(n_out):
-        for r in range(N):
-            s[r] += Q[c, r] * expm1_small(da[r] * w[c])
-    for r in range(N):
-        s[r] = log1p_small(s[r])
-    # sum_r da_r (T_r @ w) = w @ (T.T @ da), with v = T.T @ da
-    v[:n_out] = 0.0
+        power = 1.0
+        for k in range(1, MOMENTS):
+            power *= w[c] / k  # w_c^k / k!
+            for r in range(N):
+                M[k, r] += Q[c, r] * power
     for r in range(N):
         for c in range(n_out):
-            v[c] += T[r, c] * da[r]
+            M[0, r] += T[r, c] * w[c]
+
+
+@njit(cache=True, fastmath={"contract", "reassoc"})
+def rank1_change(loss, M, d, n_out):
+    """N J-change when sample r's logits move by d_r w, from rank1_moments: log1p(sum_k d^k M[k])
+    - d M[0] per sample (cross-entropy), d (2 q @ w + d w @ w) / n_out (mse). ``reassoc`` lets
+    the sum over samples vectorise; the inputs are finite and bounded here."""
     total = 0.0
-    for r in range(N):
-        total += s[r]
-    for c in range(n_out):
-        total -= w[c] * v[c]
-    return total / N_total
+    if loss == MSE:
+        for r in range(d.shape[0]):
+            total += d[r] * (2.0 * M[1, r] + d[r] * M[2, r])
+        return total / n_out
+    for r in range(d.shape[0]):
+        x = d[r]
+        s = x * (M[1, r] + x * (M[2, r] + x * (M[3, r] + x * (M[4, r] + x * (M[5, r] + x * (
+            M[6, r] + x * (M[7, r] + x * M[8, r])))))))
+        total += log1p_small(s) - x * M[0, r]
+    return total
+
+
+@njit(cache=True, fastmath={"contract", "reassoc"})
+def logit_column_change(loss, q, d, n_out):
+    """N J-change when logit i of sample r moves by d_r, every |d_r| <= SMALL_CHANGE, q = Q[i],
+    leaving out the target term -sum_r t_ri d_r (added by the caller)."""
+    total = 0.0
+    if loss == MSE:
+        for r in range(d.shape[0]):
+            total += d[r] * (2.0 * q[r] + d[r])
+        return total / n_out
+    for r in range(d.shape[0]):
+        total += log1p_small(q[r] * expm1_small(d[r]))
+    return total
+
+
+@njit(cache=True)
+def largest_magnitude(x):
+    largest = 0.0
+    for v in x:
+        largest = max(largest, abs(v))
+    return largest
 
 
 @njit(cache=True)
 def loss_change(j, delta, X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss, Q, col, rows,
                 work1, work2):
     """J(θ + delta e_j) − J(θ) with θ unchanged; see coordinate_numpy.loss_change."""
+    N, n_layers = X.shape[0], table.shape[0]
+    l, kind, k, i = decode(j, table)
+    M = np.empty((MOMENTS, N))
+    if l == n_layers - 2:
+        rank1_moments(loss, Q, T, weights(params, table, l + 1)[i], M)
+    return column_loss_change(j, delta, X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss,
+                              Q, col, rows, work1, work2, M)
+
+
+@njit(cache=True)
+def column_loss_change(j, delta, X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss, Q,
+                       col, rows, work1, work2, M):
+    """loss_change, given in M the rank1_moments of column i when j is in the last hidden layer."""
     N, n_layers = X.shape[0], table.shape[0]
     l, kind, k, i = decode(j, table)
     out = n_layers - 1
@@ -207,11 +256,19 @@ def loss_change(j, delta, X, params, table, act, loss, T, Z, A, Zhat, istd, rowl
             layer_input_column(X, A, table, l, k, col)
         else:
             col[:N] = 1.0
+        for r in range(N):
+            col[r] *= delta
+        if largest_magnitude(col[:N]) <= SMALL_CHANGE:
+            total = logit_column_change(loss, Q[i], col[:N], n_out)
+            if loss != MSE:
+                for r in range(N):
+                    total -= T[r, i] * col[r]
+            return total / N
         dz = work1[:n_out]
         dz[:] = 0.0
         total = 0.0
         for r in range(N):
-            d = delta * col[r]
+            d = col[r]
             if d == 0.0:
                 continue
             if abs(d) <= MODERATE_CHANGE:
@@ -224,12 +281,8 @@ def loss_change(j, delta, X, params, table, act, loss, T, Z, A, Zhat, istd, rowl
     hidden_column_change(j, delta, X, params, table, act, Z, A, Zhat, istd, col)
     batchnorm = table[l, 4] >= 0
     w = weights(params, table, l + 1)[i]
-    if l + 1 == out:
-        largest = 0.0
-        for r in range(N):
-            largest = max(largest, abs(col[r]))
-        if largest * np.max(np.abs(w)) <= SMALL_CHANGE:
-            return output_change_rank1(loss, T, Q, N, col[:N], w, work1[:N], work2)
+    if l + 1 == out and largest_magnitude(col[:N]) * largest_magnitude(w) <= SMALL_CHANGE:
+        return rank1_change(loss, M, col[:N], n_out) / N
     m = moved_rows(col[:N], batchnorm, rows)
     dz = next_layer(w, col, rows, m, work1)
     for layer in range(l + 1, out):
@@ -271,12 +324,32 @@ def forward_mode_gradient(X, params, table, act, Z, A, Zhat, istd, G, grad, col,
 
 
 @njit(cache=True)
+def feeding(table, l, i, slot):
+    """The coordinate in ``slot`` of those feeding column i of layer l: W[slot, i] for slot <
+    n_in, then b[i], gamma[i], beta[i]."""
+    n_in, n_out = table[l, 0], table[l, 1]
+    if slot < n_in:
+        return table[l, 2] + slot * n_out + i
+    return table[l, 3 + slot - n_in] + i
+
+
+@njit(cache=True)
 def finite_difference_gradient(X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss, Q,
                                eps, grad, col, rows, work1, work2):
-    """grad[j] = (J(θ + eps e_j) − J(θ − eps e_j)) / (2 eps), each side re-evaluated incrementally."""
-    for j in range(params.shape[0]):
-        up = loss_change(j, eps, X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss, Q,
-                         col, rows, work1, work2)
-        down = loss_change(j, -eps, X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss, Q,
-                           col, rows, work1, work2)
-        grad[j] = (up - down) / (2 * eps)
+    """grad[j] = (J(θ + eps e_j) − J(θ − eps e_j)) / (2 eps), each side re-evaluated
+    incrementally; coordinates are visited column by column, so that those feeding one column
+    of the last hidden layer share its rank1_moments."""
+    N, n_layers = X.shape[0], table.shape[0]
+    M = np.empty((MOMENTS, N))
+    for l in range(n_layers):
+        n_slots = table[l, 0] + (1 if table[l, 4] < 0 else 3)
+        for i in range(table[l, 1]):
+            if l == n_layers - 2:
+                rank1_moments(loss, Q, T, weights(params, table, l + 1)[i], M)
+            for slot in range(n_slots):
+                j = feeding(table, l, i, slot)
+                up = column_loss_change(j, eps, X, params, table, act, loss, T, Z, A, Zhat, istd,
+                                        rowloss, Q, col, rows, work1, work2, M)
+                down = column_loss_change(j, -eps, X, params, table, act, loss, T, Z, A, Zhat,
+                                          istd, rowloss, Q, col, rows, work1, work2, M)
+                grad[j] = (up - down) / (2 * eps)
