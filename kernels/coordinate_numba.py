@@ -8,10 +8,11 @@ move, ``work1``/``work2`` (N * widest,) the downstream layers of those samples, 
 import numpy as np
 from numba import njit
 
-from .codes import BETA, BIAS, GAMMA, MODERATE_CHANGE, MSE, SMALL_CHANGE, WEIGHT
+from .codes import (BETA, BIAS, GAMMA, MODERATE_CHANGE, MSE, SIGMOID, SMALL_CHANGE, TANH,
+                    WEIGHT)
 from .mlp_numba import (activation_change, activation_slope, batchnorm_change, batchnorm_jacobian,
                         block, expm1_small, log1p_small, logit_change, row_loss_change,
-                        weights)
+                        tanh_small, weights)
 
 
 @njit(cache=True)
@@ -119,39 +120,57 @@ def coordinate_derivative(j, X, params, table, act, Z, A, Zhat, istd, G, col, ro
     return total
 
 
+# A column workspace C (4, N): the activation input u, the activations a and (BatchNorm) the
+# normalised values zhat of the hidden column a coordinate feeds, copied so that they are
+# contiguous, and the column's change.
+U, ACT, ZHAT, CHANGE = 0, 1, 2, 3
+
+
 @njit(cache=True)
-def hidden_column_change(j, delta, X, params, table, act, Z, A, Zhat, istd, col):
-    """col = how much column i of layer l's activations moves when θ_j moves by delta, for a
-    coordinate (l, kind, k, i) of a hidden layer; see coordinate_numpy.loss_change."""
-    N = X.shape[0]
-    l, kind, k, i = decode(j, table)
-    off_gamma, off_beta = table[l, 4], table[l, 5]
+def load_column(params, table, l, i, Z, A, Zhat, C):
+    """C[U], C[ACT], C[ZHAT] = column i of hidden layer l."""
+    N = C.shape[1]
     z, a = block(Z, N, table, l), block(A, N, table, l)
-    # col = the change of column i of z (W, b) or of u = gamma * zhat + beta (gamma, beta)
-    if kind == WEIGHT:
-        layer_input_column(X, A, table, l, k, col)
-        for r in range(N):
-            col[r] *= delta
-    elif kind == GAMMA:
-        zhat = block(Zhat, N, table, l)
-        for r in range(N):
-            col[r] = delta * zhat[r, i]
-    else:
-        col[:N] = delta
+    off_gamma = table[l, 4]
     if off_gamma < 0:
         for r in range(N):
-            col[r] = activation_change(act, z[r, i], a[r, i], col[r])
+            C[U, r] = z[r, i]
+            C[ACT, r] = a[r, i]
         return
     zhat = block(Zhat, N, table, l)
-    g, b = params[off_gamma + i], params[off_beta + i]
-    if kind <= BIAS:
-        # du = g * (zhat(z + dz) - zhat(z)): the column's statistics move too
-        c = table[l, 6] + i
-        batchnorm_change(col[:N].reshape(N, 1), zhat[:, i:i + 1], istd[c:c + 1])
-        for r in range(N):
-            col[r] *= g
+    g, b = params[off_gamma + i], params[table[l, 5] + i]
     for r in range(N):
-        col[r] = activation_change(act, g * zhat[r, i] + b, a[r, i], col[r])
+        C[ZHAT, r] = zhat[r, i]
+        C[U, r] = g * zhat[r, i] + b
+        C[ACT, r] = a[r, i]
+
+
+@njit(cache=True)
+def load_inputs(X, A, table, l, inputs):
+    """inputs[:n_in] = the transposed input of layer l (X, or the previous activations)."""
+    N = X.shape[0]
+    a_in = X if l == 0 else block(A, N, table, l - 1)
+    for r in range(N):
+        for k in range(table[l, 0]):
+            inputs[k, r] = a_in[r, k]
+
+
+@njit(cache=True)
+def activation_changes(act, u, a, du):
+    """In place, a whole column: du = act(u + du) - act(u), a = act(u). When every |du| is
+    small the identities of activation_change run as a branch-free loop, which vectorises."""
+    if (act == TANH or act == SIGMOID) and largest_magnitude(du) <= SMALL_CHANGE:
+        if act == TANH:
+            for r in range(du.shape[0]):
+                t = tanh_small(du[r])
+                du[r] = t * (1.0 - a[r] * a[r]) / (1.0 + a[r] * t)
+        else:
+            for r in range(du.shape[0]):
+                e = expm1_small(du[r])
+                du[r] = a[r] * (1.0 - a[r]) * e / (1.0 + a[r] * e)
+        return
+    for r in range(du.shape[0]):
+        du[r] = activation_change(act, u[r], a[r], du[r])
 
 
 # Taylor moments of a rank-1 change of the logits: when sample r's logits move by d_r w,
@@ -231,35 +250,40 @@ def largest_magnitude(x):
 @njit(cache=True)
 def loss_change(j, delta, X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss, Q, col, rows,
                 work1, work2):
-    """J(θ + delta e_j) − J(θ) with θ unchanged; see coordinate_numpy.loss_change."""
+    """J(θ + delta e_j) − J(θ) with θ unchanged; see coordinate_numpy.loss_change. (col: room for
+    the input column a W coordinate reads.)"""
     N, n_layers = X.shape[0], table.shape[0]
     l, kind, k, i = decode(j, table)
+    if kind == WEIGHT:
+        layer_input_column(X, A, table, l, k, col)
+    C = np.empty((4, N), dtype=X.dtype)
     M = np.empty((MOMENTS, N))
+    if l < n_layers - 1:
+        load_column(params, table, l, i, Z, A, Zhat, C)
     if l == n_layers - 2:
         rank1_moments(loss, Q, T, weights(params, table, l + 1)[i], M)
-    return column_loss_change(j, delta, X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss,
-                              Q, col, rows, work1, work2, M)
+    return column_loss_change(l, kind, i, delta, col[:N], C, M, params, table, act, loss, T, Z, A,
+                              Zhat, istd, rowloss, Q, rows, work1, work2)
 
 
 @njit(cache=True)
-def column_loss_change(j, delta, X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss, Q,
-                       col, rows, work1, work2, M):
-    """loss_change, given in M the rank1_moments of column i when j is in the last hidden layer."""
-    N, n_layers = X.shape[0], table.shape[0]
-    l, kind, k, i = decode(j, table)
+def column_loss_change(l, kind, i, delta, source, C, M, params, table, act, loss, T, Z, A, Zhat,
+                       istd, rowloss, Q, rows, work1, work2):
+    """loss_change for a coordinate (l, kind, ., i), given source = the input column it reads
+    (W), C = load_column(l, i) (hidden layers) and M = the rank1_moments of column i (last
+    hidden layer)."""
+    N, n_layers = C.shape[1], table.shape[0]
     out = n_layers - 1
     n_out = table[out, 1]
     logits = block(Z, N, table, out)
+    # col = the change of column i of z (W, b) or of u = gamma * zhat + beta (gamma, beta)
+    col = C[CHANGE]
+    for r in range(N):
+        col[r] = delta * (source[r] if kind == WEIGHT else C[ZHAT, r] if kind == GAMMA else 1.0)
     if l == out:
-        # only column i of the logits moves, by delta * a_in[:, k] (W) or delta (b)
-        if kind == WEIGHT:
-            layer_input_column(X, A, table, l, k, col)
-        else:
-            col[:N] = 1.0
-        for r in range(N):
-            col[r] *= delta
-        if largest_magnitude(col[:N]) <= SMALL_CHANGE:
-            total = logit_column_change(loss, Q[i], col[:N], n_out)
+        # only column i of the logits moves
+        if largest_magnitude(col) <= SMALL_CHANGE:
+            total = logit_column_change(loss, Q[i], col, n_out)
             if loss != MSE:
                 for r in range(N):
                     total -= T[r, i] * col[r]
@@ -278,12 +302,20 @@ def column_loss_change(j, delta, X, params, table, act, loss, T, Z, A, Zhat, ist
                 total += row_loss_change(loss, logits[r], Q[:, r], T[r], rowloss[r], dz)
                 dz[:] = 0.0
         return total / N
-    hidden_column_change(j, delta, X, params, table, act, Z, A, Zhat, istd, col)
-    batchnorm = table[l, 4] >= 0
+    # col = the change of column i of the activations
+    off_gamma = table[l, 4]
+    batchnorm = off_gamma >= 0
+    if batchnorm and kind <= BIAS:
+        # du = gamma * (zhat(z + dz) - zhat(z)): the column's statistics move too
+        c = table[l, 6] + i
+        batchnorm_change(col.reshape(N, 1), C[ZHAT].reshape(N, 1), istd[c:c + 1])
+        for r in range(N):
+            col[r] *= params[off_gamma + i]
+    activation_changes(act, C[U], C[ACT], col)
     w = weights(params, table, l + 1)[i]
-    if l + 1 == out and largest_magnitude(col[:N]) * largest_magnitude(w) <= SMALL_CHANGE:
-        return rank1_change(loss, M, col[:N], n_out) / N
-    m = moved_rows(col[:N], batchnorm, rows)
+    if l + 1 == out and largest_magnitude(col) * largest_magnitude(w) <= SMALL_CHANGE:
+        return rank1_change(loss, M, col, n_out) / N
+    m = moved_rows(col, batchnorm, rows)
     dz = next_layer(w, col, rows, m, work1)
     for layer in range(l + 1, out):
         width, off_g, off_bt, cm = table[layer, 1], table[layer, 4], table[layer, 5], table[layer, 6]
@@ -324,32 +356,32 @@ def forward_mode_gradient(X, params, table, act, Z, A, Zhat, istd, G, grad, col,
 
 
 @njit(cache=True)
-def feeding(table, l, i, slot):
-    """The coordinate in ``slot`` of those feeding column i of layer l: W[slot, i] for slot <
-    n_in, then b[i], gamma[i], beta[i]."""
-    n_in, n_out = table[l, 0], table[l, 1]
-    if slot < n_in:
-        return table[l, 2] + slot * n_out + i
-    return table[l, 3 + slot - n_in] + i
-
-
-@njit(cache=True)
 def finite_difference_gradient(X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss, Q,
                                eps, grad, col, rows, work1, work2):
     """grad[j] = (J(θ + eps e_j) − J(θ − eps e_j)) / (2 eps), each side re-evaluated
-    incrementally; coordinates are visited column by column, so that those feeding one column
-    of the last hidden layer share its rank1_moments."""
+    incrementally. Coordinates are visited column by column: those feeding one column share
+    its load_column and, in the last hidden layer, its rank1_moments."""
     N, n_layers = X.shape[0], table.shape[0]
+    C = np.empty((4, N), dtype=X.dtype)
     M = np.empty((MOMENTS, N))
+    inputs = np.empty((np.max(table[:, 0]), N), dtype=X.dtype)
     for l in range(n_layers):
-        n_slots = table[l, 0] + (1 if table[l, 4] < 0 else 3)
-        for i in range(table[l, 1]):
+        n_in, n_out = table[l, 0], table[l, 1]
+        load_inputs(X, A, table, l, inputs)
+        # the coordinates feeding column i: W[k, i] for every k, then b[i], gamma[i], beta[i]
+        n_kinds = 2 if table[l, 4] < 0 else 4  # kinds are WEIGHT, BIAS, GAMMA, BETA = 0 .. 3
+        for i in range(n_out):
+            if l < n_layers - 1:
+                load_column(params, table, l, i, Z, A, Zhat, C)
             if l == n_layers - 2:
                 rank1_moments(loss, Q, T, weights(params, table, l + 1)[i], M)
-            for slot in range(n_slots):
-                j = feeding(table, l, i, slot)
-                up = column_loss_change(j, eps, X, params, table, act, loss, T, Z, A, Zhat, istd,
-                                        rowloss, Q, col, rows, work1, work2, M)
-                down = column_loss_change(j, -eps, X, params, table, act, loss, T, Z, A, Zhat,
-                                          istd, rowloss, Q, col, rows, work1, work2, M)
-                grad[j] = (up - down) / (2 * eps)
+            for kind in range(n_kinds):
+                for k in range(n_in if kind == WEIGHT else 1):
+                    j = (table[l, 2] + k * n_out if kind == WEIGHT else table[l, 2 + kind]) + i
+                    up = column_loss_change(l, kind, i, eps, inputs[k], C, M, params, table, act,
+                                            loss, T, Z, A, Zhat, istd, rowloss, Q, rows, work1,
+                                            work2)
+                    down = column_loss_change(l, kind, i, -eps, inputs[k], C, M, params, table,
+                                              act, loss, T, Z, A, Zhat, istd, rowloss, Q, rows,
+                                              work1, work2)
+                    grad[j] = (up - down) / (2 * eps)
