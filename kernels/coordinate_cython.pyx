@@ -116,109 +116,192 @@ cdef double coordinate_derivative_c(
     return total
 
 
-cdef void hidden_column_change(
-        Coordinate at, double delta, const floating[:, ::1] X, const floating[::1] params,
-        const int64_t[:, ::1] table, int act, const floating[::1] Z, const floating[::1] A,
-        const floating[::1] Zhat, const floating[::1] istd, floating* col) noexcept nogil:
-    """col = how much column i of layer l's activations moves when θ_j moves by delta, for a
-    coordinate of a hidden layer; see coordinate_numpy.loss_change."""
-    cdef Py_ssize_t N = X.shape[0], l = at.layer, i = at.i, r
-    cdef Py_ssize_t n_in = table[l, 0], n_out = table[l, 1], off_gamma = table[l, 4]
-    cdef Py_ssize_t off_beta = table[l, 5], start = N * table[l, 6]
-    cdef const floating* a_in
+# A column workspace C (4 rows of N): the activation input u, the activations a and
+# (BatchNorm) the normalised values zhat of the hidden column a coordinate feeds, copied so
+# that they are contiguous, and the column's change.
+cdef enum:
+    U = 0
+    ACT = 1
+    ZHAT = 2
+    CHANGE = 3
+
+
+cdef inline double largest_magnitude(const floating* x, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t r
+    cdef double largest = 0.0
+    for r in range(n):
+        largest = max(largest, abs(<double>x[r]))
+    return largest
+
+
+cdef double load_column(const floating[::1] params, const int64_t[:, ::1] table, Py_ssize_t l,
+                        Py_ssize_t i, Py_ssize_t N, const floating[::1] Z, const floating[::1] A,
+                        const floating[::1] Zhat, floating* C) noexcept nogil:
+    """C[U], C[ACT], C[ZHAT] = column i of hidden layer l; returns max |zhat| (0 without
+    BatchNorm)."""
+    cdef Py_ssize_t r, n_out = table[l, 1], start = N * table[l, 6], off_gamma = table[l, 4]
     cdef double g, b
-    # col = the change of column i of z (W, b) or of u = gamma * zhat + beta (gamma, beta)
-    if at.kind == WEIGHT:
-        a_in = layer_input(X, A, table, l)
-        for r in range(N):
-            col[r] = delta * a_in[r * n_in + at.k]
-    elif at.kind == GAMMA:
-        for r in range(N):
-            col[r] = delta * Zhat[start + r * n_out + i]
-    else:
-        for r in range(N):
-            col[r] = delta
     if off_gamma < 0:
         for r in range(N):
-            col[r] = activation_change(act, Z[start + r * n_out + i], A[start + r * n_out + i],
-                                       col[r])
+            C[U * N + r] = Z[start + r * n_out + i]
+            C[ACT * N + r] = A[start + r * n_out + i]
+        return 0.0
+    g, b = params[off_gamma + i], params[table[l, 5] + i]
+    for r in range(N):
+        C[ZHAT * N + r] = Zhat[start + r * n_out + i]
+        C[U * N + r] = g * Zhat[start + r * n_out + i] + b
+        C[ACT * N + r] = A[start + r * n_out + i]
+    return largest_magnitude(C + ZHAT * N, N)
+
+
+cdef void load_inputs(const floating[:, ::1] X, const floating[::1] A,
+                      const int64_t[:, ::1] table, Py_ssize_t l, floating* inputs,
+                      double* bounds) noexcept nogil:
+    """inputs (n_in rows of N) = the transposed input of layer l; bounds[k] = max |inputs[k]|."""
+    cdef Py_ssize_t N = X.shape[0], n_in = table[l, 0], r, k
+    cdef const floating* a_in = layer_input(X, A, table, l)
+    for r in range(N):
+        for k in range(n_in):
+            inputs[k * N + r] = a_in[r * n_in + k]
+    for k in range(n_in):
+        bounds[k] = largest_magnitude(inputs + k * N, N)
+
+
+cdef void activation_changes(int act, const floating* u, const floating* a, floating* du,
+                             Py_ssize_t N, double bound) noexcept nogil:
+    """In place, a whole column: du = act(u + du) - act(u), a = act(u). When every |du| is
+    small (bound >= max |du|) the identities of activation_change run as a branch-free loop,
+    which vectorises."""
+    cdef Py_ssize_t r
+    cdef double t, e
+    if (act == TANH or act == SIGMOID) and bound <= SMALL_CHANGE:
+        if act == TANH:
+            for r in range(N):
+                t = tanh_small(du[r])
+                du[r] = t * (1.0 - a[r] * a[r]) / (1.0 + a[r] * t)
+        else:
+            for r in range(N):
+                e = expm1_small(du[r])
+                du[r] = a[r] * (1.0 - a[r]) * e / (1.0 + a[r] * e)
         return
-    g, b = params[off_gamma + i], params[off_beta + i]
-    if at.kind <= BIAS:
-        # du = g * (zhat(z + dz) - zhat(z)): the column's statistics move too
-        batchnorm_change(col, N, 1, 1, &Zhat[start + i], n_out, &istd[table[l, 6] + i])
-        for r in range(N):
-            col[r] *= g
     for r in range(N):
-        col[r] = activation_change(act, g * Zhat[start + r * n_out + i] + b,
-                                   A[start + r * n_out + i], col[r])
+        du[r] = activation_change(act, u[r], a[r], du[r])
 
 
-cdef double output_change_rank1(int loss, const floating[:, ::1] T, const floating[:, ::1] Q,
-                                const floating* da, const floating* w, double* s,
-                                double* v) noexcept nogil:
-    """Sum over samples of the loss change when the logits move by outer(da, w), every move
-    at most SMALL_CHANGE. The loops run down the samples (contiguous in Q) so they vectorise."""
-    cdef Py_ssize_t N = Q.shape[1], n_out = Q.shape[0], r, c
-    cdef double total = 0.0, ww = 0.0
-    for r in range(N):
-        s[r] = 0.0
+# Taylor moments of a rank-1 change of the logits: when sample r's logits move by d_r w,
+# sum_c q_rc expm1(d_r w_c) = sum_k d_r^k M[k, r] with M[k, r] = sum_c q_rc w_c^k / k!, exact to
+# about one ulp while every |d_r w_c| <= SMALL_CHANGE (the degree-8 Taylor polynomial of expm1,
+# summed over c). Every coordinate feeding column i of the last hidden layer shares w, so the
+# moments are computed once per column and each coordinate then costs O(N), not O(N n_out).
+cdef enum:
+    MOMENTS = 9
+
+
+cdef void rank1_moments(int loss, const floating[:, ::1] Q, const floating[:, ::1] T,
+                        const floating* w, double* M) noexcept nogil:
+    """M (MOMENTS rows of N) for logits moving along w: cross-entropy: M[0] = T @ w and M[k] =
+    sum_c q_c w_c^k / k!; mse: M[1] = q @ w (q the residual) and M[2] = w @ w."""
+    cdef Py_ssize_t n_out = Q.shape[0], N = Q.shape[1], r, c, k
+    cdef double power, ww = 0.0
+    for r in range(MOMENTS * N):
+        M[r] = 0.0
     if loss == MSE:
-        # mean over c of dz (2 q + dz) with dz = da w: (2 da (q @ w) + da² (w @ w)) / n_out
         for c in range(n_out):
             ww += w[c] * w[c]
             for r in range(N):
-                s[r] += Q[c, r] * w[c]
+                M[N + r] += Q[c, r] * w[c]
         for r in range(N):
-            total += da[r] * (2.0 * s[r] + da[r] * ww)
-        return total / (n_out * N)
-    # s = sum_c q_c expm1(da w_c), per sample
+            M[2 * N + r] = ww
+        return
     for c in range(n_out):
-        for r in range(N):
-            s[r] += Q[c, r] * expm1_small(da[r] * w[c])
-    for r in range(N):
-        s[r] = log1p_small(s[r])
-    # sum_r da_r (T_r @ w) = w @ (T.T @ da), with v = T.T @ da
-    for c in range(n_out):
-        v[c] = 0.0
+        power = 1.0
+        for k in range(1, MOMENTS):
+            power *= w[c] / k  # w_c^k / k!
+            for r in range(N):
+                M[k * N + r] += Q[c, r] * power
     for r in range(N):
         for c in range(n_out):
-            v[c] += T[r, c] * da[r]
+            M[r] += T[r, c] * w[c]
+
+
+cdef double rank1_change(int loss, const double* M, const floating* d, Py_ssize_t N,
+                         Py_ssize_t n_out) noexcept nogil:
+    """N J-change when sample r's logits move by d_r w, from rank1_moments: log1p(sum_k d^k M[k])
+    - d M[0] per sample (cross-entropy), d (2 q @ w + d w @ w) / n_out (mse)."""
+    cdef Py_ssize_t r
+    cdef double x, s, total = 0.0
+    if loss == MSE:
+        for r in range(N):
+            total += d[r] * (2.0 * M[N + r] + d[r] * M[2 * N + r])
+        return total / n_out
     for r in range(N):
-        total += s[r]
-    for c in range(n_out):
-        total -= w[c] * v[c]
-    return total / N
+        x = d[r]
+        s = x * (M[N + r] + x * (M[2 * N + r] + x * (M[3 * N + r] + x * (M[4 * N + r] + x * (
+            M[5 * N + r] + x * (M[6 * N + r] + x * (M[7 * N + r] + x * M[8 * N + r])))))))
+        total += log1p_small(s) - x * M[r]
+    return total
 
 
-cdef double loss_change_c(
-        Py_ssize_t j, double delta, const floating[:, ::1] X, const floating[::1] params,
-        const int64_t[:, ::1] table, int act, int loss, const floating[:, ::1] T,
-        const floating[::1] Z, const floating[::1] A, const floating[::1] Zhat,
-        const floating[::1] istd, const floating[:, ::1] Q, const floating[::1] rowloss,
-        floating[::1] col, int64_t[::1] rows, floating[::1] work1, floating[::1] work2,
-        double* scratch) noexcept nogil:
-    """J(θ + delta e_j) − J(θ); see coordinate_numpy.loss_change. scratch: scratch_for()."""
-    cdef Py_ssize_t N = X.shape[0], n_layers = table.shape[0], r, c, m, layer, width, cm, n_next
-    cdef Py_ssize_t out = n_layers - 1, n_out = table[n_layers - 1, 1]
-    cdef Coordinate at = decode(j, table)
-    cdef Py_ssize_t l = at.layer, i = at.i
+cdef double logit_column_change(int loss, const floating* q, const floating* d, Py_ssize_t N,
+                                Py_ssize_t n_out) noexcept nogil:
+    """N J-change when logit i of sample r moves by d_r, every |d_r| <= SMALL_CHANGE, q = Q[i],
+    leaving out the target term -sum_r t_ri d_r (added by the caller)."""
+    cdef Py_ssize_t r
+    cdef double total = 0.0
+    if loss == MSE:
+        for r in range(N):
+            total += d[r] * (2.0 * q[r] + d[r])
+        return total / n_out
+    for r in range(N):
+        total += log1p_small(q[r] * expm1_small(d[r]))
+    return total
+
+
+cdef double column_loss_change(
+        Py_ssize_t l, Py_ssize_t kind, Py_ssize_t i, double delta, const floating* source,
+        double source_bound, floating* C, const double* M, const floating[::1] params, const int64_t[:, ::1] table,
+        int act, int loss, const floating[:, ::1] T, const floating[::1] Z,
+        const floating[::1] A, const floating[::1] Zhat, const floating[::1] istd,
+        const floating[::1] rowloss, const floating[:, ::1] Q, int64_t[::1] rows,
+        floating[::1] work1, floating[::1] work2) noexcept nogil:
+    """J(θ + delta e_j) − J(θ) for the coordinate (l, kind, ., i), given source = the input column
+    it reads (W), C = load_column(l, i) (hidden layers), M = the rank1_moments of column i (last
+    hidden layer) and source_bound >= the largest |column| the coordinate scales: max |source|
+    (W), max |zhat| (gamma), 1 (b, beta); see coordinate_numpy.loss_change. Bounds on the
+    changes, not scans of them, decide when the vectorised small-change paths apply."""
+    cdef Py_ssize_t N = Q.shape[1], n_layers = table.shape[0], r, c, m, layer, width, cm, n_next
+    cdef Py_ssize_t out = n_layers - 1, n_out = table[n_layers - 1, 1], off_gamma = table[l, 4]
     cdef const floating* logits = &Z[N * table[out, 6]]
-    cdef const floating* a_in
     cdef const floating* w
     cdef const floating* gamma
     cdef const floating* beta
+    cdef floating* col = C + CHANGE * N
     cdef floating* dz
     cdef floating* nxt
-    cdef double total = 0.0, d, largest = 0.0, w_largest = 0.0
+    cdef double total = 0.0, d, bound = abs(delta) * source_bound
+    # col = the change of column i of z (W, b) or of u = gamma * zhat + beta (gamma, beta)
+    if kind == WEIGHT:
+        for r in range(N):
+            col[r] = delta * source[r]
+    elif kind == GAMMA:
+        for r in range(N):
+            col[r] = delta * C[ZHAT * N + r]
+    else:
+        for r in range(N):
+            col[r] = delta
     if l == out:
-        # only column i of the logits moves, by delta * a_in[:, k] (W) or delta (b)
-        a_in = layer_input(X, A, table, l)
+        # only column i of the logits moves
+        if bound <= SMALL_CHANGE:
+            total = logit_column_change(loss, &Q[i, 0], col, N, n_out)
+            if loss != MSE:
+                for r in range(N):
+                    total -= T[r, i] * col[r]
+            return total / N
         dz = &work1[0]
         for c in range(n_out):
             dz[c] = 0
         for r in range(N):
-            d = delta * (a_in[r * table[l, 0] + at.k] if at.kind == WEIGHT else 1.0)
+            d = col[r]
             if d == 0:
                 continue
             if abs(d) <= MODERATE_CHANGE:
@@ -227,22 +310,25 @@ cdef double loss_change_c(
                 dz[i] = d
                 total += row_loss_change(loss, logits + r * n_out, &Q[0, r], N, &T[r, 0],
                                          rowloss[r], dz, n_out)
-                for c in range(n_out):
-                    dz[c] = 0
+                dz[i] = 0
         return total / N
-    hidden_column_change(at, delta, X, params, table, act, Z, A, Zhat, istd, &col[0])
+    # col = the change of column i of the activations
+    if off_gamma >= 0 and kind <= BIAS:
+        # du = gamma * (zhat(z + dz) - zhat(z)): the column's statistics move too
+        batchnorm_change(col, N, 1, 1, C + ZHAT * N, 1, &istd[table[l, 6] + i])
+        for r in range(N):
+            col[r] *= params[off_gamma + i]
+        bound = largest_magnitude(col, N)
+    activation_changes(act, C + U * N, C + ACT * N, col, N, bound)
+    # |act(u + d) - act(u)| <= |d| max|act'|: 1, or 1/4 for sigmoid
+    bound *= 0.25 if act == SIGMOID else 1.0
     n_next = table[l + 1, 1]
     w = &params[table[l + 1, 2] + i * n_next]
-    if l + 1 == out:
-        for r in range(N):
-            largest = max(largest, abs(<double>col[r]))
-        for c in range(n_out):
-            w_largest = max(w_largest, abs(<double>w[c]))
-        if largest * w_largest <= SMALL_CHANGE:
-            return output_change_rank1(loss, T, Q, &col[0], w, scratch, scratch + N)
-    m = moved_rows(&col[0], N, table[l, 4] >= 0, &rows[0])
+    if l + 1 == out and bound * largest_magnitude(w, n_out) <= SMALL_CHANGE:
+        return rank1_change(loss, M, col, N, n_out) / N
+    m = moved_rows(col, N, off_gamma >= 0, &rows[0])
     dz = &work1[0]
-    next_layer(w, n_next, &col[0], &rows[0], m, dz)
+    next_layer(w, n_next, col, &rows[0], m, dz)
     for layer in range(l + 1, out):
         width, cm = table[layer, 1], N * table[layer, 6]
         # dz becomes the change of the layer's activations, in place
@@ -273,11 +359,6 @@ cdef double loss_change_c(
     return total / N
 
 
-cdef double* scratch_for(Py_ssize_t N, const int64_t[:, ::1] table) noexcept nogil:
-    # room for output_change_rank1: N + n_out values
-    return <double*>malloc((N + table[table.shape[0] - 1, 1]) * sizeof(double))
-
-
 def coordinate_derivative(Py_ssize_t j, const floating[:, ::1] X, const floating[::1] params,
                           const int64_t[:, ::1] table, int act, const floating[::1] Z,
                           const floating[::1] A, const floating[::1] Zhat,
@@ -297,14 +378,33 @@ def loss_change(Py_ssize_t j, double delta, const floating[:, ::1] X,
                 const floating[::1] Zhat, const floating[::1] istd, const floating[::1] rowloss,
                 const floating[:, ::1] Q, floating[::1] col, int64_t[::1] rows,
                 floating[::1] work1, floating[::1] work2):
-    """J(θ + delta e_j) − J(θ) with θ unchanged; see coordinate_numpy.loss_change."""
-    cdef double change
-    cdef double* scratch
+    """J(θ + delta e_j) − J(θ) with θ unchanged; see coordinate_numpy.loss_change. (col: room for
+    the input column a W coordinate reads.)"""
+    cdef Py_ssize_t N = X.shape[0], n_layers = table.shape[0], r
+    cdef Coordinate at = decode(j, table)
+    cdef const floating* a_in
+    cdef floating* C
+    cdef double* M
+    cdef double change, zhat_bound = 0.0, source_bound = 1.0
     with nogil:
-        scratch = scratch_for(X.shape[0], table)
-        change = loss_change_c(j, delta, X, params, table, act, loss, T, Z, A, Zhat, istd, Q, rowloss,
-                               col, rows, work1, work2, scratch)
-        free(scratch)
+        C = <floating*>malloc(4 * N * sizeof(floating))
+        M = <double*>malloc(MOMENTS * N * sizeof(double))
+        if at.layer < n_layers - 1:
+            zhat_bound = load_column(params, table, at.layer, at.i, N, Z, A, Zhat, C)
+        if at.layer == n_layers - 2:
+            rank1_moments(loss, Q, T, &params[table[at.layer + 1, 2] + at.i * table[at.layer + 1, 1]], M)
+        if at.kind == WEIGHT:
+            a_in = layer_input(X, A, table, at.layer)
+            for r in range(N):
+                col[r] = a_in[r * table[at.layer, 0] + at.k]
+            source_bound = largest_magnitude(&col[0], N)
+        elif at.kind == GAMMA:
+            source_bound = zhat_bound
+        change = column_loss_change(at.layer, at.kind, at.i, delta, &col[0], source_bound, C, M,
+                                    params, table, act, loss, T, Z, A, Zhat, istd, rowloss, Q,
+                                    rows, work1, work2)
+        free(C)
+        free(M)
     return change
 
 
@@ -330,16 +430,44 @@ def finite_difference_gradient(const floating[:, ::1] X, const floating[::1] par
                                const floating[:, ::1] Q, double eps, floating[::1] grad,
                                floating[::1] col, int64_t[::1] rows, floating[::1] work1,
                                floating[::1] work2):
-    """grad[j] = (J(θ + eps e_j) − J(θ − eps e_j)) / (2 eps), each side re-evaluated incrementally."""
-    cdef Py_ssize_t j
-    cdef double up, down
-    cdef double* scratch
+    """grad[j] = (J(θ + eps e_j) − J(θ − eps e_j)) / (2 eps), each side re-evaluated
+    incrementally. Coordinates are visited column by column: those feeding one column share
+    its load_column and, in the last hidden layer, its rank1_moments."""
+    cdef Py_ssize_t N = X.shape[0], n_layers = table.shape[0], l, i, k, kind, n_kinds, j, widest = 0
+    cdef double up, down, zhat_bound, scale
+    cdef floating* C
+    cdef floating* inputs
+    cdef double* M
+    cdef double* bounds
     with nogil:
-        scratch = scratch_for(X.shape[0], table)
-        for j in range(params.shape[0]):
-            up = loss_change_c(j, eps, X, params, table, act, loss, T, Z, A, Zhat, istd, Q, rowloss,
-                               col, rows, work1, work2, scratch)
-            down = loss_change_c(j, -eps, X, params, table, act, loss, T, Z, A, Zhat, istd, Q, rowloss,
-                                 col, rows, work1, work2, scratch)
-            grad[j] = (up - down) / (2 * eps)
-        free(scratch)
+        for l in range(n_layers):
+            widest = max(widest, table[l, 0])
+        C = <floating*>malloc(4 * N * sizeof(floating))
+        inputs = <floating*>malloc(widest * N * sizeof(floating))
+        M = <double*>malloc(MOMENTS * N * sizeof(double))
+        bounds = <double*>malloc(widest * sizeof(double))
+        for l in range(n_layers):
+            load_inputs(X, A, table, l, inputs, bounds)
+            # the coordinates feeding column i: W[k, i] for every k, then b[i], gamma[i], beta[i]
+            n_kinds = 2 if table[l, 4] < 0 else 4  # kinds are WEIGHT, BIAS, GAMMA, BETA = 0 .. 3
+            for i in range(table[l, 1]):
+                zhat_bound = 0.0
+                if l < n_layers - 1:
+                    zhat_bound = load_column(params, table, l, i, N, Z, A, Zhat, C)
+                if l == n_layers - 2:
+                    rank1_moments(loss, Q, T, &params[table[l + 1, 2] + i * table[l + 1, 1]], M)
+                for kind in range(n_kinds):
+                    for k in range(table[l, 0] if kind == WEIGHT else 1):
+                        j = (table[l, 2] + k * table[l, 1] if kind == WEIGHT else table[l, 2 + kind]) + i
+                        scale = bounds[k] if kind == WEIGHT else zhat_bound if kind == GAMMA else 1.0
+                        up = column_loss_change(l, kind, i, eps, inputs + k * N, scale, C, M,
+                                                params, table, act, loss, T, Z, A, Zhat, istd,
+                                                rowloss, Q, rows, work1, work2)
+                        down = column_loss_change(l, kind, i, -eps, inputs + k * N, scale, C, M,
+                                                  params, table, act, loss, T, Z, A, Zhat, istd,
+                                                  rowloss, Q, rows, work1, work2)
+                        grad[j] = (up - down) / (2 * eps)
+        free(C)
+        free(inputs)
+        free(M)
+        free(bounds)

@@ -128,7 +128,8 @@ U, ACT, ZHAT, CHANGE = 0, 1, 2, 3
 
 @njit(cache=True)
 def load_column(params, table, l, i, Z, A, Zhat, C):
-    """C[U], C[ACT], C[ZHAT] = column i of hidden layer l."""
+    """C[U], C[ACT], C[ZHAT] = column i of hidden layer l; returns max |zhat| (0 without
+    BatchNorm)."""
     N = C.shape[1]
     z, a = block(Z, N, table, l), block(A, N, table, l)
     off_gamma = table[l, 4]
@@ -136,30 +137,35 @@ def load_column(params, table, l, i, Z, A, Zhat, C):
         for r in range(N):
             C[U, r] = z[r, i]
             C[ACT, r] = a[r, i]
-        return
+        return 0.0
     zhat = block(Zhat, N, table, l)
     g, b = params[off_gamma + i], params[table[l, 5] + i]
     for r in range(N):
         C[ZHAT, r] = zhat[r, i]
         C[U, r] = g * zhat[r, i] + b
         C[ACT, r] = a[r, i]
+    return largest_magnitude(C[ZHAT])
 
 
 @njit(cache=True)
-def load_inputs(X, A, table, l, inputs):
-    """inputs[:n_in] = the transposed input of layer l (X, or the previous activations)."""
+def load_inputs(X, A, table, l, inputs, bounds):
+    """inputs[:n_in] = the transposed input of layer l (X, or the previous activations);
+    bounds[k] = max |inputs[k]|."""
     N = X.shape[0]
     a_in = X if l == 0 else block(A, N, table, l - 1)
     for r in range(N):
         for k in range(table[l, 0]):
             inputs[k, r] = a_in[r, k]
+    for k in range(table[l, 0]):
+        bounds[k] = largest_magnitude(inputs[k])
 
 
 @njit(cache=True)
-def activation_changes(act, u, a, du):
+def activation_changes(act, u, a, du, bound):
     """In place, a whole column: du = act(u + du) - act(u), a = act(u). When every |du| is
-    small the identities of activation_change run as a branch-free loop, which vectorises."""
-    if (act == TANH or act == SIGMOID) and largest_magnitude(du) <= SMALL_CHANGE:
+    small (bound >= max |du|) the identities of activation_change run as a branch-free loop,
+    which vectorises."""
+    if (act == TANH or act == SIGMOID) and bound <= SMALL_CHANGE:
         if act == TANH:
             for r in range(du.shape[0]):
                 t = tanh_small(du[r])
@@ -258,31 +264,43 @@ def loss_change(j, delta, X, params, table, act, loss, T, Z, A, Zhat, istd, rowl
         layer_input_column(X, A, table, l, k, col)
     C = np.empty((4, N), dtype=X.dtype)
     M = np.empty((MOMENTS, N))
+    zhat_bound = 0.0
     if l < n_layers - 1:
-        load_column(params, table, l, i, Z, A, Zhat, C)
+        zhat_bound = load_column(params, table, l, i, Z, A, Zhat, C)
     if l == n_layers - 2:
         rank1_moments(loss, Q, T, weights(params, table, l + 1)[i], M)
-    return column_loss_change(l, kind, i, delta, col[:N], C, M, params, table, act, loss, T, Z, A,
-                              Zhat, istd, rowloss, Q, rows, work1, work2)
+    source_bound = (largest_magnitude(col[:N]) if kind == WEIGHT else
+                    zhat_bound if kind == GAMMA else 1.0)
+    return column_loss_change(l, kind, i, delta, col[:N], source_bound, C, M, params, table, act,
+                              loss, T, Z, A, Zhat, istd, rowloss, Q, rows, work1, work2)
 
 
 @njit(cache=True)
-def column_loss_change(l, kind, i, delta, source, C, M, params, table, act, loss, T, Z, A, Zhat,
-                       istd, rowloss, Q, rows, work1, work2):
+def column_loss_change(l, kind, i, delta, source, source_bound, C, M, params, table, act, loss, T,
+                       Z, A, Zhat, istd, rowloss, Q, rows, work1, work2):
     """loss_change for a coordinate (l, kind, ., i), given source = the input column it reads
-    (W), C = load_column(l, i) (hidden layers) and M = the rank1_moments of column i (last
-    hidden layer)."""
+    (W), C = load_column(l, i) (hidden layers), M = the rank1_moments of column i (last hidden
+    layer) and source_bound >= the largest |column| the coordinate scales: max |source| (W),
+    max |zhat| (gamma), 1 (b, beta). Bounds on the changes, not scans of them, decide when the
+    vectorised small-change paths apply."""
     N, n_layers = C.shape[1], table.shape[0]
     out = n_layers - 1
     n_out = table[out, 1]
     logits = block(Z, N, table, out)
     # col = the change of column i of z (W, b) or of u = gamma * zhat + beta (gamma, beta)
     col = C[CHANGE]
-    for r in range(N):
-        col[r] = delta * (source[r] if kind == WEIGHT else C[ZHAT, r] if kind == GAMMA else 1.0)
+    if kind == WEIGHT:
+        for r in range(N):
+            col[r] = delta * source[r]
+    elif kind == GAMMA:
+        for r in range(N):
+            col[r] = delta * C[ZHAT, r]
+    else:
+        col[:] = delta
+    bound = abs(delta) * source_bound
     if l == out:
         # only column i of the logits moves
-        if largest_magnitude(col) <= SMALL_CHANGE:
+        if bound <= SMALL_CHANGE:
             total = logit_column_change(loss, Q[i], col, n_out)
             if loss != MSE:
                 for r in range(N):
@@ -311,9 +329,12 @@ def column_loss_change(l, kind, i, delta, source, C, M, params, table, act, loss
         batchnorm_change(col.reshape(N, 1), C[ZHAT].reshape(N, 1), istd[c:c + 1])
         for r in range(N):
             col[r] *= params[off_gamma + i]
-    activation_changes(act, C[U], C[ACT], col)
+        bound = largest_magnitude(col)
+    activation_changes(act, C[U], C[ACT], col, bound)
+    # |act(u + d) - act(u)| <= |d| max|act'|: 1, or 1/4 for sigmoid
+    bound *= 0.25 if act == SIGMOID else 1.0
     w = weights(params, table, l + 1)[i]
-    if l + 1 == out and largest_magnitude(col) * largest_magnitude(w) <= SMALL_CHANGE:
+    if l + 1 == out and bound * largest_magnitude(w) <= SMALL_CHANGE:
         return rank1_change(loss, M, col, n_out) / N
     m = moved_rows(col, batchnorm, rows)
     dz = next_layer(w, col, rows, m, work1)
@@ -365,23 +386,26 @@ def finite_difference_gradient(X, params, table, act, loss, T, Z, A, Zhat, istd,
     C = np.empty((4, N), dtype=X.dtype)
     M = np.empty((MOMENTS, N))
     inputs = np.empty((np.max(table[:, 0]), N), dtype=X.dtype)
+    bounds = np.empty(np.max(table[:, 0]))
     for l in range(n_layers):
         n_in, n_out = table[l, 0], table[l, 1]
-        load_inputs(X, A, table, l, inputs)
+        load_inputs(X, A, table, l, inputs, bounds)
         # the coordinates feeding column i: W[k, i] for every k, then b[i], gamma[i], beta[i]
         n_kinds = 2 if table[l, 4] < 0 else 4  # kinds are WEIGHT, BIAS, GAMMA, BETA = 0 .. 3
         for i in range(n_out):
+            zhat_bound = 0.0
             if l < n_layers - 1:
-                load_column(params, table, l, i, Z, A, Zhat, C)
+                zhat_bound = load_column(params, table, l, i, Z, A, Zhat, C)
             if l == n_layers - 2:
                 rank1_moments(loss, Q, T, weights(params, table, l + 1)[i], M)
             for kind in range(n_kinds):
                 for k in range(n_in if kind == WEIGHT else 1):
                     j = (table[l, 2] + k * n_out if kind == WEIGHT else table[l, 2 + kind]) + i
-                    up = column_loss_change(l, kind, i, eps, inputs[k], C, M, params, table, act,
-                                            loss, T, Z, A, Zhat, istd, rowloss, Q, rows, work1,
-                                            work2)
-                    down = column_loss_change(l, kind, i, -eps, inputs[k], C, M, params, table,
-                                              act, loss, T, Z, A, Zhat, istd, rowloss, Q, rows,
-                                              work1, work2)
+                    scale = bounds[k] if kind == WEIGHT else zhat_bound if kind == GAMMA else 1.0
+                    up = column_loss_change(l, kind, i, eps, inputs[k], scale, C, M, params,
+                                            table, act, loss, T, Z, A, Zhat, istd, rowloss, Q,
+                                            rows, work1, work2)
+                    down = column_loss_change(l, kind, i, -eps, inputs[k], scale, C, M, params,
+                                              table, act, loss, T, Z, A, Zhat, istd, rowloss, Q,
+                                              rows, work1, work2)
                     grad[j] = (up - down) / (2 * eps)
