@@ -310,7 +310,8 @@ cdef double column_loss_change(
                 dz[i] = d
                 total += row_loss_change(loss, logits + r * n_out, &Q[0, r], N, &T[r, 0],
                                          rowloss[r], dz, n_out)
-                dz[i] = 0
+                for c in range(n_out):  # row_loss_change overwrote dz
+                    dz[c] = 0
         return total / N
     # col = the change of column i of the activations
     if off_gamma >= 0 and kind <= BIAS:
