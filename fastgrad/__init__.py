@@ -1,7 +1,7 @@
 """fastgrad: train multilayer perceptrons on the CPU the parallel way (backprop, all weights at
 once) and the sequential way (one weight at a time), with Numba and Cython kernels."""
 try:
-    from . import _kernels  # kernels/, installed as fastgrad._kernels
+    from . import _kernels  # noqa: F401  (kernels/, installed as fastgrad._kernels)
 except ModuleNotFoundError as error:  # pragma: no cover - depends on how Python was started
     raise ImportError(
         "fastgrad's kernels (fastgrad._kernels) are missing: this looks like the uninstalled "

@@ -5,6 +5,7 @@ standardised) three ways — backprop, forward mode, finite differences — in e
 prints how far each is from the numpy reference's backprop gradient and how long it took.
 """
 import argparse
+import functools
 import sys
 import time
 
@@ -61,7 +62,7 @@ def gradients(args):
         for backend in args.backends:
             point = reference.copy(backend).point(X, y)
             gradient = point.gradient(method)  # (compiles a Numba kernel the first time)
-            elapsed = best_time(lambda: point.gradient(method))
+            elapsed = best_time(functools.partial(point.gradient, method))
             error = np.abs(gradient - exact).max() / np.abs(exact).max()
             print(f"{method:<19}{backend:<9}{elapsed * 1e3:>8.2f} ms   {error:.1e}")
     print("\ng_ref: backprop in the numpy backend. backprop and forward mode agree to round-off;"

@@ -5,12 +5,13 @@ The parameter vector (a fixed convention): for each Dense layer l in order, ``W_
 (n_in, n_out) in C order (``z = a_prev @ W_l + b_l``), then ``b_l``, then, for a hidden layer of
 a network with BatchNorm, ``gamma_l`` and ``beta_l``.
 """
+import functools
+
 import numpy as np
 
 from . import _validation as check
 from ._backends import BACKENDS, kernels
-from ._kernels.codes import (ACTIVATIONS, BETA, BIAS, BN_EPS, BN_MOMENTUM, GAMMA, KIND_NAMES,
-                             LOSSES, WEIGHT)
+from ._kernels.codes import ACTIVATIONS, BN_EPS, BN_MOMENTUM, KIND_NAMES, LOSSES, WEIGHT
 
 GRADIENT_METHODS = ("backprop", "forward", "finite_difference")
 
@@ -259,7 +260,16 @@ class MLP:
 
 
 class Point:
-    """The cached state of one point: buffers in the kernels' flat layout (codes.py)."""
+    """The cached state of the network at its current parameters on one batch, from which single
+    coordinates are re-evaluated incrementally (``MLP.point(X, y)`` makes one).
+
+    ``loss`` is J; ``logits`` the outputs; ``gradient(method)`` the full gradient;
+    ``loss_change(j, delta)`` and ``loss_at(j, delta)`` the loss after moving one parameter;
+    ``coordinate_derivative(j)`` one partial derivative by forward mode. The buffers (``Z``,
+    ``A``, ``Zhat``, ``mean``, ``istd``, per-sample ``rowloss``, ``G`` = dJ/dlogits, ``Q`` the
+    loss state) are in the kernels' flat layout (fastgrad/_kernels/codes.py). A point describes
+    the parameters it was made at: after they change, make a new one.
+    """
 
     def __init__(self, net, X, T=None):
         self.net, self.X, self.T = net, X, T
@@ -290,31 +300,34 @@ class Point:
         self.loss = float(self.kernels.mlp.loss(self.logits, self.T, self.loss_code,
                                                 self.rowloss, self.G, self.Q))
 
-    def _scratch(self):
-        # per-coordinate work space: a column, a row list, two (N, widest layer) buffers
-        if not hasattr(self, "_work"):
-            N, dtype = len(self.X), self.net.dtype
-            widest = max(self.net.sizes[1:])
-            self._work = (np.zeros(N, dtype=dtype), np.zeros(N, dtype=np.int64),
-                          np.zeros(N * widest, dtype=dtype), np.zeros(N * widest, dtype=dtype))
-        return self._work
+    @functools.cached_property
+    def scratch(self):
+        """Work space of the per-coordinate kernels: a column, a row list, two N x widest."""
+        N, dtype = len(self.X), self.net.dtype
+        widest = max(self.net.sizes[1:])
+        return (np.zeros(N, dtype=dtype), np.zeros(N, dtype=np.int64),
+                np.zeros(N * widest, dtype=dtype), np.zeros(N * widest, dtype=dtype))
 
     def gradient(self, method="backprop", eps=None):
+        """dJ/dparams at this point; see MLP.gradient."""
+        check.check_choice("method", method, GRADIENT_METHODS)
+        if eps is not None:
+            check.check_positive("eps", eps)
         net, k = self.net, self.kernels
         grad = np.zeros(net.n_params, dtype=net.dtype)
         state = (self.Z, self.A, self.Zhat, self.istd)
         if method == "backprop":
-            _, _, work1, work2 = self._scratch()
+            _, _, work1, work2 = self.scratch
             k.mlp.backprop(self.X, net.params, net.table, self.act, *state, self.G, grad,
                            work1, work2)
         elif method == "forward":
             k.coordinate.forward_mode_gradient(self.X, net.params, net.table, self.act, *state,
-                                               self.G, grad, *self._scratch())
+                                               self.G, grad, *self.scratch)
         else:
             eps = default_eps(net.dtype) if eps is None else eps
             k.coordinate.finite_difference_gradient(
                 self.X, net.params, net.table, self.act, self.loss_code, self.T, *state,
-                self.rowloss, self.Q, net.dtype.type(eps), grad, *self._scratch())
+                self.rowloss, self.Q, net.dtype.type(eps), grad, *self.scratch)
         return grad
 
     def loss_change(self, j, delta):
@@ -324,7 +337,7 @@ class Point:
         net = self.net
         return float(self.kernels.coordinate.loss_change(
             j, net.dtype.type(delta), self.X, net.params, net.table, self.act, self.loss_code,
-            self.T, self.Z, self.A, self.Zhat, self.istd, self.rowloss, self.Q, *self._scratch()))
+            self.T, self.Z, self.A, self.Zhat, self.istd, self.rowloss, self.Q, *self.scratch))
 
     def loss_at(self, j, delta):
         """J(θ + delta·e_j), re-evaluated incrementally from this cached point."""
@@ -336,4 +349,4 @@ class Point:
         net = self.net
         return float(self.kernels.coordinate.coordinate_derivative(
             j, self.X, net.params, net.table, self.act, self.Z, self.A, self.Zhat, self.istd,
-            self.G, *self._scratch()))
+            self.G, *self.scratch))

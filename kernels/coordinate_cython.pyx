@@ -1,8 +1,10 @@
 """Per-coordinate work re-evaluated incrementally from a cached point: the Cython twin of
 ``coordinate_numpy.py`` and ``coordinate_numba.py`` (read the numpy docstring first; same
-arguments, same results). Scratch space: ``col`` (N,) the moving column, ``rows`` (N,) the
-samples that move, ``work1``/``work2`` (N * widest,) their downstream layers, compacted to ``m``
-rows and alternating between the two."""
+arguments, same results). Scratch space: ``col`` (N,) a column (the tangent in forward mode,
+the input column a weight reads in loss_change), ``rows`` (N,) the samples that move,
+``work1``/``work2`` (N * widest,) their downstream layers, compacted to ``m`` rows and
+alternating between the two. The finite-difference kernel visits coordinates column by column
+and works on contiguous copies of each column (load_column, load_inputs)."""
 include "common.pxi"
 
 

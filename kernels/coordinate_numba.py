@@ -1,9 +1,11 @@
 """Per-coordinate work re-evaluated incrementally from a cached point: the Numba twin of
 ``coordinate_numpy.py`` (read its docstring first; same arguments, same results).
 
-Scratch space passed in: ``col`` (N,) holds the moving column, ``rows`` (N,) the samples that
-move, ``work1``/``work2`` (N * widest,) the downstream layers of those samples, compacted to
-``m`` rows, alternating between the two.
+Scratch space passed in: ``col`` (N,) holds a column (the tangent in forward mode, the input
+column a weight reads in loss_change), ``rows`` (N,) the samples that move, ``work1``/``work2``
+(N * widest,) the downstream layers of those samples, compacted to ``m`` rows, alternating
+between the two. The finite-difference kernel visits coordinates column by column and works
+on contiguous copies of each column (load_column, load_inputs).
 """
 import numpy as np
 from numba import njit
@@ -72,7 +74,7 @@ def coordinate_derivative(j, X, params, table, act, Z, A, Zhat, istd, G, col, ro
     """dJ/dθ_j in forward mode; see coordinate_numpy.coordinate_derivative."""
     N, n_layers = X.shape[0], table.shape[0]
     l, kind, k, i = decode(j, table)
-    n_out, off_gamma, c0 = table[l, 1], table[l, 4], table[l, 6]
+    off_gamma, c0 = table[l, 4], table[l, 6]
     # the tangent of column i: of z (W, b) or of u = gamma * zhat + beta (gamma, beta)
     if kind == WEIGHT:
         layer_input_column(X, A, table, l, k, col)

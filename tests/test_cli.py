@@ -13,7 +13,7 @@ def test_gradients_demonstration_prints_agreement(capsys):
     rows = re.findall(r"^(backprop|forward|finite_difference)\s+(\w+)\s+[\d.]+ ms\s+(\S+)$", out,
                       re.MULTILINE)
     assert len(rows) == 9
-    for method, backend, error in rows:
+    for method, _, error in rows:
         assert float(error) < (1e-6 if method == "finite_difference" else 1e-10)
 
 
