@@ -82,3 +82,18 @@ def test_a_whole_gradient_on_real_data_matches_the_reference(backend):
     point = fastgrad.MLP([64, 16, 10], backend=backend).point(X, y)
     for method in ("backprop", "forward", "finite_difference"):
         assert relative_error(point.gradient(method), reference.gradient(method)) < 1e-12
+
+
+def test_numba_kernels_are_cached_and_never_blanket_fastmath():
+    from numba.core.caching import NullCache
+    from numba.core.registry import CPUDispatcher
+
+    from fastgrad._kernels import coordinate_numba, mlp_numba
+
+    kernels = [value for module in (mlp_numba, coordinate_numba) for value in vars(module).values()
+               if isinstance(value, CPUDispatcher)]
+    assert len(kernels) > 20
+    for kernel in kernels:
+        assert not isinstance(kernel._cache, NullCache), kernel.__name__
+        fastmath = kernel.targetoptions.get("fastmath", False)
+        assert fastmath is not True and set(fastmath or ()) <= {"contract", "reassoc"}, kernel
