@@ -319,7 +319,7 @@ class Point:
         if method == "backprop":
             _, _, work1, work2 = self.scratch
             k.mlp.backprop(self.X, net.params, net.table, self.act, *state, self.G, grad,
-                           work1, work2)
+                           work1, work2, 0)
         elif method == "forward":
             k.coordinate.forward_mode_gradient(self.X, net.params, net.table, self.act, *state,
                                                self.G, grad, *self.scratch)

@@ -37,3 +37,6 @@ SMALL_CHANGE = 1.0 / 32
 # A row whose logits all move by less than this has its loss change computed as
 # log1p(sum(q * expm1(dz))) - t @ dz; larger moves recompute the row's loss directly.
 MODERATE_CHANGE = 1.0
+
+# optimizers (the parallel approach)
+SGD, ADAM, RMSPROP = 0, 1, 2

@@ -310,12 +310,12 @@ def loss(logits, T, loss_code, rowloss, G, Q):
 
 
 @njit(cache=True)
-def backprop(X, params, table, act, Z, A, Zhat, istd, G, grad, work1, work2):
-    """grad = dJ/dparams by reverse mode; see mlp_numpy.backprop. delta (dJ/dz of the current
-    layer) alternates between work1 and work2."""
+def backprop(X, params, table, act, Z, A, Zhat, istd, G, grad, work1, work2, first):
+    """grad = dJ/dparams by reverse mode for layers first .. last; see mlp_numpy.backprop.
+    delta (dJ/dz of the current layer) alternates between work1 and work2."""
     N, n_layers = X.shape[0], table.shape[0]
     delta = G
-    for l in range(n_layers - 1, -1, -1):
+    for l in range(n_layers - 1, first - 1, -1):
         n_in, n_out, off_b = table[l, 0], table[l, 1], table[l, 3]
         W = weights(params, table, l)
         gW, gb = weights(grad, table, l), grad[off_b:off_b + n_out]
@@ -329,7 +329,7 @@ def backprop(X, params, table, act, Z, A, Zhat, istd, G, grad, work1, work2):
         for r in range(N):
             for c in range(n_out):
                 gb[c] += delta[r, c]
-        if l == 0:
+        if l == first:
             break
         work = work1 if (n_layers - 1 - l) % 2 == 0 else work2
         du = work[:N * n_in].reshape(N, n_in)

@@ -185,17 +185,18 @@ def batchnorm_jacobian(dzhat, zhat, istd):
     return istd * (dzhat - dzhat.mean(axis=0) - zhat * (dzhat * zhat).mean(axis=0))
 
 
-def backprop(X, params, table, act, Z, A, Zhat, istd, G, grad, work1, work2):
-    """grad = dJ/dparams by reverse mode, from the cached forward pass and G = dJ/dlogits.
-    (work1, work2 are the compiled twins' scratch space; unused here.)"""
+def backprop(X, params, table, act, Z, A, Zhat, istd, G, grad, work1, work2, first):
+    """grad = dJ/dparams by reverse mode, from the cached forward pass and G = dJ/dlogits, for
+    layers first .. last (the rest of grad is left as it was). (work1, work2 are the compiled
+    twins' scratch space; unused here.)"""
     N, n_layers = len(X), len(table)
     delta = G  # dJ/dz of the current layer
-    for l in range(n_layers - 1, -1, -1):
+    for l in range(n_layers - 1, first - 1, -1):
         W, _, _, _ = layer_params(params, table, l)
         gW, gb, _, _ = layer_params(grad, table, l)
         gW[:] = layer_input(X, A, table, l).T @ delta
         gb[:] = delta.sum(axis=0)
-        if l == 0:
+        if l == first:
             break
         # step back into layer l-1: through the activation, then BatchNorm
         du = (delta @ W.T) * activation_slope(act, block(A, N, table, l - 1))
