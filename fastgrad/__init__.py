@@ -8,7 +8,8 @@ except ModuleNotFoundError as error:  # pragma: no cover - depends on how Python
         "source tree shadowing the installed package. Run from another directory, or install "
         "it in place with `pip install -e .`") from error
 
+from . import optim
 from .network import MLP, Point, default_eps
 
 __version__ = "0.1.0"
-__all__ = ["MLP", "Point", "default_eps"]
+__all__ = ["MLP", "Point", "default_eps", "optim"]

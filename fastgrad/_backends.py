@@ -7,10 +7,12 @@ _loaded = {}
 
 
 def kernels(backend):
-    """The backend's ``mlp`` and ``coordinate`` kernel modules (same functions, same arguments)."""
+    """The backend's ``mlp``, ``coordinate`` and ``parallel`` kernel modules (same functions,
+    same arguments)."""
     if backend not in _loaded:
         _loaded[backend] = SimpleNamespace(
             mlp=importlib.import_module(f"fastgrad._kernels.mlp_{backend}"),
             coordinate=importlib.import_module(f"fastgrad._kernels.coordinate_{backend}"),
+            parallel=importlib.import_module(f"fastgrad._kernels.parallel_{backend}"),
         )
     return _loaded[backend]

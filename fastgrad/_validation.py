@@ -62,8 +62,9 @@ def _as_real_array(name, values):
     return array
 
 
-def check_X(X, n_features, dtype):
-    """A finite, non-empty (N, n_features) array; returned C-contiguous in ``dtype``."""
+def check_X(X, n_features, dtype, finite=True):
+    """A finite, non-empty (N, n_features) array; returned C-contiguous in ``dtype`` (without a
+    copy when it already is). ``finite=False`` leaves the NaN/inf check to the caller."""
     X = _as_real_array("X", X)
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (n_samples, {n_features}); got shape {X.shape}")
@@ -73,14 +74,15 @@ def check_X(X, n_features, dtype):
         raise ValueError(f"X must have {n_features} columns (the network's input width); "
                          f"got shape {X.shape}")
     X = np.ascontiguousarray(X, dtype=dtype)
-    if not np.isfinite(X).all():
+    if finite and not np.isfinite(X).all():
         raise ValueError("X holds NaN or inf")
     return X
 
 
-def check_targets(y, n_samples, n_out, loss, dtype):
+def check_targets(y, n_samples, n_out, loss, dtype, check_values=True):
     """The loss's targets as an (N, n_out) array T in ``dtype``: one-hot labels for
-    cross-entropy, the targets themselves for mse and binary cross-entropy."""
+    cross-entropy, the targets themselves for mse and binary cross-entropy. With
+    ``check_values=False`` the caller checks mse / binary cross-entropy values (finite, 0/1)."""
     y = _as_real_array("y", y)
     if loss == "cross_entropy":
         if y.ndim != 1 or len(y) != n_samples:
@@ -98,9 +100,9 @@ def check_targets(y, n_samples, n_out, loss, dtype):
     if y.shape != (n_samples, n_out):
         raise ValueError(f"y must have shape ({n_samples}, {n_out}) for {loss}; got {y.shape}")
     T = np.ascontiguousarray(y, dtype=dtype)
-    if not np.isfinite(T).all():
+    if check_values and not np.isfinite(T).all():
         raise ValueError("y holds NaN or inf")
-    if loss == "binary_cross_entropy" and not np.isin(T, (0, 1)).all():
+    if check_values and loss == "binary_cross_entropy" and not np.isin(T, (0, 1)).all():
         raise ValueError("y must hold 0/1 targets for binary_cross_entropy")
     return T
 

@@ -195,21 +195,14 @@ class MLP:
         point = Point(self, X)
         if training and self.batchnorm:
             point.forward(batch_stats=True)
-            self._update_running_stats(point, len(X))
+            point.kernels.parallel.update_running_stats(
+                self.table, len(X), point.mean, point.istd, self._running_mean,
+                self._running_var, BN_MOMENTUM)
         else:
             point.mean[:] = self._running_mean
             point.istd[:] = 1 / np.sqrt(self._running_var + BN_EPS)
             point.forward(batch_stats=False)
         return point.logits.copy()
-
-    def _update_running_stats(self, point, n_samples):
-        hidden = self.table[:-1]
-        cols = np.concatenate([np.arange(c, c + n) for _, n, *_, c in hidden])
-        variance = 1 / point.istd[cols] ** 2 - BN_EPS
-        unbiased = variance * n_samples / max(n_samples - 1, 1)
-        m = BN_MOMENTUM
-        self._running_mean[cols] = (1 - m) * self._running_mean[cols] + m * point.mean[cols]
-        self._running_var[cols] = (1 - m) * self._running_var[cols] + m * unbiased
 
     def predict_proba(self, X):
         """Class probabilities (evaluation mode): softmax for cross-entropy, shape (N, n_out);

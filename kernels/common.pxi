@@ -1,7 +1,7 @@
 # Helpers shared by mlp_cython.pyx and coordinate_cython.pyx (included textually by both).
 # They mirror the scalar helpers of mlp_numba.py; buffers are row-major, reached by pointers
 # with an explicit row width.
-from libc.math cimport exp, expm1, log, log1p, sqrt, tanh
+from libc.math cimport exp, expm1, isfinite, log, log1p, sqrt, tanh
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 from cython cimport floating

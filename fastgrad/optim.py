@@ -1,0 +1,232 @@
+"""Optimizers of the parallel approach, with torch.optim's update rules, and the fused training
+step they take: forward pass, loss, backprop and update in one kernel call.
+
+    opt = fastgrad.optim.Adam(lr=1e-3)
+    loss = opt.step(net, X_batch, y_batch)          # all layers at once
+    loss = opt.layer_step(net, X_batch, y_batch, 1)  # layer 1 alone, gradient at the current point
+
+An optimizer keeps its state (momentum buffers, Adam's moments) aligned with ``net.params`` and
+is bound to the first network it steps. The work buffers of a step are cached per batch size,
+so that once warmed a step allocates no arrays (for C-contiguous X in the network's dtype and
+integer labels or float targets that need no conversion).
+"""
+import numbers
+
+import numpy as np
+
+from . import _validation as check
+from ._backends import kernels
+from ._kernels.codes import ACTIVATIONS, ADAM, BN_MOMENTUM, LOSSES, RMSPROP, SGD
+
+
+class NonFiniteStep(FloatingPointError):
+    """A step whose loss or update was not finite; nothing was changed."""
+
+
+def _check_unit_interval(name, value, closed_left=True):
+    value = check.check_finite_number(name, value)
+    if not ((0 <= value if closed_left else 0 < value) and value < 1):
+        raise ValueError(f"{name} must lie in {'[' if closed_left else '('}0, 1); got {value!r}")
+    return value
+
+
+def _check_non_negative(name, value):
+    value = check.check_finite_number(name, value)
+    if value < 0:
+        raise ValueError(f"{name} must be finite and >= 0; got {value!r}")
+    return value
+
+
+class Optimizer:
+    """The interface: ``step``, ``layer_step``, ``state`` (n_state, n_params) and ``steps``
+    (updates per layer). Subclasses set ``code``, ``n_state`` and ``hyper``."""
+
+    code = None
+    n_state = 1
+
+    def __init__(self, lr):
+        self.lr = check.check_positive("lr", lr)
+        self.net = None
+
+    def hyper(self):
+        raise NotImplementedError
+
+    def __repr__(self):
+        names = self.__init__.__code__.co_varnames[1:self.__init__.__code__.co_argcount]
+        return f"{type(self).__name__}({', '.join(f'{n}={getattr(self, n)!r}' for n in names)})"
+
+    # -------------------------------------------------------------- binding and buffers
+    def _bind(self, net):
+        from .network import MLP
+
+        if not isinstance(net, MLP):
+            raise TypeError(f"net must be a fastgrad.MLP; got {type(net).__name__}")
+        if self.net is None:
+            self.net = net
+            self.state = np.zeros((self.n_state, net.n_params), dtype=net.dtype)
+            self.steps = np.zeros(len(net.layers), dtype=np.int64)
+            self._hyper = self.hyper()
+            self._workspaces = {}
+        elif self.net is not net:
+            raise ValueError("this optimizer holds the state of another network; make a new "
+                             "optimizer for each network")
+
+    def _workspace(self, N):
+        if N not in self._workspaces:
+            self._workspaces[N] = _Workspace(self.net, N, self.n_state)
+        return self._workspaces[N]
+
+    # -------------------------------------------------------------- steps
+    def step(self, net, X, y):
+        """One step on the batch (X, y), every layer at once; returns the batch loss before the
+        step. A step whose loss or update is not finite raises NonFiniteStep and changes
+        nothing."""
+        self._bind(net)
+        return self._take(X, y, 0, len(net.layers) - 1)
+
+    def layer_step(self, net, X, y, layer):
+        """One step of layer ``layer``'s parameters alone, with their gradient at the current
+        point; returns the batch loss before the step."""
+        self._bind(net)
+        if isinstance(layer, (bool, np.bool_)) or not isinstance(layer, numbers.Integral) \
+                or not 0 <= layer < len(net.layers):
+            raise ValueError(f"layer must be an integer in [0, {len(net.layers) - 1}]; got {layer!r}")
+        return self._take(X, y, int(layer), int(layer))
+
+    def _take(self, X, y, first, last):
+        net = self.net
+        X = check.check_X(X, net.sizes[0], net.dtype, finite=False)
+        work = self._workspace(len(X))
+        X, T = work.load(X, y)
+        loss, status = kernels(net.backend).parallel.train_step(
+            X, T, net.params, net.table, work.act, work.loss_code, first, last, self.code,
+            self._hyper, self.steps, self.state, work.new, work.Z, work.A, work.Zhat, work.mean,
+            work.istd, work.rowloss, work.G, work.Q, work.grad, work.work1, work.work2,
+            net._running_mean, net._running_var, BN_MOMENTUM)
+        if status:
+            what = "loss" if status == 1 else "update"
+            raise NonFiniteStep(f"the step's {what} is not finite (loss {loss}); the network and "
+                                "the optimizer were left as they were")
+        return float(loss)
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent as torch.optim.SGD (dampening 0): with ``momentum`` a buffer
+    b ← momentum·b + g (b = g on the first step) replaces g, and ``nesterov`` steps along
+    g + momentum·b; ``weight_decay`` adds weight_decay·θ to g."""
+
+    code, n_state = SGD, 1
+
+    def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+        super().__init__(lr)
+        self.momentum = _check_unit_interval("momentum", momentum)
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise TypeError(f"nesterov must be True or False; got {nesterov!r}")
+        if nesterov and self.momentum == 0:
+            raise ValueError("nesterov needs a momentum > 0")
+        self.nesterov = bool(nesterov)
+        self.weight_decay = _check_non_negative("weight_decay", weight_decay)
+
+    def hyper(self):
+        return np.array([self.lr, self.momentum, self.weight_decay, float(self.nesterov), 0.0])
+
+
+class Adam(Optimizer):
+    """Adam as torch.optim.Adam (no amsgrad): m ← m + (1 − β1)(g − m), v ← β2 v + (1 − β2) g²,
+    θ ← θ − lr/(1 − β1ᵗ) · m / (√v / √(1 − β2ᵗ) + eps); ``weight_decay`` adds weight_decay·θ
+    to g (L2, not AdamW)."""
+
+    code, n_state = ADAM, 2
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(lr)
+        try:
+            beta1, beta2 = betas
+        except (TypeError, ValueError):
+            raise TypeError(f"betas must be a pair (beta1, beta2); got {betas!r}") from None
+        self.betas = (_check_unit_interval("betas[0]", beta1),
+                      _check_unit_interval("betas[1]", beta2))
+        self.eps = check.check_positive("eps", eps)
+        self.weight_decay = _check_non_negative("weight_decay", weight_decay)
+
+    def hyper(self):
+        return np.array([self.lr, *self.betas, self.eps, self.weight_decay])
+
+
+class RMSprop(Optimizer):
+    """RMSprop as torch.optim.RMSprop (not centred): s ← α s + (1 − α) g², and θ moves by
+    −lr · g / (√s + eps), through a momentum buffer b ← momentum·b + g / (√s + eps) when
+    ``momentum`` > 0; ``weight_decay`` adds weight_decay·θ to g."""
+
+    code, n_state = RMSPROP, 2
+
+    def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, momentum=0.0, weight_decay=0.0):
+        super().__init__(lr)
+        self.alpha = _check_unit_interval("alpha", alpha)
+        self.eps = check.check_positive("eps", eps)
+        self.momentum = _check_unit_interval("momentum", momentum)
+        self.weight_decay = _check_non_negative("weight_decay", weight_decay)
+
+    def hyper(self):
+        return np.array([self.lr, self.alpha, self.eps, self.momentum, self.weight_decay])
+
+
+class _Workspace:
+    """A step's buffers for one batch size, in the kernels' layout, and the checks and
+    conversions of (X, y) into them that allocate nothing when none are needed."""
+
+    def __init__(self, net, N, n_state):
+        self.net, self.N = net, N
+        dtype, n_columns, n_out = net.dtype, sum(net.sizes[1:]), net.sizes[-1]
+        widest = max(net.sizes[1:])
+        self.Z = np.zeros(N * n_columns, dtype=dtype)
+        self.A = np.zeros(N * n_columns, dtype=dtype)
+        self.Zhat = np.zeros(N * n_columns if net.batchnorm else 0, dtype=dtype)
+        self.mean = np.zeros(n_columns, dtype=dtype)
+        self.istd = np.ones(n_columns, dtype=dtype)
+        self.rowloss = np.zeros(N, dtype=dtype)
+        self.G = np.zeros((N, n_out), dtype=dtype)
+        self.Q = np.zeros((n_out, N), dtype=dtype)
+        self.grad = np.zeros(net.n_params, dtype=dtype)
+        self.work1 = np.zeros(N * widest, dtype=dtype)
+        self.work2 = np.zeros(N * widest, dtype=dtype)
+        self.new = np.zeros((n_state + 1, net.n_params), dtype=dtype)
+        self.T = np.zeros((N, n_out), dtype=dtype)
+        self.flat_labels = np.zeros(N, dtype=np.int64)
+        self.row_starts = np.arange(N, dtype=np.int64) * n_out
+        self.is_zero = np.zeros((N, n_out), dtype=bool)
+        self.is_one = np.zeros((N, n_out), dtype=bool)
+        self.act = ACTIVATIONS[net.activation]
+        self.loss_code = LOSSES[net.loss_name]
+
+    def load(self, X, y):
+        """(X, T) for the kernel from X (checked by check_X but for NaN/inf) and y: T the loss's
+        targets."""
+        net, N, n_out = self.net, self.N, self.net.sizes[-1]
+        # reductions, not element-wise masks: a NaN or inf anywhere shows in min or max
+        if not (np.isfinite(X.min()) and np.isfinite(X.max())):
+            raise ValueError("X holds NaN or inf")
+        y = np.asarray(y)
+        if net.loss_name == "cross_entropy":
+            if y.ndim != 1 or len(y) != N:
+                raise ValueError(f"y must be a 1-D array of {N} class labels; got shape {y.shape}")
+            if not np.issubdtype(y.dtype, np.integer):
+                raise TypeError(f"y must hold integer class labels for cross_entropy; got dtype "
+                                f"{y.dtype}")
+            if y.min() < 0 or y.max() >= n_out:
+                raise ValueError(f"y's labels must lie in [0, {n_out - 1}]; got range "
+                                 f"[{y.min()}, {y.max()}]")
+            # T = one-hot(y), written through flat indices into the cached buffer
+            np.add(self.row_starts, y, out=self.flat_labels)
+            self.T.fill(0)
+            self.T.put(self.flat_labels, 1)
+            return X, self.T
+        T = check.check_targets(y, N, n_out, net.loss_name, net.dtype, check_values=False)
+        if not (np.isfinite(T.min()) and np.isfinite(T.max())):
+            raise ValueError("y holds NaN or inf")
+        if net.loss_name == "binary_cross_entropy":
+            np.equal(T, 0, out=self.is_zero)
+            np.equal(T, 1, out=self.is_one)
+            if not np.logical_or(self.is_zero, self.is_one, out=self.is_zero).all():
+                raise ValueError("y must hold 0/1 targets for binary_cross_entropy")
+        return X, T

@@ -1,0 +1,119 @@
+"""The optimizers against torch.optim, step by step, in float64: the network rebuilt in torch
+from the same flat parameter vector (one parameter tensor per layer), the same batches."""
+import numpy as np
+import pytest
+import torch
+
+import fastgrad
+from fastgrad.optim import SGD, Adam, RMSprop
+from conftest import BACKENDS, make_problem, relative_error
+from torch_oracle import torch_loss
+
+OPTIMIZERS = [
+    pytest.param(SGD, torch.optim.SGD, dict(lr=0.1), id="sgd"),
+    pytest.param(SGD, torch.optim.SGD, dict(lr=0.1, weight_decay=0.01), id="sgd-wd"),
+    pytest.param(SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.9), id="momentum"),
+    pytest.param(SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.9, weight_decay=0.01),
+                 id="momentum-wd"),
+    pytest.param(SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.8, nesterov=True), id="nesterov"),
+    pytest.param(SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.8, nesterov=True,
+                                            weight_decay=0.02), id="nesterov-wd"),
+    pytest.param(Adam, torch.optim.Adam, dict(lr=0.01), id="adam"),
+    pytest.param(Adam, torch.optim.Adam, dict(lr=0.01, betas=(0.8, 0.95), eps=1e-6,
+                                              weight_decay=0.01), id="adam-wd"),
+    pytest.param(RMSprop, torch.optim.RMSprop, dict(lr=0.01), id="rmsprop"),
+    pytest.param(RMSprop, torch.optim.RMSprop, dict(lr=0.01, alpha=0.9, momentum=0.5,
+                                                    weight_decay=0.01), id="rmsprop-momentum-wd"),
+]
+
+
+def torch_layers(net):
+    """One float64 leaf tensor per layer, holding that layer's slice of the parameters."""
+    bounds = [*net.table[:, 2].tolist(), net.n_params]
+    return [torch.tensor(net.params[lo:hi].astype(np.float64), requires_grad=True)
+            for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def torch_step(net, layers, optimizer, X, y, only=None):
+    """One torch.optim step; with ``only`` = l, the other layers have no gradient and so do not
+    move (nor count a step), as in fastgrad's layer_step."""
+    optimizer.zero_grad()
+    loss = torch_loss(net, torch.cat(layers), X, y)
+    loss.backward()
+    if only is not None:
+        for l, tensor in enumerate(layers):
+            if l != only:
+                tensor.grad = None
+    optimizer.step()
+    return loss.item()
+
+
+def batches(X, y, size, n, seed=0):
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        index = rng.choice(len(X), size, replace=False)
+        yield X[index], y[index]
+
+
+def round_off_gradients(net, ours, options):
+    """The biases of Dense layers followed by BatchNorm: J does not depend on them, so without
+    weight decay their gradient is zero but for round-off, which Adam and RMSprop divide by its
+    own size; these move by about lr * 1e-17 / eps, in a direction set by round-off."""
+    mask = np.zeros(net.n_params, dtype=bool)
+    if ours is SGD or options.get("weight_decay", 0):
+        return mask
+    for n_in, n_out, off_W, off_b, off_gamma, *_ in net.table:
+        if off_gamma >= 0:
+            mask[off_b:off_b + n_out] = True
+    return mask
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("batchnorm", [False, True], ids=["plain", "bn"])
+@pytest.mark.parametrize("ours, theirs, options", OPTIMIZERS)
+def test_ten_steps_match_torch_optim(ours, theirs, options, batchnorm, backend):
+    net, X, y = make_problem((6, 5), "tanh", batchnorm, backend=backend, n_samples=40)
+    layers = torch_layers(net)
+    reference = theirs(layers, **options)
+    optimizer = ours(**options)
+    start = net.params.copy()
+    noise = round_off_gradients(net, ours, options)
+    for X_batch, y_batch in batches(X, y, 16, 10):
+        expected_loss = torch_step(net, layers, reference, X_batch, y_batch)
+        assert optimizer.step(net, X_batch, y_batch) == pytest.approx(expected_loss, rel=1e-10)
+        expected = torch.cat(layers).detach().numpy()
+        assert relative_error(net.params[~noise], expected[~noise]) < 1e-10
+    # where the gradient is round-off, both stay put but for a step of about lr * 1e-17 / eps
+    lr_steps = 10 * options["lr"]
+    assert np.abs(net.params - start)[noise].max(initial=0) < 1e-6 * lr_steps
+    assert np.abs(expected - start)[noise].max(initial=0) < 1e-6 * lr_steps
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("ours, theirs, options", OPTIMIZERS[::3])
+def test_layer_steps_match_a_reference_from_the_full_gradient(ours, theirs, options, backend):
+    net, X, y = make_problem((6, 5), "sigmoid", True, backend=backend, n_samples=30)
+    layers = torch_layers(net)
+    reference = theirs(layers, **options)
+    optimizer = ours(**options)
+    noise = round_off_gradients(net, ours, options)
+    for layer in (0, 1, 2, 2, 1, 0, 1):
+        expected_loss = torch_step(net, layers, reference, X, y, only=layer)
+        assert optimizer.layer_step(net, X, y, layer) == pytest.approx(expected_loss, rel=1e-10)
+        expected = torch.cat(layers).detach().numpy()
+        assert relative_error(net.params[~noise], expected[~noise]) < 1e-10
+    np.testing.assert_array_equal(optimizer.steps, [2, 3, 2])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_batchnorm_running_statistics_follow_torch_in_training_steps(backend):
+    net, X, y = make_problem((6,), "tanh", True, backend=backend, n_samples=24)
+    bn = torch.nn.BatchNorm1d(6, dtype=torch.float64)
+    optimizer = SGD(lr=0.1)
+    for X_batch, y_batch in batches(X, y, 8, 5):
+        layer = net.layers[0]
+        bn.train()
+        bn(torch.as_tensor(X_batch @ layer.W + layer.b))
+        optimizer.step(net, X_batch, y_batch)
+    np.testing.assert_allclose(net.layers[0].running_mean, bn.running_mean.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(net.layers[0].running_var, bn.running_var.numpy(), rtol=1e-12)
