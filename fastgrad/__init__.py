@@ -10,6 +10,7 @@ except ModuleNotFoundError as error:  # pragma: no cover - depends on how Python
 
 from . import optim
 from .network import MLP, Point, default_eps
+from .training import History, train
 
 __version__ = "0.1.0"
-__all__ = ["MLP", "Point", "default_eps", "optim"]
+__all__ = ["MLP", "Point", "History", "default_eps", "optim", "train"]

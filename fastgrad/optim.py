@@ -93,6 +93,18 @@ class Optimizer:
             raise ValueError(f"layer must be an integer in [0, {len(net.layers) - 1}]; got {layer!r}")
         return self._take(X, y, int(layer), int(layer))
 
+    def batch_loss(self, net, X, y):
+        """J on the batch (X, y) at the current parameters, computed in the step's cached
+        buffers (BatchNorm on the batch's statistics; running statistics untouched)."""
+        self._bind(net)
+        X = check.check_X(X, net.sizes[0], net.dtype, finite=False)
+        work = self._workspace(len(X))
+        X, T = work.load(X, y)
+        mlp = kernels(net.backend).mlp
+        mlp.forward(X, net.params, net.table, work.act, True, work.Z, work.A, work.Zhat,
+                    work.mean, work.istd)
+        return float(mlp.loss(work.logits, T, work.loss_code, work.rowloss, work.G, work.Q))
+
     def _take(self, X, y, first, last):
         net = self.net
         X = check.check_X(X, net.sizes[0], net.dtype, finite=False)
@@ -180,6 +192,7 @@ class _Workspace:
         dtype, n_columns, n_out = net.dtype, sum(net.sizes[1:]), net.sizes[-1]
         widest = max(net.sizes[1:])
         self.Z = np.zeros(N * n_columns, dtype=dtype)
+        self.logits = self.Z[N * (n_columns - n_out):].reshape(N, n_out)
         self.A = np.zeros(N * n_columns, dtype=dtype)
         self.Zhat = np.zeros(N * n_columns if net.batchnorm else 0, dtype=dtype)
         self.mean = np.zeros(n_columns, dtype=dtype)

@@ -71,10 +71,11 @@ def train_step(X, T, params, table, act, loss_code, first, last, opt, hyper, ste
     ``first``, and the optimizer's update of those layers' parameters. Returns (loss, status):
     status 0 the step was taken; 1 the loss was not finite and 2 the update was not, and then
     nothing changed (parameters, optimizer state, running statistics)."""
-    forward(X, params, table, act, True, Z, A, Zhat, mean, istd)
     N, n_out = len(X), table[-1, N_OUT]
     logits = Z[len(Z) - N * n_out:].reshape(N, n_out)
-    J = loss(logits, T, loss_code, rowloss, G, Q)
+    with np.errstate(over="ignore", invalid="ignore"):  # a non-finite loss is reported by status
+        forward(X, params, table, act, True, Z, A, Zhat, mean, istd)
+        J = loss(logits, T, loss_code, rowloss, G, Q)
     if not np.isfinite(J):
         return J, 1
     backprop(X, params, table, act, Z, A, Zhat, istd, G, grad, work1, work2, first)
