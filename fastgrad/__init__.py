@@ -8,9 +8,9 @@ except ModuleNotFoundError as error:  # pragma: no cover - depends on how Python
         "source tree shadowing the installed package. Run from another directory, or install "
         "it in place with `pip install -e .`") from error
 
-from . import optim
+from . import diagnostics, optim
 from .network import MLP, Point, default_eps
 from .training import History, train
 
 __version__ = "0.1.0"
-__all__ = ["MLP", "Point", "History", "default_eps", "optim", "train"]
+__all__ = ["MLP", "Point", "History", "default_eps", "diagnostics", "optim", "train"]
