@@ -7,7 +7,7 @@ from libc.stdlib cimport free, malloc
 from cython cimport floating
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
-# The integer codes of codes.py; CODES lets the tests check that the two agree.
+# The integer codes of codes.py (CODES, at the end, lets the tests compare them).
 cdef enum:
     IDENTITY = 0
     TANH = 1
@@ -25,10 +25,6 @@ cdef enum:
 cdef double BN_EPS = 1e-5
 cdef double SMALL_CHANGE = 1.0 / 32
 cdef double MODERATE_CHANGE = 1.0
-CODES = {"IDENTITY": IDENTITY, "TANH": TANH, "RELU": RELU, "SIGMOID": SIGMOID,
-         "CROSS_ENTROPY": CROSS_ENTROPY, "MSE": MSE, "BINARY_CROSS_ENTROPY": BINARY_CROSS_ENTROPY,
-         "WEIGHT": WEIGHT, "BIAS": BIAS, "GAMMA": GAMMA, "BETA": BETA, "BN_EPS": BN_EPS,
-         "SMALL_CHANGE": SMALL_CHANGE, "MODERATE_CHANGE": MODERATE_CHANGE}
 
 
 cdef inline double sigmoid(double x) noexcept nogil:
@@ -40,9 +36,25 @@ cdef inline double sigmoid(double x) noexcept nogil:
     return e / (1.0 + e)
 
 
-cdef inline double activate(int act, double u) noexcept nogil:
+# tanh for float32 data (see codes.TANH_SINGLE_P); NaN stays NaN
+cdef double TANH_SINGLE_CLAMP = 9.0
+cdef double[5] TANH_SINGLE_P = [0.9999999841490874, 0.13392565417644328, 0.003509287991755814, 2.0834328234530533e-05, 1.366643828191734e-08]
+cdef double[5] TANH_SINGLE_Q = [1.0, 0.4672588431531748, 0.02592911552030987, 0.0003308030753586418, 7.904232751078186e-07]
+
+
+cdef inline double tanh_single(double x) noexcept nogil:
+    cdef double y
+    x = TANH_SINGLE_CLAMP if x > TANH_SINGLE_CLAMP else (-TANH_SINGLE_CLAMP if x < -TANH_SINGLE_CLAMP else x)
+    y = x * x
+    return x * (TANH_SINGLE_P[0] + y * (TANH_SINGLE_P[1] + y * (TANH_SINGLE_P[2] + y * (
+        TANH_SINGLE_P[3] + y * TANH_SINGLE_P[4])))) / (1.0 + y * (TANH_SINGLE_Q[1] + y * (
+            TANH_SINGLE_Q[2] + y * (TANH_SINGLE_Q[3] + y * TANH_SINGLE_Q[4]))))
+
+
+cdef inline double activate(int act, floating u) noexcept nogil:
+    # (the precision of u picks tanh: tanh_single for float32 data, libm's for float64)
     if act == TANH:
-        return tanh(u)
+        return tanh_single(u) if floating is float else tanh(u)
     if act == RELU:
         return u if u > 0 else 0.0
     if act == SIGMOID:
@@ -84,25 +96,31 @@ cdef inline double row_loss(int loss, const floating* z, const floating* t,
     return total / n_out
 
 
-cdef inline void row_loss_state(int loss, const floating* z, const floating* t, double* q,
-                                Py_ssize_t n_out) noexcept nogil:
-    """q = softmax(z) (cross-entropy), sigmoid(z) (binary cross-entropy) or z - t (mse)."""
+cdef inline double row_loss_and_state(int loss, const floating* z, const floating* t, double* q,
+                                     Py_ssize_t n_out) noexcept nogil:
+    """row_loss(loss, z, t), and q = softmax(z) (cross-entropy), sigmoid(z) (binary
+    cross-entropy) or z - t (mse), the exponentials computed once."""
     cdef Py_ssize_t c
-    cdef double shift, total = 0.0
+    cdef double shift, total = 0.0, dot = 0.0
     if loss == CROSS_ENTROPY:
+        # q = exp(z - max z); loss = log(sum q) + max z - t @ z; q /= sum q
         shift = z[0]
         for c in range(1, n_out):
             shift = max(shift, <double>z[c])
         for c in range(n_out):
             q[c] = exp(z[c] - shift)
             total += q[c]
+            dot += t[c] * z[c]
         for c in range(n_out):
             q[c] = q[c] / total
-    elif loss == BINARY_CROSS_ENTROPY:
+        return log(total) + shift - dot
+    if loss == BINARY_CROSS_ENTROPY:
         q[0] = sigmoid(z[0])
-    else:
-        for c in range(n_out):
-            q[c] = z[c] - t[c]
+        return max(<double>z[0], 0.0) - t[0] * z[0] + log1p(exp(-abs(<double>z[0])))
+    for c in range(n_out):
+        q[c] = z[c] - t[c]
+        total += q[c] * q[c]
+    return total / n_out
 
 
 # Small changes, kept exact: Taylor polynomials for |x| <= SMALL_CHANGE (1/32); the first
@@ -126,7 +144,8 @@ cdef inline double log1p_small(double x) noexcept nogil:
             1.0 / 11 - x * (1.0 / 12 - x * (1.0 / 13 - x * (1.0 / 14))))))))))))))
 
 
-cdef inline double activation_change(int act, double u, double a, double du) noexcept nogil:
+cdef inline double activation_change(int act, floating u, floating a,
+                                     floating du) noexcept nogil:
     """act(u + du) - act(u) where a = act(u); see mlp_numpy.activation_change."""
     cdef double t, e
     if act == IDENTITY:
@@ -294,3 +313,12 @@ cdef inline void normalise_and_activate(int act, const floating* z, Py_ssize_t N
         for c in range(n):
             zhat[r * n + c] = (z[r * n + c] - mean[c]) * istd[c]
             a[r * n + c] = activate(act, gamma[c] * zhat[r * n + c] + beta[c])
+
+
+# The integer codes and constants above as a dict, so the tests can compare them with codes.py.
+CODES = {"TANH_SINGLE_P": tuple(TANH_SINGLE_P), "TANH_SINGLE_Q": tuple(TANH_SINGLE_Q),
+         "TANH_SINGLE_CLAMP": TANH_SINGLE_CLAMP,
+         "IDENTITY": IDENTITY, "TANH": TANH, "RELU": RELU, "SIGMOID": SIGMOID,
+         "CROSS_ENTROPY": CROSS_ENTROPY, "MSE": MSE, "BINARY_CROSS_ENTROPY": BINARY_CROSS_ENTROPY,
+         "WEIGHT": WEIGHT, "BIAS": BIAS, "GAMMA": GAMMA, "BETA": BETA, "BN_EPS": BN_EPS,
+         "SMALL_CHANGE": SMALL_CHANGE, "MODERATE_CHANGE": MODERATE_CHANGE}

@@ -8,16 +8,15 @@ between the two. The finite-difference kernel visits coordinates column by colum
 on contiguous copies of each column (load_column, load_inputs).
 """
 import numpy as np
-from numba import njit
 
 from .codes import (BETA, BIAS, GAMMA, MODERATE_CHANGE, MSE, SIGMOID, SMALL_CHANGE, TANH,
                     WEIGHT)
 from .mlp_numba import (activation_change, activation_slope, batchnorm_change, batchnorm_jacobian,
-                        block, expm1_small, log1p_small, logit_change, row_loss_change,
+                        block, expm1_small, kernel, log1p_small, logit_change, row_loss_change,
                         tanh_small, weights)
 
 
-@njit(cache=True)
+@kernel
 def decode(j, table):
     """(layer, kind, k, i) of coordinate j; see coordinate_numpy.decode."""
     l = table.shape[0] - 1
@@ -33,7 +32,7 @@ def decode(j, table):
     return l, BETA, 0, j - off_beta
 
 
-@njit(cache=True)
+@kernel
 def layer_input_column(X, A, table, l, k, col):
     # col = (X if l == 0 else A_{l-1})[:, k]
     N = X.shape[0]
@@ -46,7 +45,7 @@ def layer_input_column(X, A, table, l, k, col):
             col[r] = a_in[r, k]
 
 
-@njit(cache=True)
+@kernel
 def moved_rows(col, batchnorm, rows):
     """Fill rows with the samples a column change reaches downstream; return their count."""
     m = 0
@@ -57,7 +56,7 @@ def moved_rows(col, batchnorm, rows):
     return m
 
 
-@njit(cache=True)
+@kernel
 def next_layer(w_row, col, rows, m, work):
     """work[:m] = outer(col[rows], W_{l+1}[i, :]): how the next layer's z moves; returns that
     (m, n_next) view."""
@@ -69,7 +68,7 @@ def next_layer(w_row, col, rows, m, work):
     return out
 
 
-@njit(cache=True)
+@kernel
 def coordinate_derivative(j, X, params, table, act, Z, A, Zhat, istd, G, col, rows, work1, work2):
     """dJ/dθ_j in forward mode; see coordinate_numpy.coordinate_derivative."""
     N, n_layers = X.shape[0], table.shape[0]
@@ -128,7 +127,7 @@ def coordinate_derivative(j, X, params, table, act, Z, A, Zhat, istd, G, col, ro
 U, ACT, ZHAT, CHANGE = 0, 1, 2, 3
 
 
-@njit(cache=True)
+@kernel
 def load_column(params, table, l, i, Z, A, Zhat, C):
     """C[U], C[ACT], C[ZHAT] = column i of hidden layer l; returns max |zhat| (0 without
     BatchNorm)."""
@@ -149,7 +148,7 @@ def load_column(params, table, l, i, Z, A, Zhat, C):
     return largest_magnitude(C[ZHAT])
 
 
-@njit(cache=True)
+@kernel
 def load_inputs(X, A, table, l, inputs, bounds):
     """inputs[:n_in] = the transposed input of layer l (X, or the previous activations);
     bounds[k] = max |inputs[k]|."""
@@ -162,7 +161,7 @@ def load_inputs(X, A, table, l, inputs, bounds):
         bounds[k] = largest_magnitude(inputs[k])
 
 
-@njit(cache=True)
+@kernel
 def activation_changes(act, u, a, du, bound):
     """In place, a whole column: du = act(u + du) - act(u), a = act(u). When every |du| is
     small (bound >= max |du|) the identities of activation_change run as a branch-free loop,
@@ -189,7 +188,7 @@ def activation_changes(act, u, a, du, bound):
 MOMENTS = 9
 
 
-@njit(cache=True, fastmath={"contract"})
+@kernel(fastmath={"contract"})
 def rank1_moments(loss, Q, T, w, M):
     """M (MOMENTS, N) for logits moving along w: cross-entropy: M[0] = T @ w and M[k] =
     sum_c q_c w_c^k / k!; mse: M[1] = q @ w (q the residual) and M[2] = w @ w. ``contract``
@@ -215,7 +214,7 @@ def rank1_moments(loss, Q, T, w, M):
             M[0, r] += T[r, c] * w[c]
 
 
-@njit(cache=True, fastmath={"contract", "reassoc"})
+@kernel(fastmath={"contract", "reassoc"})
 def rank1_change(loss, M, d, n_out):
     """N J-change when sample r's logits move by d_r w, from rank1_moments: log1p(sum_k d^k M[k])
     - d M[0] per sample (cross-entropy), d (2 q @ w + d w @ w) / n_out (mse). ``reassoc`` lets
@@ -233,7 +232,7 @@ def rank1_change(loss, M, d, n_out):
     return total
 
 
-@njit(cache=True, fastmath={"contract", "reassoc"})
+@kernel(fastmath={"contract", "reassoc"})
 def logit_column_change(loss, q, d, n_out):
     """N J-change when logit i of sample r moves by d_r, every |d_r| <= SMALL_CHANGE, q = Q[i],
     leaving out the target term -sum_r t_ri d_r (added by the caller)."""
@@ -247,7 +246,7 @@ def logit_column_change(loss, q, d, n_out):
     return total
 
 
-@njit(cache=True)
+@kernel
 def largest_magnitude(x):
     largest = 0.0
     for v in x:
@@ -255,7 +254,7 @@ def largest_magnitude(x):
     return largest
 
 
-@njit(cache=True)
+@kernel
 def loss_change(j, delta, X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss, Q, col, rows,
                 work1, work2):
     """J(θ + delta e_j) − J(θ) with θ unchanged; see coordinate_numpy.loss_change. (col: room for
@@ -277,7 +276,7 @@ def loss_change(j, delta, X, params, table, act, loss, T, Z, A, Zhat, istd, rowl
                               loss, T, Z, A, Zhat, istd, rowloss, Q, rows, work1, work2)
 
 
-@njit(cache=True)
+@kernel
 def column_loss_change(l, kind, i, delta, source, source_bound, C, M, params, table, act, loss, T,
                        Z, A, Zhat, istd, rowloss, Q, rows, work1, work2):
     """loss_change for a coordinate (l, kind, ., i), given source = the input column it reads
@@ -369,7 +368,7 @@ def column_loss_change(l, kind, i, delta, source, source_bound, C, M, params, ta
     return total / N
 
 
-@njit(cache=True)
+@kernel
 def forward_mode_gradient(X, params, table, act, Z, A, Zhat, istd, G, grad, col, rows, work1,
                           work2):
     """grad[j] = coordinate_derivative(j) for every coordinate."""
@@ -378,7 +377,7 @@ def forward_mode_gradient(X, params, table, act, Z, A, Zhat, istd, G, grad, col,
                                         work1, work2)
 
 
-@njit(cache=True)
+@kernel
 def finite_difference_gradient(X, params, table, act, loss, T, Z, A, Zhat, istd, rowloss, Q,
                                eps, grad, col, rows, work1, work2):
     """grad[j] = (J(θ + eps e_j) − J(θ − eps e_j)) / (2 eps), each side re-evaluated

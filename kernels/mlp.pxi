@@ -46,8 +46,7 @@ cdef double loss_c(const floating* logits, Py_ssize_t N, Py_ssize_t n_out, const
     cdef double total = 0.0
     cdef double* q = <double*>malloc(n_out * sizeof(double))
     for r in range(N):
-        rowloss[r] = row_loss(loss_code, logits + r * n_out, T + r * n_out, n_out)
-        row_loss_state(loss_code, logits + r * n_out, T + r * n_out, q, n_out)
+        rowloss[r] = row_loss_and_state(loss_code, logits + r * n_out, T + r * n_out, q, n_out)
         for c in range(n_out):
             Q[c * N + r] = q[c]
             # G = (q - t) / N, or 2 q / (n_out N) for mse

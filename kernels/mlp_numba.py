@@ -3,15 +3,25 @@ same results to round-off). Layout: see ``codes.py``. Matrix products go to BLAS
 ``np.dot(a, b, out)``; the element-wise work is written as loops over rows then columns, so the
 inner loop runs along contiguous memory.
 """
+import functools
+
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from .codes import (BINARY_CROSS_ENTROPY, BN_EPS, CROSS_ENTROPY, IDENTITY, MODERATE_CHANGE, MSE,
-                    RELU, SIGMOID, SMALL_CHANGE, TANH)
+                    RELU, SIGMOID, SMALL_CHANGE, TANH, TANH_SINGLE_CLAMP, TANH_SINGLE_P,
+                    TANH_SINGLE_Q)
+
+
+# Every kernel: compiled once and cached on disk; division by zero gives inf or NaN as in numpy
+# (Python's ZeroDivisionError check would also keep loops from vectorising); no fastmath
+# unless a kernel says so, with flags that leave NaN and inf alone.
+kernel = functools.partial(njit, cache=True, error_model="numpy")
 
 
 # ---------------------------------------------------------------- scalar helpers
-@njit(cache=True)
+@kernel
 def sigmoid(x):
     # 1 / (1 + exp(-x)) without overflow for large |x|
     if x >= 0:
@@ -20,10 +30,34 @@ def sigmoid(x):
     return e / (1.0 + e)
 
 
-@njit(cache=True)
+P0, P1, P2, P3, P4 = TANH_SINGLE_P
+_, Q1, Q2, Q3, Q4 = TANH_SINGLE_Q
+
+
+@kernel(inline="always")
+def tanh_single(x):
+    """tanh for float32 data (see codes.TANH_SINGLE_P); NaN stays NaN."""
+    x = TANH_SINGLE_CLAMP if x > TANH_SINGLE_CLAMP else (-TANH_SINGLE_CLAMP if x < -TANH_SINGLE_CLAMP else x)
+    y = x * x
+    return x * (P0 + y * (P1 + y * (P2 + y * (P3 + y * P4)))) / (
+        1.0 + y * (Q1 + y * (Q2 + y * (Q3 + y * Q4))))
+
+
+def tanh_of(x):
+    """tanh at x's precision: tanh_single for float32, libm's for float64."""
+
+
+@overload(tanh_of, jit_options={"cache": True, "error_model": "numpy"})
+def _tanh_of(x):
+    if x == types.float32:
+        return lambda x: tanh_single(x)
+    return lambda x: np.tanh(x)
+
+
+@kernel
 def activate(act, u):
     if act == TANH:
-        return np.tanh(u)
+        return tanh_of(u)
     if act == RELU:
         return max(u, 0.0)
     if act == SIGMOID:
@@ -31,7 +65,7 @@ def activate(act, u):
     return u
 
 
-@njit(cache=True)
+@kernel
 def activation_slope(act, a):
     """act'(u) written in terms of the output a = act(u)."""
     if act == TANH:
@@ -43,7 +77,7 @@ def activation_slope(act, a):
     return 1.0
 
 
-@njit(cache=True)
+@kernel
 def row_loss(loss, z, t):
     """One sample's loss from its logits z and target row t (one-hot for cross-entropy)."""
     n_out = z.shape[0]
@@ -68,45 +102,53 @@ def row_loss(loss, z, t):
     return total / n_out
 
 
-@njit(cache=True)
-def row_loss_state(loss, z, t, q):
-    """q = softmax(z) (cross-entropy), sigmoid(z) (binary cross-entropy) or z - t (mse)."""
+@kernel
+def row_loss_and_state(loss, z, t, q):
+    """row_loss(loss, z, t), and q = softmax(z) (cross-entropy), sigmoid(z) (binary
+    cross-entropy) or z - t (mse), the exponentials computed once."""
     n_out = z.shape[0]
     if loss == CROSS_ENTROPY:
+        # q = exp(z - max z); loss = log(sum q) + max z - t @ z; q /= sum q
         shift = z[0]
         for c in range(1, n_out):
             shift = max(shift, z[c])
         total = 0.0
+        dot = 0.0
         for c in range(n_out):
             q[c] = np.exp(z[c] - shift)
             total += q[c]
+            dot += t[c] * z[c]
         for c in range(n_out):
             q[c] = q[c] / total
-    elif loss == BINARY_CROSS_ENTROPY:
+        return np.log(total) + shift - dot
+    if loss == BINARY_CROSS_ENTROPY:
         q[0] = sigmoid(z[0])
-    else:
-        for c in range(n_out):
-            q[c] = z[c] - t[c]
+        return max(z[0], 0.0) - t[0] * z[0] + np.log1p(np.exp(-abs(z[0])))
+    total = 0.0
+    for c in range(n_out):
+        q[c] = z[c] - t[c]
+        total += q[c] * q[c]
+    return total / n_out
 
 
 # ---------------------------------------------------------------- small changes, kept exact
 # Taylor polynomials for |x| <= SMALL_CHANGE (1/32); the first omitted term is below 1e-17
 # relative, so they match numpy's expm1 / tanh / log1p to about one ulp there.
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def expm1_small(x):
     # x + x²/2! + ... + x⁸/8!
     return x * (1.0 + x * (1 / 2 + x * (1 / 6 + x * (1 / 24 + x * (1 / 120 + x * (
         1 / 720 + x * (1 / 5040 + x * (1 / 40320))))))))
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def tanh_small(x):
     # x - x³/3 + 2x⁵/15 - 17x⁷/315 + 62x⁹/2835
     y = x * x
     return x * (1.0 + y * (-1 / 3 + y * (2 / 15 + y * (-17 / 315 + y * (62 / 2835)))))
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def log1p_small(x):
     """log1p(x) for |x| <= 1/16: x - x²/2 + ... - x¹⁴/14."""
     return x * (1.0 - x * (1 / 2 - x * (1 / 3 - x * (1 / 4 - x * (1 / 5 - x * (1 / 6 - x * (
@@ -114,7 +156,7 @@ def log1p_small(x):
             1 / 13 - x * (1 / 14))))))))))))))
 
 
-@njit(cache=True)
+@kernel
 def activation_change(act, u, a, du):
     """act(u + du) - act(u) where a = act(u); see mlp_numpy.activation_change."""
     if act == IDENTITY:
@@ -132,7 +174,7 @@ def activation_change(act, u, a, du):
     return a * (1.0 - a) * e / (1.0 + a * e)
 
 
-@njit(cache=True)
+@kernel
 def logit_change(loss, q, t, d, n_out):
     """A row's loss change when one logit moves by d, |d| <= MODERATE_CHANGE: the one-column case
     of row_loss_change (q, t: that logit's loss state and target)."""
@@ -143,7 +185,7 @@ def logit_change(loss, q, t, d, n_out):
     return (log1p_small(x) if abs(x) <= 1 / 16 else np.log1p(x)) - t * d
 
 
-@njit(cache=True)
+@kernel
 def row_loss_change(loss, z, q, t, rowloss, dz):
     """One row's loss change when its logits z move by dz (dz is overwritten when the change
     is large); q is the row's loss state. See mlp_numpy.row_loss_changes."""
@@ -171,21 +213,21 @@ def row_loss_change(loss, z, q, t, rowloss, dz):
 
 
 # ---------------------------------------------------------------- views of the flat buffers
-@njit(cache=True)
+@kernel
 def weights(params, table, l):
     """W_l, shape (n_in, n_out), as a view into params."""
     start = table[l, 2]
     return params[start:start + table[l, 0] * table[l, 1]].reshape(table[l, 0], table[l, 1])
 
 
-@njit(cache=True)
+@kernel
 def block(buf, N, table, l):
     """Layer l's (N, n_out) block of a per-sample buffer."""
     start = N * table[l, 6]
     return buf[start:start + N * table[l, 1]].reshape(N, table[l, 1])
 
 
-@njit(cache=True)
+@kernel
 def column_stats(z, mean, istd):
     """Training-mode BatchNorm statistics of each column of z: mean, 1/sqrt(biased var + eps)."""
     N, n = z.shape
@@ -203,7 +245,7 @@ def column_stats(z, mean, istd):
         istd[c] = 1.0 / np.sqrt(istd[c] / N + BN_EPS)
 
 
-@njit(cache=True)
+@kernel
 def batchnorm_change(d, zhat, istd):
     """In place, column by column: d = zhat(z + d) - zhat(z), free of cancellation; see
     mlp_numpy.batchnorm_change."""
@@ -229,7 +271,7 @@ def batchnorm_change(d, zhat, istd):
             d[r, c] = zhat[r, c] * zd[c] + (d[r, c] - mean_d[c]) * cc[c]
 
 
-@njit(cache=True)
+@kernel
 def batchnorm_jacobian(d, zhat, istd, gamma):
     """In place, column by column: d = gamma * istd * (d - mean(d) - zhat * mean(d * zhat)),
     the (symmetric) Jacobian of training-mode BatchNorm (times gamma) applied to d."""
@@ -245,7 +287,7 @@ def batchnorm_jacobian(d, zhat, istd, gamma):
             d[r, c] = gamma[c] * istd[c] * (d[r, c] - mean_d[c] / N - zhat[r, c] * mean_dz[c] / N)
 
 
-@njit(cache=True)
+@kernel
 def dense(a, W, b, z):
     # z = a @ W + b
     np.dot(a, W, z)
@@ -254,7 +296,7 @@ def dense(a, W, b, z):
             z[r, c] += b[c]
 
 
-@njit(cache=True)
+@kernel
 def normalise_and_activate(act, z, zhat, gamma, beta, mean, istd, a):
     # zhat = (z - mean) * istd; a = act(gamma * zhat + beta)
     for r in range(z.shape[0]):
@@ -264,7 +306,7 @@ def normalise_and_activate(act, z, zhat, gamma, beta, mean, istd, a):
 
 
 # ---------------------------------------------------------------- the kernels
-@njit(cache=True)
+@kernel
 def forward(X, params, table, act, batch_stats, Z, A, Zhat, mean, istd):
     """Fill Z, A (and Zhat) for the whole network; see mlp_numpy.forward."""
     N, n_layers = X.shape[0], table.shape[0]
@@ -291,7 +333,7 @@ def forward(X, params, table, act, batch_stats, Z, A, Zhat, mean, istd):
                     a[r, c] = activate(act, z[r, c])
 
 
-@njit(cache=True)
+@kernel
 def loss(logits, T, loss_code, rowloss, G, Q):
     """J = mean of the per-sample losses (stored in rowloss); G = dJ/dlogits; Q (n_out, N) the
     transposed loss state; see mlp_numpy.loss."""
@@ -299,8 +341,7 @@ def loss(logits, T, loss_code, rowloss, G, Q):
     q = np.empty(n_out, dtype=logits.dtype)
     total = 0.0
     for r in range(N):
-        rowloss[r] = row_loss(loss_code, logits[r], T[r])
-        row_loss_state(loss_code, logits[r], T[r], q)
+        rowloss[r] = row_loss_and_state(loss_code, logits[r], T[r], q)
         for c in range(n_out):
             Q[c, r] = q[c]
             # G = (q - t) / N, or 2 q / (n_out N) for mse
@@ -309,7 +350,7 @@ def loss(logits, T, loss_code, rowloss, G, Q):
     return total / N
 
 
-@njit(cache=True)
+@kernel
 def backprop(X, params, table, act, Z, A, Zhat, istd, G, grad, work1, work2, first):
     """grad = dJ/dparams by reverse mode for layers first .. last; see mlp_numpy.backprop.
     delta (dJ/dz of the current layer) alternates between work1 and work2."""

@@ -8,7 +8,7 @@ logits, fed to the loss.
 import numpy as np
 
 from .codes import (BN_EPS, COL_OFF, CROSS_ENTROPY, IDENTITY, MODERATE_CHANGE, MSE, N_OUT, RELU,
-                    SIGMOID, SMALL_CHANGE, TANH)
+                    SIGMOID, SMALL_CHANGE, TANH, TANH_SINGLE_CLAMP, TANH_SINGLE_P, TANH_SINGLE_Q)
 
 
 # ---------------------------------------------------------------- views of the flat buffers
@@ -39,9 +39,18 @@ def layer_input(X, A, table, l):
 
 
 # ---------------------------------------------------------------- activations and losses
+def tanh_single(x):
+    """tanh for float32 data (see codes.TANH_SINGLE_P): x P(x²) / Q(x²), x clamped to ±9."""
+    x = np.clip(x, -TANH_SINGLE_CLAMP, TANH_SINGLE_CLAMP)
+    y = x.astype(np.float64) ** 2
+    P = np.polynomial.polynomial.polyval(y, TANH_SINGLE_P)
+    Q = np.polynomial.polynomial.polyval(y, TANH_SINGLE_Q)
+    return (x * P / Q).astype(np.float32)
+
+
 def activate(act, u):
     if act == TANH:
-        return np.tanh(u)
+        return tanh_single(u) if u.dtype == np.float32 else np.tanh(u)
     if act == RELU:
         return np.maximum(u, 0)
     if act == SIGMOID:

@@ -1,13 +1,12 @@
 """The parallel approach: optimizer updates and the fused training step. The Numba twin of
 ``parallel_numpy.py`` (read its docstring for ``hyper``, ``state`` and ``steps``)."""
 import numpy as np
-from numba import njit
 
 from .codes import ADAM, BN_EPS, SGD
-from .mlp_numba import backprop, block, forward, loss
+from .mlp_numba import backprop, block, forward, kernel, loss
 
 
-@njit(cache=True)
+@kernel
 def update(opt, hyper, step, params, grad, state, new):
     """One update computed into new (row 0 the parameters, rows 1: the state), params and state
     untouched; returns whether every new value is finite. See parallel_numpy.update."""
@@ -51,7 +50,7 @@ def update(opt, hyper, step, params, grad, state, new):
     return finite
 
 
-@njit(cache=True)
+@kernel
 def update_running_stats(table, N, mean, istd, running_mean, running_var, momentum):
     """BatchNorm's running statistics after a training batch; see parallel_numpy."""
     for l in range(table.shape[0] - 1):
@@ -63,7 +62,7 @@ def update_running_stats(table, N, mean, istd, running_mean, running_var, moment
             running_var[c] = (1.0 - momentum) * running_var[c] + momentum * variance
 
 
-@njit(cache=True)
+@kernel
 def train_step(X, T, params, table, act, loss_code, first, last, opt, hyper, steps, state, new,
                Z, A, Zhat, mean, istd, rowloss, G, Q, grad, work1, work2, running_mean,
                running_var, bn_momentum):

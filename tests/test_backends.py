@@ -85,6 +85,7 @@ def test_a_whole_gradient_on_real_data_matches_the_reference(backend):
 
 
 def test_numba_kernels_are_cached_and_never_blanket_fastmath():
+    """cache=True everywhere; fastmath only as flags that leave NaN and inf alone."""
     from numba.core.caching import NullCache
     from numba.core.registry import CPUDispatcher
 
