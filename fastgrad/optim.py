@@ -205,20 +205,17 @@ class _Workspace:
         self.work2 = np.zeros(N * widest, dtype=dtype)
         self.new = np.zeros((n_state + 1, net.n_params), dtype=dtype)
         self.T = np.zeros((N, n_out), dtype=dtype)
-        self.flat_labels = np.zeros(N, dtype=np.int64)
-        self.row_starts = np.arange(N, dtype=np.int64) * n_out
+        self.no_labels = np.zeros(0, dtype=np.int64)
         self.is_zero = np.zeros((N, n_out), dtype=bool)
         self.is_one = np.zeros((N, n_out), dtype=bool)
         self.act = ACTIVATIONS[net.activation]
         self.loss_code = LOSSES[net.loss_name]
+        self.kernels = kernels(net.backend).parallel
 
     def load(self, X, y):
         """(X, T) for the kernel from X (checked by check_X but for NaN/inf) and y: T the loss's
-        targets."""
+        targets (for cross-entropy, one-hot labels written into the cached buffer)."""
         net, N, n_out = self.net, self.N, self.net.sizes[-1]
-        # reductions, not element-wise masks: a NaN or inf anywhere shows in min or max
-        if not (np.isfinite(X.min()) and np.isfinite(X.max())):
-            raise ValueError("X holds NaN or inf")
         y = np.asarray(y)
         if net.loss_name == "cross_entropy":
             if y.ndim != 1 or len(y) != N:
@@ -226,20 +223,22 @@ class _Workspace:
             if not np.issubdtype(y.dtype, np.integer):
                 raise TypeError(f"y must hold integer class labels for cross_entropy; got dtype "
                                 f"{y.dtype}")
-            if y.min() < 0 or y.max() >= n_out:
-                raise ValueError(f"y's labels must lie in [0, {n_out - 1}]; got range "
-                                 f"[{y.min()}, {y.max()}]")
-            # T = one-hot(y), written through flat indices into the cached buffer
-            np.add(self.row_starts, y, out=self.flat_labels)
-            self.T.fill(0)
-            self.T.put(self.flat_labels, 1)
-            return X, self.T
-        T = check.check_targets(y, N, n_out, net.loss_name, net.dtype, check_values=False)
-        if not (np.isfinite(T.min()) and np.isfinite(T.max())):
-            raise ValueError("y holds NaN or inf")
-        if net.loss_name == "binary_cross_entropy":
-            np.equal(T, 0, out=self.is_zero)
-            np.equal(T, 1, out=self.is_one)
-            if not np.logical_or(self.is_zero, self.is_one, out=self.is_zero).all():
-                raise ValueError("y must hold 0/1 targets for binary_cross_entropy")
+            labels, T = y.astype(np.int64, copy=False), self.T
+        else:
+            T = check.check_targets(y, N, n_out, net.loss_name, net.dtype, check_values=False)
+            labels = self.no_labels
+            # reductions, not element-wise masks: a NaN or inf anywhere shows in min or max
+            if not (np.isfinite(T.min()) and np.isfinite(T.max())):
+                raise ValueError("y holds NaN or inf")
+            if net.loss_name == "binary_cross_entropy":
+                np.equal(T, 0, out=self.is_zero)
+                np.equal(T, 1, out=self.is_one)
+                if not np.logical_or(self.is_zero, self.is_one, out=self.is_zero).all():
+                    raise ValueError("y must hold 0/1 targets for binary_cross_entropy")
+        status = self.kernels.load_batch(X, labels, T)
+        if status == 1:
+            raise ValueError("X holds NaN or inf")
+        if status == 2:
+            raise ValueError(f"y's labels must lie in [0, {n_out - 1}]; got range "
+                             f"[{y.min()}, {y.max()}]")
         return X, T

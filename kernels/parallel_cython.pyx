@@ -76,6 +76,28 @@ cdef void update_running_stats_c(const int64_t[:, ::1] table, Py_ssize_t N,
             running_var[c] = (1.0 - momentum) * running_var[c] + momentum * variance
 
 
+def load_batch(const floating[:, ::1] X, const int64_t[::1] labels, floating[:, ::1] T):
+    """Check a batch and, for cross-entropy, write T = one-hot(labels); see parallel_numpy."""
+    cdef Py_ssize_t r, k
+    cdef int status = 0
+    with nogil:
+        for r in range(X.shape[0]):
+            for k in range(X.shape[1]):
+                if not isfinite(X[r, k]):
+                    status = 1
+        if status == 0 and labels.shape[0] > 0:
+            for r in range(labels.shape[0]):
+                if labels[r] < 0 or labels[r] >= T.shape[1]:
+                    status = 2
+            if status == 0:
+                for r in range(T.shape[0]):
+                    for k in range(T.shape[1]):
+                        T[r, k] = 0
+                for r in range(labels.shape[0]):
+                    T[r, labels[r]] = 1
+    return status
+
+
 def update(int opt, const double[::1] hyper, long step, const floating[::1] params,
            const floating[::1] grad, const floating[:, ::1] state, floating[:, ::1] new):
     """One update computed into new; see parallel_numpy.update."""

@@ -7,6 +7,24 @@ from .mlp_numba import backprop, block, forward, kernel, loss
 
 
 @kernel
+def load_batch(X, labels, T):
+    """Check a batch and, for cross-entropy, write T = one-hot(labels); see parallel_numpy."""
+    for r in range(X.shape[0]):
+        for k in range(X.shape[1]):
+            if not np.isfinite(X[r, k]):
+                return 1
+    if labels.shape[0] == 0:
+        return 0
+    for r in range(labels.shape[0]):
+        if labels[r] < 0 or labels[r] >= T.shape[1]:
+            return 2
+    T[:] = 0.0
+    for r in range(labels.shape[0]):
+        T[r, labels[r]] = 1.0
+    return 0
+
+
+@kernel
 def update(opt, hyper, step, params, grad, state, new):
     """One update computed into new (row 0 the parameters, rows 1: the state), params and state
     untouched; returns whether every new value is finite. See parallel_numpy.update."""

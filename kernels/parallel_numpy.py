@@ -15,6 +15,19 @@ from .codes import ADAM, BN_EPS, COL_OFF, N_OUT, OFF_GAMMA, OFF_W, RMSPROP, SGD
 from .mlp_numpy import backprop, forward, loss
 
 
+def load_batch(X, labels, T):
+    """Check a batch and, for cross-entropy (labels not empty), write T = one-hot(labels).
+    Returns 0, or 1 when X holds NaN or inf, or 2 when a label is outside [0, n_out)."""
+    if not np.isfinite(X).all():
+        return 1
+    if len(labels):
+        if labels.min() < 0 or labels.max() >= T.shape[1]:
+            return 2
+        T[:] = 0
+        T[np.arange(len(labels)), labels] = 1
+    return 0
+
+
 def update(opt, hyper, step, params, grad, state, new):
     """One update of the parameters ``params`` with gradient ``grad`` (the ``step``-th, counting
     from 1), computed into ``new`` — new[0] the parameters, new[1:] the state — leaving params
