@@ -36,19 +36,21 @@ cdef inline double sigmoid(double x) noexcept nogil:
     return e / (1.0 + e)
 
 
-# tanh for float32 data (see codes.TANH_SINGLE_P); NaN stays NaN
+# tanh for float32 data (see codes.TANH_SINGLE_P), in float32 arithmetic; NaN stays NaN
 cdef double TANH_SINGLE_CLAMP = 9.0
 cdef double[5] TANH_SINGLE_P = [0.9999999841490874, 0.13392565417644328, 0.003509287991755814, 2.0834328234530533e-05, 1.366643828191734e-08]
 cdef double[5] TANH_SINGLE_Q = [1.0, 0.4672588431531748, 0.02592911552030987, 0.0003308030753586418, 7.904232751078186e-07]
 
 
-cdef inline double tanh_single(double x) noexcept nogil:
-    cdef double y
-    x = TANH_SINGLE_CLAMP if x > TANH_SINGLE_CLAMP else (-TANH_SINGLE_CLAMP if x < -TANH_SINGLE_CLAMP else x)
+cdef inline float tanh_single(float x) noexcept nogil:
+    # in float32 arithmetic throughout, like the other backends
+    cdef float clamp = <float>TANH_SINGLE_CLAMP, y
+    x = clamp if x > clamp else (-clamp if x < -clamp else x)
     y = x * x
-    return x * (TANH_SINGLE_P[0] + y * (TANH_SINGLE_P[1] + y * (TANH_SINGLE_P[2] + y * (
-        TANH_SINGLE_P[3] + y * TANH_SINGLE_P[4])))) / (1.0 + y * (TANH_SINGLE_Q[1] + y * (
-            TANH_SINGLE_Q[2] + y * (TANH_SINGLE_Q[3] + y * TANH_SINGLE_Q[4]))))
+    return x * (<float>TANH_SINGLE_P[0] + y * (<float>TANH_SINGLE_P[1] + y * (
+        <float>TANH_SINGLE_P[2] + y * (<float>TANH_SINGLE_P[3] + y * <float>TANH_SINGLE_P[4])))) / (
+        <float>1.0 + y * (<float>TANH_SINGLE_Q[1] + y * (<float>TANH_SINGLE_Q[2] + y * (
+            <float>TANH_SINGLE_Q[3] + y * <float>TANH_SINGLE_Q[4]))))
 
 
 cdef inline double activate(int act, floating u) noexcept nogil:

@@ -30,17 +30,19 @@ def sigmoid(x):
     return e / (1.0 + e)
 
 
-P0, P1, P2, P3, P4 = TANH_SINGLE_P
-_, Q1, Q2, Q3, Q4 = TANH_SINGLE_Q
+# tanh_single's coefficients, rounded to float32: it computes in float32 throughout
+P0, P1, P2, P3, P4 = (np.float32(p) for p in TANH_SINGLE_P)
+_, Q1, Q2, Q3, Q4 = (np.float32(q) for q in TANH_SINGLE_Q)
+CLAMP, ONE = np.float32(TANH_SINGLE_CLAMP), np.float32(1.0)
 
 
 @kernel(inline="always")
 def tanh_single(x):
-    """tanh for float32 data (see codes.TANH_SINGLE_P); NaN stays NaN."""
-    x = TANH_SINGLE_CLAMP if x > TANH_SINGLE_CLAMP else (-TANH_SINGLE_CLAMP if x < -TANH_SINGLE_CLAMP else x)
+    """tanh of a float32 x (see codes.TANH_SINGLE_P), in float32 arithmetic; NaN stays NaN."""
+    x = CLAMP if x > CLAMP else (-CLAMP if x < -CLAMP else x)
     y = x * x
     return x * (P0 + y * (P1 + y * (P2 + y * (P3 + y * P4)))) / (
-        1.0 + y * (Q1 + y * (Q2 + y * (Q3 + y * Q4))))
+        ONE + y * (Q1 + y * (Q2 + y * (Q3 + y * Q4))))
 
 
 def tanh_of(x):
@@ -63,6 +65,47 @@ def activate(act, u):
     if act == SIGMOID:
         return sigmoid(u)
     return u
+
+
+@kernel
+def activate_all(act, u, a):
+    """a = act(u) over a block (may run in place), one loop per activation so that each loop
+    vectorises."""
+    N, n = u.shape
+    if act == TANH:
+        for r in range(N):
+            for c in range(n):
+                a[r, c] = tanh_of(u[r, c])
+    elif act == RELU:
+        for r in range(N):
+            for c in range(n):
+                a[r, c] = max(u[r, c], 0.0)
+    elif act == SIGMOID:
+        for r in range(N):
+            for c in range(n):
+                a[r, c] = sigmoid(u[r, c])
+    else:
+        for r in range(N):
+            for c in range(n):
+                a[r, c] = u[r, c]
+
+
+@kernel
+def multiply_by_slope(act, a, d):
+    """d *= act'(u), written with a = act(u), over a block; one loop per activation."""
+    N, n = d.shape
+    if act == TANH:
+        for r in range(N):
+            for c in range(n):
+                d[r, c] *= 1.0 - a[r, c] * a[r, c]
+    elif act == RELU:
+        for r in range(N):
+            for c in range(n):
+                d[r, c] *= 1.0 if a[r, c] > 0 else 0.0
+    elif act == SIGMOID:
+        for r in range(N):
+            for c in range(n):
+                d[r, c] *= a[r, c] * (1.0 - a[r, c])
 
 
 @kernel
@@ -302,7 +345,8 @@ def normalise_and_activate(act, z, zhat, gamma, beta, mean, istd, a):
     for r in range(z.shape[0]):
         for c in range(z.shape[1]):
             zhat[r, c] = (z[r, c] - mean[c]) * istd[c]
-            a[r, c] = activate(act, gamma[c] * zhat[r, c] + beta[c])
+            a[r, c] = gamma[c] * zhat[r, c] + beta[c]
+    activate_all(act, a, a)
 
 
 # ---------------------------------------------------------------- the kernels
@@ -328,9 +372,7 @@ def forward(X, params, table, act, batch_stats, Z, A, Zhat, mean, istd):
             gamma, beta = params[off_gamma:off_gamma + n_out], params[table[l, 5]:table[l, 5] + n_out]
             normalise_and_activate(act, z, block(Zhat, N, table, l), gamma, beta, m, s, a)
         else:
-            for r in range(N):
-                for c in range(n_out):
-                    a[r, c] = activate(act, z[r, c])
+            activate_all(act, z, a)
 
 
 @kernel
@@ -376,10 +418,7 @@ def backprop(X, params, table, act, Z, A, Zhat, istd, G, grad, work1, work2, fir
         du = work[:N * n_in].reshape(N, n_in)
         # du = (delta @ W.T) * act'(a_prev)
         np.dot(delta, W.T, du)
-        a_prev = block(A, N, table, l - 1)
-        for r in range(N):
-            for c in range(n_in):
-                du[r, c] *= activation_slope(act, a_prev[r, c])
+        multiply_by_slope(act, block(A, N, table, l - 1), du)
         off_gamma, off_beta, c0 = table[l - 1, 4], table[l - 1, 5], table[l - 1, 6]
         if off_gamma >= 0:
             zhat = block(Zhat, N, table, l - 1)

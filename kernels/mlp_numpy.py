@@ -40,12 +40,13 @@ def layer_input(X, A, table, l):
 
 # ---------------------------------------------------------------- activations and losses
 def tanh_single(x):
-    """tanh for float32 data (see codes.TANH_SINGLE_P): x P(x²) / Q(x²), x clamped to ±9."""
-    x = np.clip(x, -TANH_SINGLE_CLAMP, TANH_SINGLE_CLAMP)
-    y = x.astype(np.float64) ** 2
-    P = np.polynomial.polynomial.polyval(y, TANH_SINGLE_P)
-    Q = np.polynomial.polynomial.polyval(y, TANH_SINGLE_Q)
-    return (x * P / Q).astype(np.float32)
+    """tanh of float32 data (see codes.TANH_SINGLE_P): x P(x²) / Q(x²), x clamped to ±9, in
+    float32 arithmetic."""
+    x = np.clip(x, np.float32(-TANH_SINGLE_CLAMP), np.float32(TANH_SINGLE_CLAMP))
+    y = x * x
+    P = np.polynomial.polynomial.polyval(y, np.array(TANH_SINGLE_P, dtype=np.float32))
+    Q = np.polynomial.polynomial.polyval(y, np.array(TANH_SINGLE_Q, dtype=np.float32))
+    return x * P / Q
 
 
 def activate(act, u):
