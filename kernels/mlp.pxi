@@ -33,9 +33,7 @@ cdef void forward_c(const floating[:, ::1] X, const floating[::1] params,
             normalise_and_activate(act, z, N, n_out, zhat + N * c0, &params[off_gamma],
                                    &params[off_beta], &mean[c0], &istd[c0], a)
         else:
-            for r in range(N):
-                for c in range(n_out):
-                    a[r * n_out + c] = activate(act, z[r * n_out + c])
+            activate_all(act, z, a, N * n_out)
 
 
 cdef double loss_c(const floating* logits, Py_ssize_t N, Py_ssize_t n_out, const floating* T,
@@ -92,9 +90,7 @@ cdef void backprop_c(const floating[:, ::1] X, const floating[::1] params,
         gemm(c'N', c'T', <int>N, <int>n_in, <int>n_out, delta, <int>n_out,
              &params[table[l, 2]], <int>n_out, du, <int>n_in)
         a_prev = &A[N * table[l - 1, 6]]
-        for r in range(N):
-            for c in range(n_in):
-                du[r * n_in + c] *= activation_slope(act, a_prev[r * n_in + c])
+        multiply_by_slope(act, a_prev, du, N * n_in)
         off_gamma, off_beta, c0 = table[l - 1, 4], table[l - 1, 5], table[l - 1, 6]
         if off_gamma >= 0:
             zhat = &Zhat[N * c0]
