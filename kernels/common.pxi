@@ -108,33 +108,11 @@ cdef inline double activation_slope(int act, double a) noexcept nogil:
     return 1.0
 
 
-cdef inline double row_loss(int loss, const floating* z, const floating* t,
-                            Py_ssize_t n_out) noexcept nogil:
-    """One sample's loss from its logits z and target row t (one-hot for cross-entropy)."""
-    cdef Py_ssize_t c
-    cdef double shift, total = 0.0, dot = 0.0
-    if loss == CROSS_ENTROPY:
-        # logsumexp(z) - t @ z
-        shift = z[0]
-        for c in range(1, n_out):
-            shift = max(shift, <double>z[c])
-        for c in range(n_out):
-            total += exp(z[c] - shift)
-            dot += t[c] * z[c]
-        return log(total) + shift - dot
-    if loss == BINARY_CROSS_ENTROPY:
-        # softplus(z) - t z
-        return max(<double>z[0], 0.0) - t[0] * z[0] + log1p(exp(-abs(<double>z[0])))
-    # mean((z - t) ** 2)
-    for c in range(n_out):
-        total += (z[c] - t[c]) * (z[c] - t[c])
-    return total / n_out
-
-
 cdef inline double row_loss_and_state(int loss, const floating* z, const floating* t, double* q,
                                      Py_ssize_t n_out) noexcept nogil:
-    """row_loss(loss, z, t), and q = softmax(z) (cross-entropy), sigmoid(z) (binary
-    cross-entropy) or z - t (mse), the exponentials computed once."""
+    """One sample's loss from its logits z and target row t (one-hot for cross-entropy), and
+    its loss state q = softmax(z) (cross-entropy), sigmoid(z) (binary cross-entropy) or z - t
+    (mse), the exponentials computed once."""
     cdef Py_ssize_t c
     cdef double shift, total = 0.0, dot = 0.0
     if loss == CROSS_ENTROPY:
@@ -217,6 +195,7 @@ cdef inline double row_loss_change(int loss, const floating* z, const floating* 
     is large); q[c * q_stride] is the row's loss state. See mlp_numpy.row_loss_changes."""
     cdef Py_ssize_t c
     cdef double total = 0.0, dot = 0.0, biggest = 0.0
+    cdef double* q_new
     if loss == MSE:
         # mean(dz * (2 (z - t) + dz))
         for c in range(n_out):
@@ -227,7 +206,10 @@ cdef inline double row_loss_change(int loss, const floating* z, const floating* 
     if biggest > MODERATE_CHANGE:
         for c in range(n_out):
             dz[c] += z[c]
-        return row_loss(loss, dz, t, n_out) - rowloss
+        q_new = <double*>malloc(n_out * sizeof(double))
+        total = row_loss_and_state(loss, dz, t, q_new, n_out) - rowloss
+        free(q_new)
+        return total
     # log1p(sum(q * expm1(dz))) - t @ dz
     for c in range(n_out):
         total += q[c * q_stride] * (expm1_small(dz[c]) if abs(dz[c]) <= SMALL_CHANGE else expm1(dz[c]))

@@ -121,34 +121,10 @@ def activation_slope(act, a):
 
 
 @kernel
-def row_loss(loss, z, t):
-    """One sample's loss from its logits z and target row t (one-hot for cross-entropy)."""
-    n_out = z.shape[0]
-    if loss == CROSS_ENTROPY:
-        # logsumexp(z) - t @ z
-        shift = z[0]
-        for c in range(1, n_out):
-            shift = max(shift, z[c])
-        total = 0.0
-        dot = 0.0
-        for c in range(n_out):
-            total += np.exp(z[c] - shift)
-            dot += t[c] * z[c]
-        return np.log(total) + shift - dot
-    if loss == BINARY_CROSS_ENTROPY:
-        # softplus(z) - t z
-        return max(z[0], 0.0) - t[0] * z[0] + np.log1p(np.exp(-abs(z[0])))
-    # mean((z - t) ** 2)
-    total = 0.0
-    for c in range(n_out):
-        total += (z[c] - t[c]) ** 2
-    return total / n_out
-
-
-@kernel
 def row_loss_and_state(loss, z, t, q):
-    """row_loss(loss, z, t), and q = softmax(z) (cross-entropy), sigmoid(z) (binary
-    cross-entropy) or z - t (mse), the exponentials computed once."""
+    """One sample's loss from its logits z and target row t (one-hot for cross-entropy), and
+    its loss state q = softmax(z) (cross-entropy), sigmoid(z) (binary cross-entropy) or z - t
+    (mse), the exponentials computed once."""
     n_out = z.shape[0]
     if loss == CROSS_ENTROPY:
         # q = exp(z - max z); loss = log(sum q) + max z - t @ z; q /= sum q
@@ -245,7 +221,7 @@ def row_loss_change(loss, z, q, t, rowloss, dz):
     if biggest > MODERATE_CHANGE:
         for c in range(n_out):
             dz[c] += z[c]
-        return row_loss(loss, dz, t) - rowloss
+        return row_loss_and_state(loss, dz, t, np.empty(n_out)) - rowloss
     # log1p(sum(q * expm1(dz))) - t @ dz
     total = 0.0
     dot = 0.0
