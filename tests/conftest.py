@@ -1,11 +1,19 @@
 """Shared test helpers: a seeded problem (network with perturbed parameters, data, targets) for
 any architecture, and the tolerance convention used throughout."""
 import itertools
+import os
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 import fastgrad
+
+# hypothesis: the same examples on every run by default, so that CI is repeatable;
+# HYPOTHESIS_PROFILE=explore draws new ones each run.
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 BACKENDS = ("numpy", "numba", "cython")
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "identity")
