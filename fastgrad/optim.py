@@ -45,8 +45,20 @@ class Optimizer:
     n_state = 1
 
     def __init__(self, lr):
-        self.lr = check.check_positive("lr", lr)
+        self._lr = check.check_positive("lr", lr)
         self.net = None
+
+    @property
+    def lr(self):
+        """The learning rate; it may be changed between steps (a schedule), the other
+        hyperparameters are fixed at construction."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value):
+        self._lr = check.check_positive("lr", value)
+        if hasattr(self, "_hyper"):
+            self._hyper[0] = self._lr
 
     def hyper(self):
         raise NotImplementedError

@@ -45,14 +45,15 @@ class History:
         return len(self.loss)
 
     def __str__(self):
+        def number(value, spec):
+            return "-" if value is None else format(value, spec)
+
         lines = [f"{'epoch':>5} {'loss':>12} {'accuracy':>9} {'val loss':>12} {'val acc':>8} "
                  f"{'time s':>8} {'steps':>6} {'raised':>6}"]
         for e in range(self.epochs):
-            def number(values, spec):
-                return format(values[e], spec) if values[e] is not None else "-"
-            lines.append(f"{e + 1:>5} {self.loss[e]:>12.6f} {number(self.accuracy, '9.4f'):>9} "
-                         f"{number(self.val_loss, '12.6f'):>12} "
-                         f"{number(self.val_accuracy, '8.4f'):>8} {self.time[e]:>8.3f} "
+            lines.append(f"{e + 1:>5} {self.loss[e]:>12.6f} {number(self.accuracy[e], '9.4f'):>9} "
+                         f"{number(self.val_loss[e], '12.6f'):>12} "
+                         f"{number(self.val_accuracy[e], '8.4f'):>8} {self.time[e]:>8.3f} "
                          f"{self.steps[e]:>6} {self.raised[e]:>6}")
         return "\n".join(lines)
 

@@ -117,3 +117,21 @@ def test_batchnorm_running_statistics_follow_torch_in_training_steps(backend):
         optimizer.step(net, X_batch, y_batch)
     np.testing.assert_allclose(net.layers[0].running_mean, bn.running_mean.numpy(), rtol=1e-12)
     np.testing.assert_allclose(net.layers[0].running_var, bn.running_var.numpy(), rtol=1e-12)
+
+
+def test_the_learning_rate_can_follow_a_schedule():
+    net, X, y = make_problem((4,), backend="numba")
+    twin = net.copy()
+    schedule = SGD(0.1, momentum=0.5)
+    schedule.step(net, X, y)
+    schedule.lr = 0.05
+    schedule.step(net, X, y)
+    layers = torch_layers(twin)
+    reference = torch.optim.SGD(layers, lr=0.1, momentum=0.5)
+    torch_step(twin, layers, reference, X, y)
+    reference.param_groups[0]["lr"] = 0.05
+    torch_step(twin, layers, reference, X, y)
+    assert relative_error(net.params, torch.cat(layers).detach().numpy()) < 1e-12
+    with pytest.raises(ValueError, match="lr"):
+        schedule.lr = -1.0
+    assert "lr=0.05" in repr(schedule)
