@@ -69,6 +69,8 @@ class Optimizer:
 
     # -------------------------------------------------------------- binding and buffers
     def _bind(self, net):
+        if net is self.net:
+            return
         from .network import MLP
 
         if not isinstance(net, MLP):
