@@ -85,10 +85,13 @@ class Optimizer:
             raise ValueError("this optimizer holds the state of another network; make a new "
                              "optimizer for each network")
 
-    def _workspace(self, N):
-        if N not in self._workspaces:
-            self._workspaces[N] = _Workspace(self.net, N, self.n_state)
-        return self._workspaces[N]
+    def _load(self, X, y):
+        """The batch size's cached workspace, and (X, T) checked and ready for the kernels."""
+        X = check.check_X(X, self.net.sizes[0], self.net.dtype, finite=False)
+        if len(X) not in self._workspaces:
+            self._workspaces[len(X)] = _Workspace(self.net, len(X), self.n_state)
+        work = self._workspaces[len(X)]
+        return (work, *work.load(X, y))
 
     # -------------------------------------------------------------- steps
     def step(self, net, X, y):
@@ -111,9 +114,7 @@ class Optimizer:
         """J on the batch (X, y) at the current parameters, computed in the step's cached
         buffers (BatchNorm on the batch's statistics; running statistics untouched)."""
         self._bind(net)
-        X = check.check_X(X, net.sizes[0], net.dtype, finite=False)
-        work = self._workspace(len(X))
-        X, T = work.load(X, y)
+        work, X, T = self._load(X, y)
         mlp = kernels(net.backend).mlp
         mlp.forward(X, net.params, net.table, work.act, True, work.Z, work.A, work.Zhat,
                     work.mean, work.istd)
@@ -121,9 +122,7 @@ class Optimizer:
 
     def _take(self, X, y, first, last):
         net = self.net
-        X = check.check_X(X, net.sizes[0], net.dtype, finite=False)
-        work = self._workspace(len(X))
-        X, T = work.load(X, y)
+        work, X, T = self._load(X, y)
         loss, status = kernels(net.backend).parallel.train_step(
             X, T, net.params, net.table, work.act, work.loss_code, first, last, self.code,
             self._hyper, self.steps, self.state, work.new, work.Z, work.A, work.Zhat, work.mean,
