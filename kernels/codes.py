@@ -42,9 +42,9 @@ MODERATE_CHANGE = 1.0
 SGD, ADAM, RMSPROP = 0, 1, 2
 
 # tanh for float32 data: x P(x²) / Q(x²) with x clamped to [-9, 9] (where tanh is 1 to within
-# float32's resolution), a rational fit by reweighted least squares with relative error below
-# 6e-8, within 2 ulp of the correctly rounded float32 tanh. Unlike libm's tanh it vectorises;
-# every backend uses it for float32, libm's tanh for float64.
+# float32's resolution), a rational fit by reweighted least squares (relative error below 6e-8
+# in exact arithmetic), evaluated in float32 arithmetic: within 6 ulp of the exact tanh. Unlike
+# libm's tanh it vectorises; every backend uses it for float32, libm's tanh for float64.
 TANH_SINGLE_CLAMP = 9.0
 TANH_SINGLE_P = (0.9999999841490874, 0.13392565417644328, 0.003509287991755814, 2.0834328234530533e-05, 1.366643828191734e-08)
 TANH_SINGLE_Q = (1.0, 0.4672588431531748, 0.02592911552030987, 0.0003308030753586418, 7.904232751078186e-07)

@@ -43,3 +43,12 @@ def small_change_functions(const double[::1] x):
     for n in range(x.shape[0]):
         e[n], t[n], g[n] = expm1_small(x[n]), tanh_small(x[n]), log1p_small(2 * x[n])
     return {"expm1": np.asarray(e), "tanh": np.asarray(t), "log1p": np.asarray(g)}
+
+
+def single_tanh(const float[::1] x):
+    """tanh_single at every x: exposed so that the tests can check it against libm."""
+    cdef Py_ssize_t n
+    cdef float[::1] out = np.empty(x.shape[0], dtype=np.float32)
+    for n in range(x.shape[0]):
+        out[n] = tanh_single(x[n])
+    return np.asarray(out)

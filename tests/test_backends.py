@@ -44,10 +44,25 @@ def test_compiled_kernels_match_the_numpy_reference(backend, dtype, hidden, acti
 
 
 def test_cython_codes_match_the_python_codes():
-    from fastgrad._kernels import mlp_cython
+    from fastgrad._kernels import mlp_cython, parallel_cython
 
-    for name, value in mlp_cython.CODES.items():
+    for name, value in {**mlp_cython.CODES, **parallel_cython.OPTIMIZER_CODES}.items():
         assert getattr(codes, name) == value, name
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba", "cython"])
+def test_float32_tanh_is_within_6_ulp_and_keeps_nan(backend):
+    from fastgrad._kernels import mlp_cython, mlp_numba, mlp_numpy
+
+    x = np.concatenate([np.linspace(-12, 12, 200001), [0.0, -0.0, 1e-30, 9.0, -9.0]])
+    x = x.astype(np.float32)
+    tanh = {"numpy": mlp_numpy.tanh_single, "cython": mlp_cython.single_tanh,
+            "numba": lambda v: np.array([mlp_numba.tanh_single(e) for e in v], np.float32)}
+    got = tanh[backend](np.append(x, np.float32(np.nan)))
+    exact = np.tanh(x.astype(np.float64))
+    ulps = np.abs(got[:-1] - exact) / np.spacing(np.maximum(np.abs(exact), 1e-30).astype(np.float32))
+    assert ulps.max() <= 6
+    assert np.isnan(got[-1])
 
 
 @pytest.mark.parametrize("backend", ["numba", "cython"])
