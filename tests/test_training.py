@@ -170,8 +170,9 @@ def test_bad_hyperparameters(make, match):
         make()
 
 
-def test_an_optimizer_serves_one_network_and_checks_batches():
-    net, X, y = make_problem((4,), backend="numba")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_optimizer_serves_one_network_and_checks_batches(backend):
+    net, X, y = make_problem((4,), backend=backend)
     optimizer = SGD(0.1)
     optimizer.step(net, X, y)
     with pytest.raises(ValueError, match="another network"):
@@ -184,3 +185,18 @@ def test_an_optimizer_serves_one_network_and_checks_batches():
         optimizer.step(net, X, y + 5)
     with pytest.raises(ValueError, match="layer must be"):
         optimizer.layer_step(net, X, y, 2)
+    with pytest.raises(TypeError, match="integer class labels"):
+        optimizer.step(net, X, y.astype(float))
+    with pytest.raises(ValueError, match="9 class labels"):
+        optimizer.step(net, X, y[:5])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_optimizer_checks_regression_and_binary_targets(backend):
+    net, X, y = make_problem((4,), loss="mse", backend=backend)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        SGD(0.1).step(net, X, np.where(y > 0, np.inf, y))
+    net, X, y = make_problem((4,), loss="binary_cross_entropy", backend=backend)
+    with pytest.raises(ValueError, match="0/1 targets"):
+        SGD(0.1).step(net, X, y + 0.5)
+    assert np.isfinite(SGD(0.1).step(net, X, y))
