@@ -65,15 +65,18 @@ def _as_real_array(name, values):
 def check_X(X, n_features, dtype, finite=True):
     """A finite, non-empty (N, n_features) array; returned C-contiguous in ``dtype`` (without a
     copy when it already is). ``finite=False`` leaves the NaN/inf check to the caller."""
-    X = _as_real_array("X", X)
-    if X.ndim != 2:
-        raise ValueError(f"X must be 2-D (n_samples, {n_features}); got shape {X.shape}")
-    if X.shape[0] == 0:
-        raise ValueError("X is empty: it needs at least one sample")
-    if X.shape[1] != n_features:
-        raise ValueError(f"X must have {n_features} columns (the network's input width); "
-                         f"got shape {X.shape}")
-    X = np.ascontiguousarray(X, dtype=dtype)
+    # an array the kernels can read as it is needs no conversion, only the NaN/inf check
+    if not (type(X) is np.ndarray and X.dtype == dtype and X.ndim == 2 and X.shape[0] > 0
+            and X.shape[1] == n_features and X.flags.c_contiguous):
+        X = _as_real_array("X", X)
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D (n_samples, {n_features}); got shape {X.shape}")
+        if X.shape[0] == 0:
+            raise ValueError("X is empty: it needs at least one sample")
+        if X.shape[1] != n_features:
+            raise ValueError(f"X must have {n_features} columns (the network's input width); "
+                             f"got shape {X.shape}")
+        X = np.ascontiguousarray(X, dtype=dtype)
     if finite and not np.isfinite(X).all():
         raise ValueError("X holds NaN or inf")
     return X
