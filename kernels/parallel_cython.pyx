@@ -80,11 +80,13 @@ def load_batch(const floating[:, ::1] X, const int64_t[::1] labels, floating[:, 
     """Check a batch and, for cross-entropy, write T = one-hot(labels); see parallel_numpy."""
     cdef Py_ssize_t r, k
     cdef int status = 0
+    cdef bint finite = True
     with nogil:
+        # an and-reduction with no branch, so that the loop vectorises
         for r in range(X.shape[0]):
             for k in range(X.shape[1]):
-                if not isfinite(X[r, k]):
-                    status = 1
+                finite = finite & (isfinite(X[r, k]) != 0)
+        status = 0 if finite else 1
         if status == 0 and labels.shape[0] > 0:
             for r in range(labels.shape[0]):
                 if labels[r] < 0 or labels[r] >= T.shape[1]:
