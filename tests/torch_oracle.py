@@ -38,3 +38,20 @@ def torch_loss_and_gradient(net, X, y):
     loss = torch_loss(net, theta, X, y)
     (grad,) = torch.autograd.grad(loss, theta)
     return loss.item(), grad.numpy()
+
+
+def torch_naive_sweep(net, X, y, order, step, lr):
+    """The naive sequential sweep: before each single-coordinate step, the loss and its whole
+    gradient (and, for Newton, the coordinate's second derivative, by a second backward pass)
+    from scratch at the current parameters. Returns the parameters after the sweep."""
+    theta = np.asarray(net.params, dtype=np.float64).copy()
+    for j in order:
+        t = torch.tensor(theta, requires_grad=True)
+        (grad,) = torch.autograd.grad(torch_loss(net, t, X, y), t, create_graph=step == "newton")
+        g = grad[j].item()
+        if step == "gradient":
+            theta[j] -= lr * g
+        else:
+            (second,) = torch.autograd.grad(grad[j], t)
+            theta[j] -= g / max(second[j].item(), 1 / lr)
+    return theta

@@ -1,0 +1,190 @@
+"""The sequential approach: one kernel call runs a whole sweep of exact single-coordinate steps,
+
+    for j in order:  g = dJ/dθ_j at the current θ;  θ_j ← θ_j − lr·g   (or the Newton step)
+
+keeping the cached point (activations, BatchNorm statistics, logits, per-sample losses and the
+loss state) up to date after every step, so that each derivative costs only the work downstream
+of its coordinate (DESIGN.md, "Incremental re-evaluation"). The numpy reference of
+``sequential_numba.py`` and ``sequential_cython.pyx``: every step written with whole-array
+operations over all samples, for a reader to follow.
+
+A coordinate of layer l feeds column i of that layer (see coordinate_numpy.decode). Its first
+and second derivatives along e_j are pushed front to back in forward mode (a tangent t and a
+second-order tangent s per activation): through Dense, t and s move linearly; through the
+activation a = f(u): t_a = f'(u) t_u, s_a = f''(u) t_u² + f'(u) s_u; through training-mode
+BatchNorm, see ``batchnorm_tangents``; at the loss, g = Σ G·t and
+h = Σ G·s + Σ_r t_rᵀ H_r t_r / N with H_r the per-sample loss Hessian in the logits.
+
+Step rules: ``GRADIENT`` θ_j ← θ_j − lr·g; ``NEWTON`` θ_j ← θ_j − g / max(h, 1/lr): where the
+curvature along the coordinate is below 1/lr (including h ≤ 0, where Newton's step would go
+uphill or be unbounded) the step falls back to the gradient step with lr, so lr caps its size.
+
+``sweep`` returns (status, steps, raised, flipped): status 0 done, 1 a step made the loss
+non-finite (that step is undone, so ``params`` holds the last finite weights; the cached point
+is then stale), ``steps`` the number of steps kept, ``raised`` how many of them increased J
+(summed exact per-sample changes; ties within round-off count as not raised), ``flipped`` how
+many had a derivative of the opposite sign from the gradient at the start of the sweep.
+"""
+import numpy as np
+
+from .codes import BIAS, CROSS_ENTROPY, GAMMA, GRADIENT, MSE, N_OUT, RELU, SIGMOID, TANH, WEIGHT
+from .coordinate_numpy import decode
+from .mlp_numpy import (activate, backprop, batch_normalise, batchnorm_jacobian, block, columns,
+                        forward, layer_input, layer_params, loss as evaluate_loss, loss_state,
+                        row_loss_changes, row_loss_gradients)
+
+
+def activation_derivatives(act, a):
+    """(f'(u), f''(u)) of the activation, written in terms of its output a = f(u)."""
+    if act == TANH:
+        slope = 1 - a * a
+        return slope, -2 * a * slope
+    if act == SIGMOID:
+        slope = a * (1 - a)
+        return slope, slope * (1 - 2 * a)
+    if act == RELU:
+        return (a > 0).astype(a.dtype), np.zeros_like(a)
+    return np.ones_like(a), np.zeros_like(a)
+
+
+def batchnorm_tangents(t, s, zhat, istd):
+    """First and second derivatives of zhat along a path z(θ) with z' = t, z'' = s, column by
+    column: zhat' = J t and zhat'' = J s + istd² (3ρ² zhat − 2ρ t_c − mean(t_c²) zhat), where J
+    is batchnorm_jacobian, t_c = t − mean(t) and ρ = mean(zhat t) (the derivative of the
+    column's standard deviation)."""
+    centred = t - t.mean(axis=0)
+    rho = (zhat * t).mean(axis=0)
+    second = istd ** 2 * (3 * rho ** 2 * zhat - 2 * rho * centred - (centred ** 2).mean(axis=0) * zhat)
+    return batchnorm_jacobian(t, zhat, istd), batchnorm_jacobian(s, zhat, istd) + second
+
+
+def loss_curvature(loss, q, t):
+    """Each row's t·H t, H the Hessian of its loss in the logits (q: loss_state rows)."""
+    if loss == CROSS_ENTROPY:
+        # H = diag(q) - q qᵀ
+        return (q * t * t).sum(axis=1) - (q * t).sum(axis=1) ** 2
+    if loss == MSE:
+        return 2 * (t * t).sum(axis=1) / q.shape[1]
+    return q[:, 0] * (1 - q[:, 0]) * t[:, 0] ** 2
+
+
+def source_column(j, X, params, table, A, Zhat):
+    """(l, kind, k, i, v): coordinate j's place and v = d(column i of z or u)/dθ_j: the input
+    column it multiplies (W), zhat's column (gamma) or ones (b, beta)."""
+    N = len(X)
+    l, kind, k, i = decode(j, table)
+    if kind == WEIGHT:
+        v = layer_input(X, A, table, l)[:, k].copy()
+    elif kind == GAMMA:
+        v = block(Zhat, N, table, l)[:, i].copy()
+    else:
+        v = np.ones(N, dtype=X.dtype)
+    return l, kind, k, i, v
+
+
+def derivatives(j, newton, X, params, table, act, loss, A, Zhat, istd, G, Q):
+    """(g, h): dJ/dθ_j and (when newton) d²J/dθ_j² at the cached point, by forward mode."""
+    N, out = len(X), len(table) - 1
+    l, kind, k, i, v = source_column(j, X, params, table, A, Zhat)
+    t = np.zeros((N, table[l, N_OUT]), dtype=X.dtype)
+    t[:, i] = v
+    s = np.zeros_like(t)
+    for m in range(l, out):
+        _, _, gamma, _ = layer_params(params, table, m)
+        if gamma is not None and not (m == l and kind > BIAS):
+            # t, s are tangents of z; BatchNorm turns them into tangents of u = gamma zhat + beta
+            t, s = batchnorm_tangents(t, s, block(Zhat, N, table, m), columns(istd, table, m))
+            t, s = gamma * t, gamma * s
+        slope, curve = activation_derivatives(act, block(A, N, table, m))
+        t, s = slope * t, curve * t * t + slope * s
+        W_next = layer_params(params, table, m + 1)[0]
+        t, s = t @ W_next, s @ W_next
+    g = (G * t).sum()
+    if not newton:
+        return g, 0.0
+    return g, (G * s).sum() + loss_curvature(loss, Q.T, t).sum() / N
+
+
+def step_size(rule, lr, g, h):
+    """The move of θ_j: −lr g, or −g / max(h, 1/lr) for Newton."""
+    if rule == GRADIENT:
+        return -lr * g
+    return -g / max(h, 1 / lr)
+
+
+def apply_step(j, delta, X, T, params, table, act, loss, Z, A, Zhat, mean, istd, rowloss, G, Q):
+    """θ_j += delta and the cached point follows it; returns the N per-sample loss changes.
+    Column i of layer l moves (z by delta·v for W and b; u for gamma and beta), then with
+    BatchNorm its statistics; the next layer's z moves by outer(Δa_i, W_next[i]); every later
+    layer is recomputed; the per-sample losses move by their exact changes (row_loss_changes)
+    and the loss state is recomputed from the new logits."""
+    N, out = len(X), len(table) - 1
+    l, kind, k, i, v = source_column(j, X, params, table, A, Zhat)
+    logits = block(Z, N, table, out)
+    old_logits = logits.copy()
+    params[j] += delta
+    z = block(Z, N, table, l)
+    if kind <= BIAS:
+        z[:, i] += delta * v
+    if l < out:
+        _, _, gamma, beta = layer_params(params, table, l)
+        u = z[:, i]
+        if gamma is not None:
+            zhat, m, s = batch_normalise(z[:, i:i + 1])
+            columns(mean, table, l)[i], columns(istd, table, l)[i] = m[0], s[0]
+            block(Zhat, N, table, l)[:, i] = zhat[:, 0]
+            u = gamma[i] * zhat[:, 0] + beta[i]
+        a = block(A, N, table, l)
+        new = activate(act, u)
+        change = new - a[:, i]
+        a[:, i] = new
+        block(Z, N, table, l + 1)[:] += np.outer(change, layer_params(params, table, l + 1)[0][i])
+        for m in range(l + 1, out):
+            z_m = block(Z, N, table, m)
+            _, b_m, gamma, beta = layer_params(params, table, m)
+            u = z_m
+            if gamma is not None:
+                zhat, columns(mean, table, m)[:], columns(istd, table, m)[:] = batch_normalise(z_m)
+                block(Zhat, N, table, m)[:] = zhat
+                u = gamma * zhat + beta
+            block(A, N, table, m)[:] = activate(act, u)
+            W_next, b_next, _, _ = layer_params(params, table, m + 1)
+            block(Z, N, table, m + 1)[:] = block(A, N, table, m) @ W_next + b_next
+    changes = row_loss_changes(loss, old_logits, Q.T, T, rowloss, logits - old_logits)
+    rowloss += changes
+    q = loss_state(loss, logits, T)
+    Q[:] = q.T
+    G[:] = row_loss_gradients(loss, q, T) / N
+    return changes
+
+
+def sweep(order, greedy, rule, lr, X, T, params, table, act, loss, Z, A, Zhat, mean, istd,
+          rowloss, G, Q, grad0, grad, work1, work2):
+    """One sweep: len(order) single-coordinate steps at the current point, coordinates taken
+    from ``order`` or, when ``greedy``, the one with the largest |dJ/dθ_j| (a full backprop per
+    step). Starts from a full forward pass; grad0 receives the gradient at the start. Returns
+    (status, steps, raised, flipped); see the module docstring."""
+    forward(X, params, table, act, True, Z, A, Zhat, mean, istd)
+    N = len(X)
+    logits = block(Z, N, table, len(table) - 1)
+    evaluate_loss(logits, T, loss, rowloss, G, Q)
+    backprop(X, params, table, act, Z, A, Zhat, istd, G, grad0, work1, work2, 0)
+    raised = flipped = 0
+    newton = rule != GRADIENT
+    for step in range(len(order)):
+        if greedy:
+            backprop(X, params, table, act, Z, A, Zhat, istd, G, grad, work1, work2, 0)
+            j = int(np.argmax(np.abs(grad)))
+        else:
+            j = order[step]
+        g, h = derivatives(j, newton, X, params, table, act, loss, A, Zhat, istd, G, Q)
+        old = params[j]
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            changes = apply_step(j, step_size(rule, lr, g, h), X, T, params, table, act, loss, Z,
+                                 A, Zhat, mean, istd, rowloss, G, Q)
+        if not np.isfinite(rowloss.sum()):
+            params[j] = old
+            return 1, step, raised, flipped
+        raised += changes.sum() > 0
+        flipped += g * grad0[j] < 0
+    return 0, len(order), raised, flipped
