@@ -158,22 +158,29 @@ def apply_step(j, delta, X, T, params, table, act, loss, Z, A, Zhat, mean, istd,
     return changes
 
 
+def load_point(X, T, params, table, act, loss, Z, A, Zhat, mean, istd, rowloss, G, Q, grad,
+               work1, work2):
+    """A full forward pass, loss and backprop (into grad) at params."""
+    forward(X, params, table, act, True, Z, A, Zhat, mean, istd)
+    evaluate_loss(block(Z, len(X), table, len(table) - 1), T, loss, rowloss, G, Q)
+    backprop(X, params, table, act, Z, A, Zhat, istd, G, grad, work1, work2, 0)
+
+
 def sweep(order, greedy, rule, lr, X, T, params, table, act, loss, Z, A, Zhat, mean, istd,
           rowloss, G, Q, grad0, grad, work1, work2):
     """One sweep: len(order) single-coordinate steps at the current point, coordinates taken
     from ``order`` or, when ``greedy``, the one with the largest |dJ/dθ_j| (a full backprop per
     step). Starts from a full forward pass; grad0 receives the gradient at the start. Returns
     (status, steps, raised, flipped); see the module docstring."""
-    forward(X, params, table, act, True, Z, A, Zhat, mean, istd)
-    N = len(X)
-    logits = block(Z, N, table, len(table) - 1)
-    evaluate_loss(logits, T, loss, rowloss, G, Q)
-    backprop(X, params, table, act, Z, A, Zhat, istd, G, grad0, work1, work2, 0)
+    load_point(X, T, params, table, act, loss, Z, A, Zhat, mean, istd, rowloss, G, Q, grad0,
+               work1, work2)
     raised = flipped = 0
     newton = rule != GRADIENT
     for step in range(len(order)):
         if greedy:
-            backprop(X, params, table, act, Z, A, Zhat, istd, G, grad, work1, work2, 0)
+            # Gauss–Southwell: a full forward and backward pass at the current point
+            load_point(X, T, params, table, act, loss, Z, A, Zhat, mean, istd, rowloss, G, Q,
+                       grad, work1, work2)
             j = int(np.argmax(np.abs(grad)))
         else:
             j = order[step]
