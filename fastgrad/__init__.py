@@ -10,7 +10,9 @@ except ModuleNotFoundError as error:  # pragma: no cover - depends on how Python
 
 from . import diagnostics, optim
 from .network import MLP, Point, default_eps
+from .sequential import SweepReport, sweep
 from .training import History, train
 
 __version__ = "0.1.0"
-__all__ = ["MLP", "Point", "History", "default_eps", "diagnostics", "optim", "train"]
+__all__ = ["MLP", "Point", "History", "SweepReport", "default_eps", "diagnostics", "optim",
+           "sweep", "train"]

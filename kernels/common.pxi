@@ -1,4 +1,4 @@
-# Helpers shared by mlp_cython.pyx and coordinate_cython.pyx (included textually by both).
+# Helpers shared by the Cython kernels (included textually by every .pyx).
 # They mirror the scalar helpers of mlp_numba.py; buffers are row-major, reached by pointers
 # with an explicit row width.
 from libc.math cimport exp, expm1, isfinite, log, log1p, sqrt, tanh

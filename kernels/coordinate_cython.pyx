@@ -6,36 +6,7 @@ the input column a weight reads in loss_change), ``rows`` (N,) the samples that 
 alternating between the two. The finite-difference kernel visits coordinates column by column
 and works on contiguous copies of each column (load_column, load_inputs)."""
 include "common.pxi"
-
-
-cdef struct Coordinate:
-    Py_ssize_t layer, kind, k, i
-
-
-cdef inline Coordinate decode(Py_ssize_t j, const int64_t[:, ::1] table) noexcept nogil:
-    """(layer, kind, k, i) of coordinate j; see coordinate_numpy.decode."""
-    cdef Coordinate at
-    cdef Py_ssize_t l = table.shape[0] - 1
-    while table[l, 2] > j:
-        l -= 1
-    at.layer, at.k = l, 0
-    if j < table[l, 3]:
-        at.kind, at.k, at.i = WEIGHT, (j - table[l, 2]) // table[l, 1], (j - table[l, 2]) % table[l, 1]
-    elif table[l, 4] < 0 or j < table[l, 4]:
-        at.kind, at.i = BIAS, j - table[l, 3]
-    elif j < table[l, 5]:
-        at.kind, at.i = GAMMA, j - table[l, 4]
-    else:
-        at.kind, at.i = BETA, j - table[l, 5]
-    return at
-
-
-cdef inline const floating* layer_input(const floating[:, ::1] X, const floating[::1] A,
-                                        const int64_t[:, ::1] table, Py_ssize_t l) noexcept nogil:
-    # X for the first layer, the previous layer's activations after it
-    if l == 0:
-        return &X[0, 0]
-    return &A[X.shape[0] * table[l - 1, 6]]
+include "coordinate.pxi"
 
 
 cdef inline Py_ssize_t moved_rows(const floating* col, Py_ssize_t N, bint batchnorm,
@@ -128,14 +99,6 @@ cdef enum:
     CHANGE = 3
 
 
-cdef inline double largest_magnitude(const floating* x, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t r
-    cdef double largest = 0.0
-    for r in range(n):
-        largest = max(largest, abs(<double>x[r]))
-    return largest
-
-
 cdef double load_column(const floating[::1] params, const int64_t[:, ::1] table, Py_ssize_t l,
                         Py_ssize_t i, Py_ssize_t N, const floating[::1] Z, const floating[::1] A,
                         const floating[::1] Zhat, floating* C) noexcept nogil:
@@ -167,27 +130,6 @@ cdef void load_inputs(const floating[:, ::1] X, const floating[::1] A,
             inputs[k * N + r] = a_in[r * n_in + k]
     for k in range(n_in):
         bounds[k] = largest_magnitude(inputs + k * N, N)
-
-
-cdef void activation_changes(int act, const floating* u, const floating* a, floating* du,
-                             Py_ssize_t N, double bound) noexcept nogil:
-    """In place, a whole column: du = act(u + du) - act(u), a = act(u). When every |du| is
-    small (bound >= max |du|) the identities of activation_change run as a branch-free loop,
-    which vectorises."""
-    cdef Py_ssize_t r
-    cdef double t, e
-    if (act == TANH or act == SIGMOID) and bound <= SMALL_CHANGE:
-        if act == TANH:
-            for r in range(N):
-                t = tanh_small(du[r])
-                du[r] = t * (1.0 - a[r] * a[r]) / (1.0 + a[r] * t)
-        else:
-            for r in range(N):
-                e = expm1_small(du[r])
-                du[r] = a[r] * (1.0 - a[r]) * e / (1.0 + a[r] * e)
-        return
-    for r in range(N):
-        du[r] = activation_change(act, u[r], a[r], du[r])
 
 
 # Taylor moments of a rank-1 change of the logits: when sample r's logits move by d_r w,

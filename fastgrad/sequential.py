@@ -1,0 +1,156 @@
+"""The sequential approach: sweeps of exact single-coordinate steps.
+
+    report = fastgrad.sweep(net, X, y, order="cyclic", lr=0.5)             # one sweep
+    history = fastgrad.train(net, X, y, approach="sequential", order="permutation", lr=0.5)
+
+A sweep takes ``n_params`` steps (orders below); each evaluates dJ/dθ_j at the current weights,
+which already hold every earlier step of the sweep, and moves θ_j alone:
+
+- ``step="gradient"``: θ_j ← θ_j − lr·g;
+- ``step="newton"``: θ_j ← θ_j − g / max(h, 1/lr), with h = d²J/dθ_j² the exact second
+  derivative along the coordinate. Where h is below 1/lr — flat or negatively curved along the
+  coordinate, where Newton's step would be huge or go uphill — the step is the gradient step
+  with lr, so lr bounds every step's size.
+
+Orders: ``"cyclic"`` (0 … n_params−1), ``"reverse"``, ``"permutation"`` (a fresh one each
+sweep), ``"random"`` (``n_steps`` draws with replacement, default n_params), an integer array
+(used as given, any length), and ``"greedy"`` (Gauss–Southwell: at each step the coordinate
+with the largest |dJ/dθ_j|). Greedy needs the whole gradient at every step, so each of its steps
+costs a full forward and backward pass: a greedy sweep costs as much as the naive sweep, about
+n_params parallel steps, where the other orders cost a few hundred.
+
+The kernel (one call per sweep) keeps the cached activations, BatchNorm statistics, logits,
+per-sample losses and softmax of the current point up to date after every step, so each step
+costs O(N × the work downstream of its coordinate) — O(N × n_out) for a weight of the last
+hidden layer — never a full forward and backward pass (DESIGN.md, "Incremental
+re-evaluation"). With BatchNorm, the running statistics are updated once per sweep, from the
+batch statistics at its end.
+"""
+import numbers
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _validation as check
+from ._backends import kernels
+from ._kernels.codes import BN_MOMENTUM, STEP_RULES
+from .optim import NonFiniteStep
+
+ORDERS = ("cyclic", "reverse", "permutation", "random", "greedy")
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did on its batch: J before and after it, the number of single-coordinate
+    steps, how many of them raised J (exact per-step changes; a change within round-off of zero
+    counts as not raised), the fraction of steps whose derivative had the opposite sign from the
+    gradient at the start of the sweep (the effect of evaluating at a partially updated point),
+    and the wall time in seconds."""
+
+    loss_before: float
+    loss: float
+    steps: int
+    raised: int
+    flipped: float
+    time: float
+
+
+def check_order(order, n_params, n_steps=None):
+    """(order, greedy): the order as an int64 array for the kernel (for greedy, its length is
+    the number of steps), validated before any weight moves."""
+    if isinstance(order, str):
+        check.check_choice("order", order, ORDERS)
+        if n_steps is not None and order not in ("random", "greedy"):
+            raise ValueError(f"n_steps applies to order='random' or 'greedy'; order={order!r} "
+                             f"visits each of the {n_params} coordinates once")
+        if n_steps is not None:
+            if isinstance(n_steps, (bool, np.bool_)) or not isinstance(n_steps, numbers.Integral):
+                raise TypeError(f"n_steps must be a positive integer; got {n_steps!r}")
+            if n_steps < 1:
+                raise ValueError(f"n_steps must be at least 1; got {n_steps}")
+        return order, order == "greedy"
+    if n_steps is not None:
+        raise ValueError("n_steps applies to order='random' or 'greedy', not to an order array")
+    array = np.asarray(order)
+    if array.ndim != 1 or len(array) == 0:
+        raise ValueError(f"order must be one of {ORDERS} or a non-empty 1-D array of coordinate "
+                         f"indices; got shape {array.shape}")
+    if not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"order must hold integer coordinate indices; got dtype {array.dtype}")
+    if array.min() < 0 or array.max() >= n_params:
+        raise ValueError(f"order's entries must lie in [0, {n_params - 1}]; got range "
+                         f"[{array.min()}, {array.max()}]")
+    return array.astype(np.int64), False
+
+
+def draw_order(order, n_params, rng, n_steps=None):
+    """The coordinates of one sweep, from a checked order (see check_order)."""
+    if not isinstance(order, str):
+        return order
+    if order == "cyclic":
+        return np.arange(n_params, dtype=np.int64)
+    if order == "reverse":
+        return np.arange(n_params - 1, -1, -1, dtype=np.int64)
+    if order == "permutation":
+        return rng.permutation(n_params).astype(np.int64)
+    n_steps = n_params if n_steps is None else int(n_steps)
+    if order == "random":
+        return rng.integers(0, n_params, n_steps, dtype=np.int64)
+    return np.full(n_steps, -1, dtype=np.int64)  # greedy: the kernel picks each coordinate
+
+
+def check_step(step, lr):
+    check.check_choice("step", step, tuple(STEP_RULES))
+    return STEP_RULES[step], check.check_positive("lr", lr)
+
+
+def sweep(net, X, y, order="cyclic", lr=0.1, step="gradient", seed=None, n_steps=None):
+    """One sweep of single-coordinate steps on (X, y) (the whole of it: J is the mean loss over
+    X); returns a SweepReport. ``seed`` seeds the "permutation" and "random" orders.
+
+    A step that makes the loss non-finite raises NonFiniteStep; that step is undone, so the
+    network keeps the last finite weights (the steps before it in the sweep stay taken)."""
+    from .network import MLP
+
+    if not isinstance(net, MLP):
+        raise TypeError(f"net must be a fastgrad.MLP; got {type(net).__name__}")
+    X = check.check_X(X, net.sizes[0], net.dtype)
+    T = check.check_targets(y, len(X), net.sizes[-1], net.loss_name, net.dtype)
+    order, greedy = check_order(order, net.n_params, n_steps)
+    rule, lr = check_step(step, lr)
+    coordinates = draw_order(order, net.n_params, np.random.default_rng(seed), n_steps)
+    return run_sweep(net, X, T, coordinates, greedy, rule, lr)
+
+
+def run_sweep(net, X, T, coordinates, greedy, rule, lr):
+    """One sweep on checked inputs: the kernel call and its report."""
+    from .network import Point
+
+    start = time.perf_counter()
+    point = Point(net, X, T)
+    point.forward(batch_stats=True)
+    point.evaluate_loss()
+    loss_before = point.loss
+    grad0, grad = np.zeros(net.n_params, net.dtype), np.zeros(net.n_params, net.dtype)
+    _, _, work1, work2 = point.scratch
+    backend = kernels(net.backend)
+    status, steps, raised, flipped = backend.sequential.sweep(
+        coordinates, greedy, rule, lr, X, T, net.params, net.table, point.act, point.loss_code,
+        point.Z, point.A, point.Zhat, point.mean, point.istd, point.rowloss, point.G, point.Q,
+        grad0, grad, work1, work2)
+    if status:
+        where = "a greedy step" if greedy else \
+            f"coordinate {coordinates[steps]}, {net.coordinate(int(coordinates[steps]))}"
+        raise NonFiniteStep(f"step {steps + 1} of the sweep ({where}) made the loss non-finite; "
+                            f"that step was undone, the {steps} before it were kept")
+    # J after the sweep from a fresh forward pass, whose batch statistics feed BatchNorm's
+    # running statistics
+    point.forward(batch_stats=True)
+    point.evaluate_loss()
+    if net.batchnorm:
+        backend.parallel.update_running_stats(net.table, len(X), point.mean, point.istd,
+                                              net._running_mean, net._running_var, BN_MOMENTUM)
+    steps = int(steps)
+    return SweepReport(loss_before, point.loss, steps, int(raised), int(flipped) / steps,
+                       time.perf_counter() - start)

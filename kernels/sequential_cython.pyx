@@ -1,0 +1,530 @@
+"""The sequential sweep: the Cython twin of ``sequential_numpy.py`` and ``sequential_numba.py``
+(read the numpy docstring first, then the numba one for the transposed layout; same arguments,
+same results)."""
+import numpy as np
+
+include "common.pxi"
+include "mlp.pxi"
+include "coordinate.pxi"
+
+cdef enum:
+    GRADIENT = 0
+
+
+# ---------------------------------------------------------------- columns and tangents
+cdef inline double activation_curve(int act, double a) noexcept nogil:
+    """act''(u) written in terms of a = act(u)."""
+    if act == TANH:
+        return -2.0 * a * (1.0 - a * a)
+    if act == SIGMOID:
+        return a * (1.0 - a) * (1.0 - 2.0 * a)
+    return 0.0
+
+
+cdef void batchnorm_column_tangents(floating* t, floating* s, const floating* zhat, double istd,
+                                    double gamma, bint second, Py_ssize_t N) noexcept nogil:
+    """In place, one column: t, s (first and second tangents of z) become those of
+    u = gamma * zhat + beta; see sequential_numpy.batchnorm_tangents."""
+    cdef Py_ssize_t r
+    cdef double mean_t = 0.0, rho = 0.0, var_t = 0.0, mean_s = 0.0, rho_s = 0.0
+    for r in range(N):
+        mean_t += t[r]
+        rho += zhat[r] * t[r]
+    mean_t /= N
+    rho /= N
+    if second:
+        for r in range(N):
+            var_t += (t[r] - mean_t) * (t[r] - mean_t)
+            mean_s += s[r]
+            rho_s += zhat[r] * s[r]
+        var_t /= N
+        mean_s /= N
+        rho_s /= N
+        for r in range(N):
+            s[r] = gamma * (istd * (s[r] - mean_s - zhat[r] * rho_s) + istd * istd * (
+                3.0 * rho * rho * zhat[r] - 2.0 * rho * (t[r] - mean_t) - var_t * zhat[r]))
+    for r in range(N):
+        t[r] = gamma * istd * (t[r] - mean_t - zhat[r] * rho)
+
+
+cdef void through_activation(int act, const floating* a, floating* t, floating* s, bint second,
+                             Py_ssize_t N) noexcept nogil:
+    """In place: t, s tangents of u become those of a = act(u): s = act'' t² + act' s, t = act' t."""
+    cdef Py_ssize_t r
+    cdef double slope
+    for r in range(N):
+        slope = activation_slope(act, a[r])
+        if second:
+            s[r] = activation_curve(act, a[r]) * t[r] * t[r] + slope * s[r]
+        t[r] = t[r] * slope
+
+
+cdef void source_column(Coordinate at, const floating* XT, const floating* AT,
+                        const floating* ZhatT, const int64_t[:, ::1] table, floating* v,
+                        Py_ssize_t N) noexcept nogil:
+    """v = d(column i of z, or of u for gamma/beta)/dθ; see sequential_numba.source_column."""
+    cdef Py_ssize_t r
+    cdef const floating* src
+    if at.kind == WEIGHT:
+        src = XT + at.k * N if at.layer == 0 else AT + N * (table[at.layer - 1, 6] + at.k)
+    elif at.kind == GAMMA:
+        src = ZhatT + N * (table[at.layer, 6] + at.i)
+    else:
+        for r in range(N):
+            v[r] = 1.0
+        return
+    for r in range(N):
+        v[r] = src[r]
+
+
+# ---------------------------------------------------------------- derivatives
+cdef (double, double) output_derivatives(int loss, const floating* w, const floating* ta,
+                                         const floating* sa, const floating* QT,
+                                         const floating* GT, bint newton, floating* y,
+                                         Py_ssize_t n_out, Py_ssize_t N) noexcept nogil:
+    """(g, h) when the logits move along w by ta_r per sample; see sequential_numba."""
+    cdef Py_ssize_t r, c
+    cdef double g = 0.0, h = 0.0, curvature = 0.0, ww = 0.0, qww
+    for r in range(N):
+        y[r] = 0.0
+    for c in range(n_out):
+        for r in range(N):
+            y[r] += GT[c * N + r] * w[c]
+    for r in range(N):
+        g += ta[r] * y[r]
+    if not newton:
+        return g, 0.0
+    for r in range(N):
+        h += sa[r] * y[r]
+    if loss == MSE:
+        for c in range(n_out):
+            ww += w[c] * w[c]
+        for r in range(N):
+            curvature += ta[r] * ta[r]
+        return g, h + curvature * 2.0 * ww / n_out / N
+    if loss == CROSS_ENTROPY:
+        for r in range(N):
+            y[r] = 0.0
+        for c in range(n_out):
+            for r in range(N):
+                y[r] += QT[c * N + r] * w[c]
+        for r in range(N):
+            qww = 0.0
+            for c in range(n_out):
+                qww += QT[c * N + r] * w[c] * w[c]
+            curvature += ta[r] * ta[r] * (qww - y[r] * y[r])
+        return g, h + curvature / N
+    for r in range(N):
+        curvature += ta[r] * ta[r] * QT[r] * (1.0 - QT[r]) * w[0] * w[0]
+    return g, h + curvature / N
+
+
+cdef (double, double) block_loss_derivatives(int loss, const floating* T1, const floating* S1,
+                                             const floating* QT, const floating* GT,
+                                             bint newton, Py_ssize_t n_out,
+                                             Py_ssize_t N) noexcept nogil:
+    """(g, h) when the logits have tangents T1 and second tangents S1 (n_out rows of N)."""
+    cdef Py_ssize_t r, c
+    cdef double g = 0.0, h = 0.0, curvature = 0.0, first, second
+    for c in range(n_out):
+        for r in range(N):
+            g += GT[c * N + r] * T1[c * N + r]
+            h += GT[c * N + r] * S1[c * N + r]
+    if not newton:
+        return g, 0.0
+    for r in range(N):
+        if loss == MSE:
+            for c in range(n_out):
+                curvature += 2.0 * T1[c * N + r] * T1[c * N + r] / n_out
+        elif loss == CROSS_ENTROPY:
+            first = second = 0.0
+            for c in range(n_out):
+                first += QT[c * N + r] * T1[c * N + r]
+                second += QT[c * N + r] * T1[c * N + r] * T1[c * N + r]
+            curvature += second - first * first
+        else:
+            curvature += QT[r] * (1.0 - QT[r]) * T1[r] * T1[r]
+    return g, h + curvature / N
+
+
+cdef (double, double) derivatives(Py_ssize_t j, bint newton, const floating[::1] params,
+                                  const int64_t[:, ::1] table, int act, int loss,
+                                  const floating* XT, const floating* AT, const floating* ZhatT,
+                                  const floating[::1] istd, const floating* QT,
+                                  const floating* GT, floating* t, floating* s, floating* y,
+                                  floating* work, Py_ssize_t N) noexcept nogil:
+    """(g, h) of coordinate j at the cached point, by forward mode; see sequential_numba.
+    work: 4 blocks of widest * N."""
+    cdef Py_ssize_t out = table.shape[0] - 1, n_out = table[out, 1], r, c, m, width, n_next
+    cdef Py_ssize_t stride = N * max_width(table)
+    cdef Coordinate at = decode(j, table)
+    cdef Py_ssize_t l = at.layer, i = at.i, off_gamma = table[at.layer, 4]
+    cdef double g = 0.0, h = 0.0, diag
+    cdef floating* T1
+    cdef floating* S1
+    cdef floating* T_next
+    cdef floating* S_next
+    cdef const floating* w
+    source_column(at, XT, AT, ZhatT, table, t, N)
+    for r in range(N):
+        s[r] = 0.0
+    if l == out:
+        for r in range(N):
+            g += GT[i * N + r] * t[r]
+        if newton:
+            for r in range(N):
+                if loss == MSE:
+                    diag = 2.0 / n_out
+                elif loss == CROSS_ENTROPY:
+                    diag = QT[i * N + r] * (1.0 - QT[i * N + r])
+                else:
+                    diag = QT[r] * (1.0 - QT[r])
+                h += diag * t[r] * t[r] / N
+        return g, h
+    if off_gamma >= 0 and at.kind <= BIAS:
+        batchnorm_column_tangents(t, s, ZhatT + N * (table[l, 6] + i), istd[table[l, 6] + i],
+                                  params[off_gamma + i], newton, N)
+    through_activation(act, AT + N * (table[l, 6] + i), t, s, newton, N)
+    width = table[l + 1, 1]
+    w = &params[table[l + 1, 2] + i * width]
+    if l + 1 == out:
+        return output_derivatives(loss, w, t, s, QT, GT, newton, y, n_out, N)
+    # deeper: the next layer's tangents are outer(w, t), then layer after layer
+    T1, S1 = work, work + stride
+    for c in range(width):
+        for r in range(N):
+            T1[c * N + r] = w[c] * t[r]
+            S1[c * N + r] = w[c] * s[r]
+    for m in range(l + 1, out):
+        width = table[m, 1]
+        for c in range(width):
+            if table[m, 4] >= 0:
+                batchnorm_column_tangents(T1 + c * N, S1 + c * N, ZhatT + N * (table[m, 6] + c),
+                                          istd[table[m, 6] + c], params[table[m, 4] + c],
+                                          newton, N)
+            through_activation(act, AT + N * (table[m, 6] + c), T1 + c * N, S1 + c * N,
+                               newton, N)
+        # tangents of the next z: W_{m+1}ᵀ @ T1 (row-major (n_next, N))
+        n_next = table[m + 1, 1]
+        T_next = work + (2 * stride if (m - l) % 2 == 1 else 0)
+        S_next = T_next + stride
+        gemm(c'T', c'N', <int>n_next, <int>N, <int>width, &params[table[m + 1, 2]], <int>n_next,
+             T1, <int>N, T_next, <int>N)
+        gemm(c'T', c'N', <int>n_next, <int>N, <int>width, &params[table[m + 1, 2]], <int>n_next,
+             S1, <int>N, S_next, <int>N)
+        T1, S1 = T_next, S_next
+    return block_loss_derivatives(loss, T1, S1, QT, GT, newton, n_out, N)
+
+
+cdef inline Py_ssize_t max_width(const int64_t[:, ::1] table) noexcept nogil:
+    cdef Py_ssize_t l, widest = 0
+    for l in range(table.shape[0]):
+        widest = max(widest, table[l, 1])
+    return widest
+
+
+# ---------------------------------------------------------------- the step and the cache
+cdef void refresh_loss_state(int loss, const floating* LT, const floating* TT, floating* QT,
+                             floating* GT, floating* rowloss, Py_ssize_t r, double* q,
+                             floating* z, floating* tr, Py_ssize_t n_out,
+                             Py_ssize_t N) noexcept nogil:
+    """Sample r's loss, loss state and dJ/dlogits recomputed from its logits."""
+    cdef Py_ssize_t c
+    for c in range(n_out):
+        z[c] = LT[c * N + r]
+        tr[c] = TT[c * N + r]
+    rowloss[r] = row_loss_and_state(loss, z, tr, q, n_out)
+    for c in range(n_out):
+        QT[c * N + r] = q[c]
+        GT[c * N + r] = (2.0 * q[c] / n_out if loss == MSE else q[c] - tr[c]) / N
+
+
+cdef void logit_rank1_change(int loss, floating* LT, const floating* TT, floating* QT,
+                             floating* GT, floating* rowloss, const floating* w,
+                             const floating* d, floating* E, floating* changes, floating* S,
+                             double* q, floating* z, floating* tr, Py_ssize_t n_out,
+                             Py_ssize_t N) noexcept nogil:
+    """The logits move by outer(w, d); see sequential_numba.logit_rank1_change."""
+    cdef Py_ssize_t r, c
+    cdef double bound = largest_magnitude(d, N) * largest_magnitude(w, n_out), dz, x, old
+    cdef double inv_N = 1.0 / N
+    cdef bint small = bound <= SMALL_CHANGE
+    if loss == MSE:
+        for r in range(N):
+            changes[r] = 0.0
+        for c in range(n_out):
+            for r in range(N):
+                dz = d[r] * w[c]
+                changes[r] += dz * (2.0 * QT[c * N + r] + dz) / n_out
+                QT[c * N + r] += dz
+                LT[c * N + r] += dz
+                GT[c * N + r] = 2.0 * QT[c * N + r] / n_out / N
+        for r in range(N):
+            rowloss[r] += changes[r]
+        return
+    if bound > MODERATE_CHANGE:
+        for r in range(N):
+            old = rowloss[r]
+            for c in range(n_out):
+                LT[c * N + r] += d[r] * w[c]
+            refresh_loss_state(loss, LT, TT, QT, GT, rowloss, r, q, z, tr, n_out, N)
+            changes[r] = rowloss[r] - old
+        return
+    for r in range(N):
+        S[r] = 0.0
+        changes[r] = 0.0
+    for c in range(n_out):
+        if small:
+            for r in range(N):
+                E[c * N + r] = expm1_small(d[r] * w[c])
+        else:
+            for r in range(N):
+                E[c * N + r] = expm1(d[r] * w[c])
+        for r in range(N):
+            x = d[r] * w[c]
+            S[r] += QT[c * N + r] * E[c * N + r]
+            changes[r] -= x * TT[c * N + r]
+            LT[c * N + r] += x
+    if small:
+        for r in range(N):
+            changes[r] += log1p_small(S[r])
+    else:
+        for r in range(N):
+            changes[r] += log1p_small(S[r]) if abs(S[r]) <= 1.0 / 16 else log1p(S[r])
+    for r in range(N):
+        rowloss[r] += changes[r]
+        S[r] = 1.0 / (1.0 + S[r])
+    for c in range(n_out):
+        for r in range(N):
+            QT[c * N + r] = QT[c * N + r] * (1.0 + E[c * N + r]) * S[r]
+            GT[c * N + r] = (QT[c * N + r] - TT[c * N + r]) * inv_N
+
+
+cdef void column_statistics(const floating* z, floating* zhat, floating* mean, floating* istd,
+                            Py_ssize_t N) noexcept nogil:
+    """One column's training-mode BatchNorm: zhat = (z − mean) istd."""
+    cdef Py_ssize_t r
+    cdef double m = 0.0, var = 0.0, s
+    for r in range(N):
+        m += z[r]
+    m /= N
+    for r in range(N):
+        var += (z[r] - m) * (z[r] - m)
+    s = 1.0 / sqrt(var / N + BN_EPS)
+    for r in range(N):
+        zhat[r] = (z[r] - m) * s
+    mean[0], istd[0] = m, s
+
+
+cdef struct Workspace:
+    # pointers into the sweep's scratch arrays (see sweep)
+    void* E
+    void* S
+    void* v
+    void* du
+    void* u_old
+    void* changes
+    void* zr
+    void* tr
+    double* q
+
+
+cdef void apply_step(Py_ssize_t j, double delta, floating[::1] params,
+                     const int64_t[:, ::1] table, int act, int loss, const floating* XT,
+                     floating* ZT, floating* AT, floating* ZhatT, floating[::1] mean,
+                     floating[::1] istd, const floating* TT, floating* QT, floating* GT,
+                     floating[::1] rowloss, floating* work, Workspace ws,
+                     Py_ssize_t N) noexcept nogil:
+    """θ_j += delta and the transposed cached point follows; see sequential_numba.apply_step."""
+    cdef Py_ssize_t out = table.shape[0] - 1, n_out = table[out, 1], r, c, m, width, cm
+    cdef Coordinate at = decode(j, table)
+    cdef Py_ssize_t l = at.layer, i = at.i, off_gamma = table[at.layer, 4]
+    cdef Py_ssize_t off_beta = table[at.layer, 5], c0 = table[at.layer, 6]
+    cdef floating* v = <floating*>ws.v
+    cdef floating* du = <floating*>ws.du
+    cdef floating* u_old = <floating*>ws.u_old
+    cdef floating* changes = <floating*>ws.changes
+    cdef floating* LT = ZT + N * table[out, 6]
+    cdef floating* z = ZT + N * (c0 + i)
+    cdef floating* a = AT + N * (c0 + i)
+    cdef floating* zhat
+    cdef floating* old
+    cdef floating* zm
+    cdef floating* am
+    cdef floating* zh
+    cdef const floating* w
+    cdef double gamma, beta, old_loss
+    source_column(at, XT, AT, ZhatT, table, v, N)
+    if l == out:
+        params[j] += delta
+        for r in range(N):
+            du[r] = delta * v[r]
+        # the logits' column i moves: w = e_i, kept in u_old's first n_out entries
+        for c in range(n_out):
+            u_old[c] = 1.0 if c == i else 0.0
+        logit_rank1_change(loss, LT, TT, QT, GT, &rowloss[0], u_old, du, <floating*>ws.E,
+                           changes, <floating*>ws.S, ws.q, <floating*>ws.zr, <floating*>ws.tr,
+                           n_out, N)
+        return
+    if off_gamma >= 0:
+        zhat = ZhatT + N * (c0 + i)
+        gamma, beta = params[off_gamma + i], params[off_beta + i]
+        for r in range(N):
+            u_old[r] = gamma * zhat[r] + beta
+        params[j] += delta
+        if at.kind <= BIAS:
+            for r in range(N):
+                z[r] += delta * v[r]
+            column_statistics(z, zhat, &mean[c0 + i], &istd[c0 + i], N)
+        gamma, beta = params[off_gamma + i], params[off_beta + i]
+        for r in range(N):
+            du[r] = gamma * zhat[r] + beta - u_old[r]
+    else:
+        params[j] += delta
+        for r in range(N):
+            u_old[r] = z[r]
+            du[r] = delta * v[r]
+            z[r] += du[r]
+    # du becomes the change of column i of the activations
+    activation_changes(act, u_old, a, du, N, largest_magnitude(du, N))
+    for r in range(N):
+        a[r] += du[r]
+    width = table[l + 1, 1]
+    w = &params[table[l + 1, 2] + i * width]
+    if l + 1 == out:
+        logit_rank1_change(loss, LT, TT, QT, GT, &rowloss[0], w, du, <floating*>ws.E, changes,
+                           <floating*>ws.S, ws.q, <floating*>ws.zr, <floating*>ws.tr, n_out, N)
+        return
+    # deeper: the next z moves by outer(w, du); the layers after it are recomputed
+    zm = ZT + N * table[l + 1, 6]
+    for c in range(width):
+        for r in range(N):
+            zm[c * N + r] += w[c] * du[r]
+    old = work
+    for r in range(n_out * N):
+        old[r] = LT[r]
+    for m in range(l + 1, out):
+        width, cm = table[m, 1], table[m, 6]
+        zm, am = ZT + N * cm, AT + N * cm
+        for c in range(width):
+            if table[m, 4] >= 0:
+                zh = ZhatT + N * (cm + c)
+                column_statistics(zm + c * N, zh, &mean[cm + c], &istd[cm + c], N)
+                gamma, beta = params[table[m, 4] + c], params[table[m, 5] + c]
+                for r in range(N):
+                    am[c * N + r] = activate(act, gamma * zh[r] + beta)
+            else:
+                for r in range(N):
+                    am[c * N + r] = activate(act, zm[c * N + r])
+        # z_{m+1} = W_{m+1}ᵀ @ a_m + b_{m+1}
+        zm = ZT + N * table[m + 1, 6]
+        gemm(c'T', c'N', <int>table[m + 1, 1], <int>N, <int>width, &params[table[m + 1, 2]],
+             <int>table[m + 1, 1], am, <int>N, zm, <int>N)
+        for c in range(table[m + 1, 1]):
+            for r in range(N):
+                zm[c * N + r] += params[table[m + 1, 3] + c]
+    for r in range(N):
+        old_loss = rowloss[r]
+        refresh_loss_state(loss, LT, TT, QT, GT, &rowloss[0], r, ws.q, <floating*>ws.zr,
+                           <floating*>ws.tr, n_out, N)
+        changes[r] = rowloss[r] - old_loss
+
+
+# ---------------------------------------------------------------- the sweep
+cdef void transpose_into(const floating[::1] buf, Py_ssize_t N, const int64_t[:, ::1] table,
+                         floating* out) noexcept nogil:
+    """out = buf with every layer's (N, n_out) block transposed to (n_out, N)."""
+    cdef Py_ssize_t l, r, c, n, c0
+    if buf.shape[0] == 0:
+        return
+    for l in range(table.shape[0]):
+        n, c0 = table[l, 1], N * table[l, 6]
+        for r in range(N):
+            for c in range(n):
+                out[c0 + c * N + r] = buf[c0 + r * n + c]
+
+
+cdef void load_point(const floating[:, ::1] X, const floating[:, ::1] T, floating[::1] params,
+                     const int64_t[:, ::1] table, int act, int loss, floating[::1] Z,
+                     floating[::1] A, floating[::1] Zhat, floating[::1] mean,
+                     floating[::1] istd, floating[::1] rowloss, floating[:, ::1] G,
+                     floating[:, ::1] Q, floating[::1] grad, floating[::1] work1,
+                     floating[::1] work2, floating* ZT, floating* AT, floating* ZhatT,
+                     floating* GT) noexcept nogil:
+    """A full forward pass, loss and backprop (grad) at params, and the transposed copies."""
+    cdef Py_ssize_t N = X.shape[0], out = table.shape[0] - 1, n_out = table[out, 1], r, c
+    forward_c(X, params, table, act, True, Z, A, Zhat, mean, istd)
+    loss_c(&Z[N * table[out, 6]], N, n_out, &T[0, 0], loss, &rowloss[0], &G[0, 0], &Q[0, 0])
+    backprop_c(X, params, table, act, Z, A, Zhat, istd, &G[0, 0], grad, work1, work2, 0)
+    transpose_into(Z, N, table, ZT)
+    transpose_into(A, N, table, AT)
+    transpose_into(Zhat, N, table, ZhatT)
+    for r in range(N):
+        for c in range(n_out):
+            GT[c * N + r] = G[r, c]
+
+
+def sweep(const int64_t[::1] order, bint greedy, int rule, double lr,
+          const floating[:, ::1] X, const floating[:, ::1] T, floating[::1] params,
+          const int64_t[:, ::1] table, int act, int loss, floating[::1] Z, floating[::1] A,
+          floating[::1] Zhat, floating[::1] mean, floating[::1] istd, floating[::1] rowloss,
+          floating[:, ::1] G, floating[:, ::1] Q, floating[::1] grad0, floating[::1] grad,
+          floating[::1] work1, floating[::1] work2):
+    """One sweep; see sequential_numpy.sweep."""
+    cdef Py_ssize_t N = X.shape[0], n_in = X.shape[1], out = table.shape[0] - 1
+    cdef Py_ssize_t n_out = table[out, 1], P = params.shape[0], step, j, r, k
+    dtype = np.float64 if floating is double else np.float32
+    cdef floating[:, ::1] XT = np.ascontiguousarray(np.asarray(X).T)
+    cdef floating[:, ::1] TT = np.ascontiguousarray(np.asarray(T).T)
+    cdef floating[::1] ZT = np.empty(Z.shape[0], dtype), AT = np.empty(A.shape[0], dtype)
+    cdef floating[::1] ZhatT = np.empty(max(Zhat.shape[0], 1), dtype)
+    cdef floating[::1] GT = np.empty(n_out * N, dtype)
+    cdef floating[::1] work = np.empty(4 * N * max_width(table), dtype)
+    cdef floating[::1] E = np.empty(n_out * N, dtype)
+    cdef floating[:, ::1] columns = np.empty((6, max(N, n_out)), dtype)
+    cdef double[::1] q = np.empty(n_out)
+    cdef floating* t = &columns[0, 0]
+    cdef floating* s = &columns[1, 0]
+    cdef floating* y = &columns[2, 0]
+    cdef Workspace ws
+    cdef double g, h, delta, total, old
+    cdef bint newton = rule != GRADIENT
+    cdef long raised = 0, flipped = 0
+    cdef int status = 0
+    cdef Py_ssize_t done = order.shape[0]
+    changes = np.empty(N, dtype)
+    zr, tr = np.empty(n_out, dtype), np.empty(n_out, dtype)
+    cdef floating[::1] changes_v = changes, zr_v = zr, tr_v = tr
+    ws.E, ws.S, ws.v, ws.du = &E[0], &columns[3, 0], &columns[0, 0], &columns[1, 0]
+    ws.u_old, ws.changes, ws.zr, ws.tr, ws.q = &columns[4, 0], &changes_v[0], &zr_v[0], &tr_v[0], &q[0]
+    with nogil:
+        load_point(X, T, params, table, act, loss, Z, A, Zhat, mean, istd, rowloss, G, Q, grad0,
+                   work1, work2, &ZT[0], &AT[0], &ZhatT[0], &GT[0])
+        for step in range(order.shape[0]):
+            if greedy:
+                # Gauss–Southwell: a full forward and backward pass at the current point
+                load_point(X, T, params, table, act, loss, Z, A, Zhat, mean, istd, rowloss, G,
+                           Q, grad, work1, work2, &ZT[0], &AT[0], &ZhatT[0], &GT[0])
+                j = 0
+                for k in range(P):
+                    if abs(grad[k]) > abs(grad[j]):
+                        j = k
+            else:
+                j = order[step]
+            g, h = derivatives(j, newton, params, table, act, loss, &XT[0, 0], &AT[0],
+                               &ZhatT[0], istd, &Q[0, 0], &GT[0], t, s, y, &work[0], N)
+            delta = -lr * g if rule == GRADIENT else -g / max(h, 1.0 / lr)
+            old = params[j]
+            apply_step(j, delta, params, table, act, loss, &XT[0, 0], &ZT[0], &AT[0],
+                       &ZhatT[0], mean, istd, &TT[0, 0], &Q[0, 0], &GT[0], rowloss, &work[0],
+                       ws, N)
+            total = 0.0
+            for r in range(N):
+                total += changes_v[r]
+            if not isfinite(total):
+                params[j] = old
+                status, done = 1, step
+                break
+            raised += total > 0.0
+            flipped += g * grad0[j] < 0.0
+    return status, done, raised, flipped
