@@ -43,17 +43,21 @@ ORDERS = ("cyclic", "reverse", "permutation", "random", "greedy")
 @dataclass
 class SweepReport:
     """What one sweep did on its batch: J before and after it, the number of single-coordinate
-    steps, how many of them raised J (exact per-step changes; a change within round-off of zero
-    counts as not raised), the fraction of steps whose derivative had the opposite sign from the
-    gradient at the start of the sweep (the effect of evaluating at a partially updated point),
+    steps, how many of them raised J (from the exact per-sample loss changes of the step),
+    how many had a derivative of the opposite sign from the gradient at the start of the sweep
+    (the effect of evaluating at a partially updated point; ``flipped_fraction`` of the steps),
     and the wall time in seconds."""
 
     loss_before: float
     loss: float
     steps: int
     raised: int
-    flipped: float
+    flipped: int
     time: float
+
+    @property
+    def flipped_fraction(self):
+        return self.flipped / self.steps
 
 
 def check_order(order, n_params, n_steps=None):
@@ -151,6 +155,5 @@ def run_sweep(net, X, T, coordinates, greedy, rule, lr):
     if net.batchnorm:
         backend.parallel.update_running_stats(net.table, len(X), point.mean, point.istd,
                                               net._running_mean, net._running_var, BN_MOMENTUM)
-    steps = int(steps)
-    return SweepReport(loss_before, point.loss, steps, int(raised), int(flipped) / steps,
+    return SweepReport(loss_before, point.loss, int(steps), int(raised), int(flipped),
                        time.perf_counter() - start)

@@ -3,7 +3,9 @@
 - ``approach="parallel"``: each step moves every weight at once along the gradient at the
   current point, through ``optimizer.step``;
 - ``approach="layerwise"``: each step moves one layer, with its gradient at the current point
-  (the layers before it in the sweep have already moved), in ``layer_order``.
+  (the layers before it in the sweep have already moved), in ``layer_order``;
+- ``approach="sequential"``: each epoch is a sweep of single-coordinate steps (one per batch
+  with ``batch_size``), through the sweep kernel of fastgrad.sequential.
 
 The epoch loop, shuffling and bookkeeping stay in Python; each step is one kernel call.
 """
@@ -15,6 +17,7 @@ import numpy as np
 
 from . import _validation as check
 from .optim import SGD, NonFiniteStep, Optimizer
+from .sequential import check_order, check_step, draw_order, run_sweep
 
 APPROACHES = ("parallel", "layerwise", "sequential")
 LAYER_ORDERS = ("forward", "backward", "random")
@@ -28,8 +31,11 @@ class History:
     ``accuracy``: the fraction of the training set predicted right (evaluation mode; None for
     mse); ``val_loss``, ``val_accuracy``: the same on the validation data (None without it);
     ``time``: the epoch's wall time in seconds, bookkeeping included; ``steps``: optimizer steps
-    taken; ``raised``: how many of them raised the loss of the batch they were taken on (the
-    loss after the step against the loss before, on the same batch)."""
+    taken (for the sequential approach, single-coordinate steps); ``raised``: how many of them
+    raised the loss of the batch they were taken on (the loss after the step against the loss
+    before, on the same batch); ``flipped`` (sequential approach; None otherwise): the fraction
+    of its steps whose derivative had the opposite sign from the gradient at the start of their
+    sweep."""
 
     approach: str
     loss: list = field(default_factory=list)
@@ -39,6 +45,7 @@ class History:
     time: list = field(default_factory=list)
     steps: list = field(default_factory=list)
     raised: list = field(default_factory=list)
+    flipped: list = field(default_factory=list)
 
     @property
     def epochs(self):
@@ -49,12 +56,13 @@ class History:
             return "-" if value is None else format(value, spec)
 
         lines = [f"{'epoch':>5} {'loss':>12} {'accuracy':>9} {'val loss':>12} {'val acc':>8} "
-                 f"{'time s':>8} {'steps':>6} {'raised':>6}"]
+                 f"{'time s':>8} {'steps':>6} {'raised':>6} {'flipped':>7}"]
         for e in range(self.epochs):
             lines.append(f"{e + 1:>5} {self.loss[e]:>12.6f} {number(self.accuracy[e], '9.4f'):>9} "
                          f"{number(self.val_loss[e], '12.6f'):>12} "
                          f"{number(self.val_accuracy[e], '8.4f'):>8} {self.time[e]:>8.3f} "
-                         f"{self.steps[e]:>6} {self.raised[e]:>6}")
+                         f"{self.steps[e]:>6} {self.raised[e]:>6} "
+                         f"{number(self.flipped[e], '7.4f'):>7}")
         return "\n".join(lines)
 
 
@@ -76,10 +84,12 @@ def _check_positive_int(name, value, upper=None):
 
 
 def train(net, X, y, approach="parallel", optimizer=None, epochs=10, batch_size=None, seed=0,
-          validation=None, callback=None, layer_order="forward", count_raised=True):
+          validation=None, callback=None, layer_order="forward", count_raised=True, order=None,
+          lr=None, step=None):
     """Train ``net`` on (X, y) and return a History.
 
-    optimizer : fastgrad.optim optimizer, default SGD(lr=0.1); it keeps its state across calls.
+    optimizer : for the parallel and layer-wise approaches, a fastgrad.optim optimizer, default
+        SGD(lr=0.1); it keeps its state across calls.
     epochs : passes over the data.
     batch_size : samples per step (None: the whole set, full-batch); the data are shuffled
         at every epoch by a generator seeded with ``seed``; the last batch may be smaller.
@@ -89,24 +99,39 @@ def train(net, X, y, approach="parallel", optimizer=None, epochs=10, batch_size=
     layer_order : for the layer-wise approach: "forward", "backward" or "random" (a fresh
         permutation of the layers for every batch).
     count_raised : re-evaluate each batch's loss after its step, to count the steps that raised
-        it (one extra forward pass per step).
+        it (one extra forward pass per step). The sequential sweep always counts, for free.
+    order, lr, step : for the sequential approach (see fastgrad.sequential): the order of each
+        sweep ("cyclic" by default, "reverse", "permutation", "random", "greedy" or an index
+        array), the learning rate (default 0.1) and the step rule ("gradient" by default or
+        "newton"). Each epoch is one sweep over all the parameters on each batch: with
+        ``batch_size``, one sweep per batch, J that batch's mean loss.
 
     A step whose loss or update is not finite raises NonFiniteStep naming the epoch and step;
     the network keeps the weights it had before that step and the error carries ``history``.
+    (A sequential sweep keeps the steps before the failing one.)
     """
     from .network import MLP
 
     if not isinstance(net, MLP):
         raise TypeError(f"net must be a fastgrad.MLP; got {type(net).__name__}")
     check.check_choice("approach", approach, APPROACHES)
-    if approach == "sequential":
-        raise NotImplementedError("approach='sequential' is not available in this version; use "
-                                  "'parallel' or 'layerwise'")
-    optimizer = SGD(lr=0.1) if optimizer is None else optimizer
-    if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"optimizer must be a fastgrad.optim optimizer; got {optimizer!r}")
+    sequential = approach == "sequential"
+    if sequential:
+        if optimizer is not None:
+            raise ValueError("optimizer applies to the parallel and layer-wise approaches; the "
+                             "sequential one takes lr and step")
+        order, greedy = check_order("cyclic" if order is None else order, net.n_params)
+        rule, lr = check_step("gradient" if step is None else step, 0.1 if lr is None else lr)
+    else:
+        for name, value in (("order", order), ("lr", lr), ("step", step)):
+            if value is not None:
+                raise ValueError(f"{name} applies to approach='sequential'; the {approach} "
+                                 f"approach takes an optimizer (the learning rate is its lr)")
+        optimizer = SGD(lr=0.1) if optimizer is None else optimizer
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a fastgrad.optim optimizer; got {optimizer!r}")
     X = check.check_X(X, net.sizes[0], net.dtype)
-    check.check_targets(y, len(X), net.sizes[-1], net.loss_name, net.dtype)
+    T = check.check_targets(y, len(X), net.sizes[-1], net.loss_name, net.dtype)
     y = np.asarray(y)
     epochs = _check_positive_int("epochs", epochs)
     batch_size = len(X) if batch_size is None else _check_positive_int("batch_size", batch_size,
@@ -121,19 +146,34 @@ def train(net, X, y, approach="parallel", optimizer=None, epochs=10, batch_size=
         check.check_targets(y_val, len(X_val), net.sizes[-1], net.loss_name, net.dtype)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable; got {callback!r}")
-    optimizer._bind(net)
+    if not sequential:
+        optimizer._bind(net)
 
     rng = np.random.default_rng(seed)
     history = History(approach)
     n_layers = len(net.layers)
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
-        order = rng.permutation(len(X)) if batch_size < len(X) else np.arange(len(X))
-        X_epoch, y_epoch = X[order], y[order]
-        steps = raised = 0
+        shuffle = rng.permutation(len(X)) if batch_size < len(X) else np.arange(len(X))
+        X_epoch, y_epoch, T_epoch = X[shuffle], y[shuffle], T[shuffle]
+        steps = raised = flipped = 0
         for first in range(0, len(X), batch_size):
             X_batch = X_epoch[first:first + batch_size]
             y_batch = y_epoch[first:first + batch_size]
+            if sequential:
+                coordinates = draw_order(order, net.n_params, rng)
+                try:
+                    report = run_sweep(net, X_batch, T_epoch[first:first + batch_size],
+                                       coordinates, greedy, rule, lr)
+                except NonFiniteStep as error:
+                    failure = NonFiniteStep(f"epoch {epoch}, sweep {first // batch_size + 1}: "
+                                            f"{error}")
+                    failure.history = history
+                    raise failure from None
+                steps += report.steps
+                raised += report.raised
+                flipped += report.flipped
+                continue
             if approach == "parallel":
                 layers = [None]
             elif layer_order == "forward":
@@ -163,6 +203,7 @@ def train(net, X, y, approach="parallel", optimizer=None, epochs=10, batch_size=
         history.val_accuracy.append(val_accuracy)
         history.steps.append(steps)
         history.raised.append(raised)
+        history.flipped.append(flipped / steps if sequential else None)
         history.time.append(time.perf_counter() - start)
         if callback is not None and callback(epoch, history):
             break

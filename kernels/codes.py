@@ -52,3 +52,6 @@ TANH_SINGLE_Q = (1.0, 0.4672588431531748, 0.02592911552030987, 0.000330803075358
 # step rules of the sequential approach
 GRADIENT, NEWTON = 0, 1
 STEP_RULES = {"gradient": GRADIENT, "newton": NEWTON}
+# a single-coordinate step "raised" the loss when J grew by more than this many units of J's
+# last place (RAISED_ULPS * eps * J): smaller changes are within the round-off of evaluating J
+RAISED_ULPS = 4

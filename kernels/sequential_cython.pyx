@@ -7,8 +7,14 @@ include "common.pxi"
 include "mlp.pxi"
 include "coordinate.pxi"
 
+from libc.float cimport DBL_EPSILON, FLT_EPSILON
+
 cdef enum:
     GRADIENT = 0
+    NEWTON = 1
+    RAISED_ULPS = 4
+
+SEQUENTIAL_CODES = {"GRADIENT": GRADIENT, "NEWTON": NEWTON, "RAISED_ULPS": RAISED_ULPS}
 
 
 # ---------------------------------------------------------------- columns and tangents
@@ -487,7 +493,8 @@ def sweep(const int64_t[::1] order, bint greedy, int rule, double lr,
     cdef floating* s = &columns[1, 0]
     cdef floating* y = &columns[2, 0]
     cdef Workspace ws
-    cdef double g, h, delta, total, old
+    cdef double g, h, delta, total, level, old
+    cdef double eps = DBL_EPSILON if floating is double else FLT_EPSILON
     cdef bint newton = rule != GRADIENT
     cdef long raised = 0, flipped = 0
     cdef int status = 0
@@ -518,13 +525,14 @@ def sweep(const int64_t[::1] order, bint greedy, int rule, double lr,
             apply_step(j, delta, params, table, act, loss, &XT[0, 0], &ZT[0], &AT[0],
                        &ZhatT[0], mean, istd, &TT[0, 0], &Q[0, 0], &GT[0], rowloss, &work[0],
                        ws, N)
-            total = 0.0
+            total = level = 0.0
             for r in range(N):
                 total += changes_v[r]
+                level += rowloss[r]
             if not isfinite(total):
                 params[j] = old
                 status, done = 1, step
                 break
-            raised += total > 0.0
+            raised += total > RAISED_ULPS * eps * level
             flipped += g * grad0[j] < 0.0
     return status, done, raised, flipped

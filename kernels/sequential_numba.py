@@ -12,8 +12,8 @@ deeper coordinates recompute the layers after the next one.
 """
 import numpy as np
 
-from .codes import (BIAS, BN_EPS, CROSS_ENTROPY, GAMMA, GRADIENT, IDENTITY, MODERATE_CHANGE, MSE, RELU,
-                    SIGMOID, SMALL_CHANGE, TANH, WEIGHT)
+from .codes import (BIAS, BN_EPS, CROSS_ENTROPY, GAMMA, GRADIENT, MODERATE_CHANGE, MSE,
+                    RAISED_ULPS, SIGMOID, SMALL_CHANGE, TANH, WEIGHT)
 from .coordinate_numba import activation_changes, decode, largest_magnitude
 from .mlp_numba import (activate, activation_slope, backprop, block, expm1_small, forward,
                         kernel, log1p_small, loss as evaluate_loss, row_loss_and_state, weights)
@@ -456,6 +456,7 @@ def sweep(order, greedy, rule, lr, X, T, params, table, act, loss, Z, A, Zhat, m
     load_point(X, T, params, table, act, loss, Z, A, Zhat, mean, istd, rowloss, G, Q, grad0,
                work1, work2, ZT, AT, ZhatT, GT)
     newton = rule != GRADIENT
+    eps = np.finfo(dtype).eps
     raised = flipped = 0
     for step in range(order.shape[0]):
         if greedy:
@@ -471,12 +472,13 @@ def sweep(order, greedy, rule, lr, X, T, params, table, act, loss, Z, A, Zhat, m
         old = params[j]
         apply_step(j, delta, params, table, act, loss, XT, ZT, AT, ZhatT, mean, istd, TT, QT,
                    GT, rowloss, changes, t, s, work, E, scratch)
-        total = 0.0
+        total = level = 0.0
         for r in range(N):
             total += changes[r]
+            level += rowloss[r]
         if not np.isfinite(total):
             params[j] = old
             return 1, step, raised, flipped
-        raised += total > 0.0
+        raised += total > RAISED_ULPS * eps * level
         flipped += g * grad0[j] < 0.0
     return 0, order.shape[0], raised, flipped

@@ -21,13 +21,15 @@ uphill or be unbounded) the step falls back to the gradient step with lr, so lr 
 
 ``sweep`` returns (status, steps, raised, flipped): status 0 done, 1 a step made the loss
 non-finite (that step is undone, so ``params`` holds the last finite weights; the cached point
-is then stale), ``steps`` the number of steps kept, ``raised`` how many of them increased J
-(summed exact per-sample changes; ties within round-off count as not raised), ``flipped`` how
+is then stale), ``steps`` the number of steps kept, ``raised`` how many of them increased J by
+more than RAISED_ULPS units in its last place (the summed per-sample changes, exact where the
+logits move by a rank-1 term; smaller changes are round-off), ``flipped`` how
 many had a derivative of the opposite sign from the gradient at the start of the sweep.
 """
 import numpy as np
 
-from .codes import BIAS, CROSS_ENTROPY, GAMMA, GRADIENT, MSE, N_OUT, RELU, SIGMOID, TANH, WEIGHT
+from .codes import (BIAS, CROSS_ENTROPY, GAMMA, GRADIENT, MSE, N_OUT, RAISED_ULPS, RELU, SIGMOID,
+                    TANH, WEIGHT)
 from .coordinate_numpy import decode
 from .mlp_numpy import (activate, backprop, batch_normalise, batchnorm_jacobian, block, columns,
                         forward, layer_input, layer_params, loss as evaluate_loss, loss_state,
@@ -192,6 +194,6 @@ def sweep(order, greedy, rule, lr, X, T, params, table, act, loss, Z, A, Zhat, m
         if not np.isfinite(rowloss.sum()):
             params[j] = old
             return 1, step, raised, flipped
-        raised += changes.sum() > 0
+        raised += changes.sum() > RAISED_ULPS * np.finfo(X.dtype).eps * rowloss.sum()
         flipped += g * grad0[j] < 0
     return 0, len(order), raised, flipped

@@ -44,9 +44,10 @@ def test_compiled_kernels_match_the_numpy_reference(backend, dtype, hidden, acti
 
 
 def test_cython_codes_match_the_python_codes():
-    from fastgrad._kernels import mlp_cython, parallel_cython
+    from fastgrad._kernels import mlp_cython, parallel_cython, sequential_cython
 
-    for name, value in {**mlp_cython.CODES, **parallel_cython.OPTIMIZER_CODES}.items():
+    for name, value in {**mlp_cython.CODES, **parallel_cython.OPTIMIZER_CODES,
+                        **sequential_cython.SEQUENTIAL_CODES}.items():
         assert getattr(codes, name) == value, name
 
 

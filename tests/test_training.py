@@ -137,7 +137,9 @@ def test_a_warm_step_allocates_no_arrays():
 
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(approach="greedy"), ValueError, "approach"),
-    (dict(approach="sequential"), NotImplementedError, "sequential"),
+    (dict(approach="sequential", optimizer=SGD(0.1)), ValueError, "optimizer"),
+    (dict(approach="parallel", lr=0.1), ValueError, "lr"),
+    (dict(approach="layerwise", order="cyclic"), ValueError, "order"),
     (dict(optimizer="adam"), TypeError, "optimizer"),
     (dict(epochs=0), ValueError, "epochs"),
     (dict(epochs=2.5), TypeError, "epochs"),

@@ -40,18 +40,33 @@ def torch_loss_and_gradient(net, X, y):
     return loss.item(), grad.numpy()
 
 
-def torch_naive_sweep(net, X, y, order, step, lr):
+def torch_naive_sweep(net, X, y, order, step, lr, greedy_steps=0):
     """The naive sequential sweep: before each single-coordinate step, the loss and its whole
     gradient (and, for Newton, the coordinate's second derivative, by a second backward pass)
-    from scratch at the current parameters. Returns the parameters after the sweep."""
+    from scratch at the current parameters; with ``greedy_steps``, that many steps each on the
+    coordinate of largest |gradient| (order is then ignored). Returns (parameters after the
+    sweep, steps that raised the loss, steps whose derivative's sign differs from the
+    gradient's at the start)."""
     theta = np.asarray(net.params, dtype=np.float64).copy()
-    for j in order:
+    raised = flipped = 0
+    start_gradient = None
+    coordinates = [None] * greedy_steps if greedy_steps else order
+    for j in coordinates:
         t = torch.tensor(theta, requires_grad=True)
-        (grad,) = torch.autograd.grad(torch_loss(net, t, X, y), t, create_graph=step == "newton")
+        loss = torch_loss(net, t, X, y)
+        (grad,) = torch.autograd.grad(loss, t, create_graph=step == "newton")
+        if start_gradient is None:
+            start_gradient = grad.detach().numpy().copy()
+        if j is None:
+            j = int(torch.argmax(grad.detach().abs()))
         g = grad[j].item()
         if step == "gradient":
             theta[j] -= lr * g
         else:
             (second,) = torch.autograd.grad(grad[j], t)
             theta[j] -= g / max(second[j].item(), 1 / lr)
-    return theta
+        # raised: by more than 4 units in the last place of J (fastgrad's RAISED_ULPS)
+        raised += torch_loss(net, torch.tensor(theta), X, y).item() - loss.item() > \
+            4 * np.finfo(np.float64).eps * loss.item()
+        flipped += g * start_gradient[j] < 0
+    return theta, raised, flipped
