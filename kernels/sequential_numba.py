@@ -3,16 +3,19 @@ same arguments, same results).
 
 The sweep works on a transposed copy of the cached point, one row per column of the network
 (``ZT``, ``AT``, ``ZhatT``: layer l's block is ``buf[N*c0 : N*(c0 + n_out)].reshape(n_out, N)``;
-``QT``, ``GT``, ``TT`` (n_out, N) the loss state, dJ/dlogits and the targets), so that the
-column a coordinate feeds, the input column it reads and every per-sample loop run along
-contiguous memory and vectorise. When a coordinate feeds the last hidden layer (or the logits),
-its derivatives and its step touch O(N n_out) numbers: the logits move by a rank-1 term and the
+``TT`` (n_out, N) the targets), so that the column a coordinate feeds, the input column it reads
+and every per-sample loop run along contiguous memory and vectorise. The loss state is ``QT``
+(n_out, N) with a per-sample ``scale``: sample r's softmax is ``QT[:, r] * scale[r]`` (cross-
+entropy; for mse and binary cross-entropy scale stays 1), so that a step renormalises a sample
+by updating one number instead of a column; dJ/dlogits is computed from it where needed
+(``slope``), never stored. When a coordinate feeds the last hidden layer (or the logits), its
+derivatives and its step touch O(N n_out) numbers: the logits move by a rank-1 term and the
 per-sample losses and softmax follow through exact change identities (``logit_rank1_change``);
 deeper coordinates recompute the layers after the next one.
 """
 import numpy as np
 
-from .codes import (BIAS, BN_EPS, CROSS_ENTROPY, GAMMA, GRADIENT, MODERATE_CHANGE, MSE,
+from .codes import (BETA, BIAS, BN_EPS, CROSS_ENTROPY, GAMMA, GRADIENT, MODERATE_CHANGE, MSE,
                     RAISED_ULPS, SIGMOID, SMALL_CHANGE, TANH, WEIGHT)
 from .coordinate_numba import activation_changes, decode, largest_magnitude
 from .mlp_numba import (activate, activation_slope, backprop, block, expm1_small, forward,
@@ -87,82 +90,112 @@ def transposed(buf, N, table, l):
     return buf[start:start + N * table[l, 1]].reshape(table[l, 1], N)
 
 
+# ---------------------------------------------------------------- reductions
+@kernel(fastmath={"reassoc", "contract"})
+def dot(x, y):
+    """x · y; ``reassoc`` lets the sum vectorise (an order-dependent round-off, no change to NaN
+    or inf handling)."""
+    total = 0.0
+    for r in range(x.shape[0]):
+        total += x[r] * y[r]
+    return total
+
+
+@kernel(fastmath={"reassoc", "contract"})
+def total_of(x):
+    """Σ x, vectorised as dot is."""
+    total = 0.0
+    for r in range(x.shape[0]):
+        total += x[r]
+    return total
+
+
 # ---------------------------------------------------------------- derivatives
 @kernel
-def output_derivatives(loss, w, ta, sa, QT, GT, newton, y):
+def slope(loss, QT, scale, TT, c, r):
+    """N dJ/dlogit_c of sample r: q - t, or 2 q / n_out for mse."""
+    if loss == MSE:
+        return 2.0 * QT[c, r] / QT.shape[0]
+    return QT[c, r] * scale[r] - TT[c, r]
+
+
+@kernel
+def curvature(loss, QT, scale, t, r):
+    """Sample r's tᵀ H t, H the Hessian of its loss in the logits (t: its logits' tangent)."""
+    n_out = QT.shape[0]
+    total = 0.0
+    if loss == MSE:
+        for c in range(n_out):
+            total += t[c] * t[c]
+        return 2.0 * total / n_out
+    if loss == CROSS_ENTROPY:
+        # Σ q t² − (Σ q t)²
+        first = 0.0
+        for c in range(n_out):
+            q = QT[c, r] * scale[r]
+            first += q * t[c]
+            total += q * t[c] * t[c]
+        return total - first * first
+    return QT[0, r] * (1.0 - QT[0, r]) * t[0] * t[0]
+
+
+@kernel
+def output_derivatives(loss, w, ta, sa, QT, scale, TT, labels, newton, y, row):
     """(g, h) when the logits move along w by ta_r per sample (second tangent sa_r w): g = Σ_r
-    ta_r (G_r · w), h = Σ_r sa_r (G_r · w) + Σ_r ta_r² wᵀ H_r w / N. y is scratch (N,)."""
+    ta_r (G_r · w), h = Σ_r sa_r (G_r · w) + Σ_r ta_r² wᵀ H_r w / N. y: (N,), row: (n_out,)
+    scratch."""
     n_out, N = QT.shape
-    # y = G @ w, one class at a time along the samples
+    # y = N G @ w, one class at a time along the samples
     y[:] = 0.0
     for c in range(n_out):
         for r in range(N):
-            y[r] += GT[c, r] * w[c]
-    g = 0.0
-    for r in range(N):
-        g += ta[r] * y[r]
+            y[r] += QT[c, r] * w[c]
+    if loss == CROSS_ENTROPY:
+        for r in range(N):
+            y[r] = y[r] * scale[r] - w[labels[r]]
+    elif loss == MSE:
+        for r in range(N):
+            y[r] *= 2.0 / n_out
+    else:
+        for r in range(N):
+            y[r] -= TT[0, r] * w[0]
+    g = dot(ta, y)
     if not newton:
-        return g, 0.0
+        return g / N, 0.0
     h = 0.0
     for r in range(N):
         h += sa[r] * y[r]
-    curvature = 0.0
-    if loss == MSE:
-        ww = 0.0
-        for c in range(n_out):
-            ww += w[c] * w[c]
-        for r in range(N):
-            curvature += ta[r] * ta[r]
-        return g, h + curvature * 2.0 * ww / n_out / N
-    if loss == CROSS_ENTROPY:
-        # wᵀ H_r w = Σ q w² − (Σ q w)², accumulated in y (first moment) and qww
-        y[:] = 0.0
-        for c in range(n_out):
-            for r in range(N):
-                y[r] += QT[c, r] * w[c]
-        for r in range(N):
-            qww = 0.0
-            for c in range(n_out):
-                qww += QT[c, r] * w[c] * w[c]
-            curvature += ta[r] * ta[r] * (qww - y[r] * y[r])
-        return g, h + curvature / N
     for r in range(N):
-        curvature += ta[r] * ta[r] * QT[0, r] * (1.0 - QT[0, r]) * w[0] * w[0]
-    return g, h + curvature / N
+        for c in range(n_out):
+            row[c] = ta[r] * w[c]
+        h += curvature(loss, QT, scale, row, r)
+    return g / N, h / N
 
 
 @kernel
-def block_loss_derivatives(loss, T1, S1, QT, GT, newton):
+def block_loss_derivatives(loss, T1, S1, QT, scale, TT, newton, row):
     """(g, h) when the logits have tangents T1 and second tangents S1 (n_out, N)."""
     n_out, N = QT.shape
     g = h = 0.0
     for c in range(n_out):
         for r in range(N):
-            g += GT[c, r] * T1[c, r]
-            h += GT[c, r] * S1[c, r]
+            G = slope(loss, QT, scale, TT, c, r)
+            g += G * T1[c, r]
+            h += G * S1[c, r]
     if not newton:
-        return g, 0.0
-    curvature = 0.0
+        return g / N, 0.0
     for r in range(N):
-        if loss == MSE:
-            for c in range(n_out):
-                curvature += 2.0 * T1[c, r] * T1[c, r] / n_out
-        elif loss == CROSS_ENTROPY:
-            first = second = 0.0
-            for c in range(n_out):
-                first += QT[c, r] * T1[c, r]
-                second += QT[c, r] * T1[c, r] * T1[c, r]
-            curvature += second - first * first
-        else:
-            curvature += QT[0, r] * (1.0 - QT[0, r]) * T1[0, r] * T1[0, r]
-    return g, h + curvature / N
+        for c in range(n_out):
+            row[c] = T1[c, r]
+        h += curvature(loss, QT, scale, row, r)
+    return g / N, h / N
 
 
 @kernel
-def derivatives(j, newton, params, table, act, loss, XT, AT, ZhatT, istd, QT, GT, t, s, y,
-                work):
+def derivatives(j, newton, params, table, act, loss, XT, AT, ZhatT, istd, QT, scale, TT, labels,
+                t, s, y, row, work):
     """(g, h) of coordinate j at the cached point, by forward mode; see sequential_numpy.
-    t, s, y: (N,) scratch; work: 4 blocks of (widest, N) scratch."""
+    t, s, y: (N,) scratch, row (n_out,); work: 4 blocks of (widest, N) scratch."""
     N, out = t.shape[0], table.shape[0] - 1
     l, kind, k, i = decode(j, table)
     source_column(kind, l, k, i, XT, AT, ZhatT, table, t)
@@ -171,17 +204,13 @@ def derivatives(j, newton, params, table, act, loss, XT, AT, ZhatT, istd, QT, GT
         # the logits' column i moves by t
         g = h = 0.0
         for r in range(N):
-            g += GT[i, r] * t[r]
+            g += slope(loss, QT, scale, TT, i, r) * t[r]
         if newton:
+            row[:] = 0.0
             for r in range(N):
-                if loss == MSE:
-                    diag = 2.0 / table[out, 1]
-                elif loss == CROSS_ENTROPY:
-                    diag = QT[i, r] * (1.0 - QT[i, r])
-                else:
-                    diag = QT[0, r] * (1.0 - QT[0, r])
-                h += diag * t[r] * t[r] / N
-        return g, h
+                row[i] = t[r]
+                h += curvature(loss, QT, scale, row, r)
+        return g / N, h / N
     off_gamma, c0 = table[l, 4], table[l, 6]
     if off_gamma >= 0 and kind <= BIAS:
         batchnorm_column_tangents(t, s, transposed(ZhatT, N, table, l)[i], istd[c0 + i],
@@ -189,7 +218,7 @@ def derivatives(j, newton, params, table, act, loss, XT, AT, ZhatT, istd, QT, GT
     through_activation(act, transposed(AT, N, table, l)[i], t, s, newton)
     w = weights(params, table, l + 1)[i]
     if l + 1 == out:
-        return output_derivatives(loss, w, t, s, QT, GT, newton, y)
+        return output_derivatives(loss, w, t, s, QT, scale, TT, labels, newton, y, row)
     # deeper: the next layer's tangents are outer(w, t), then layer after layer
     width = table[l + 1, 1]
     T1 = work[0, :width * N].reshape(width, N)
@@ -215,91 +244,104 @@ def derivatives(j, newton, params, table, act, loss, XT, AT, ZhatT, istd, QT, GT
         np.dot(W_t, T1, T_next)
         np.dot(W_t, S1, S_next)
         T1, S1 = T_next, S_next
-    return block_loss_derivatives(loss, T1, S1, QT, GT, newton)
+    return block_loss_derivatives(loss, T1, S1, QT, scale, TT, newton, row)
 
 
 # ---------------------------------------------------------------- the step and the cache
+# a sample whose scale leaves [2^-60, 2^60] is renormalised (its softmax recomputed from its
+# logits), far from overflow in float32 and float64 alike
+SCALE_LOW, SCALE_HIGH = 2.0 ** -60, 2.0 ** 60
+
+
 @kernel
-def refresh_loss_state(loss, LT, TT, QT, GT, rowloss, r, q, z, tr):
-    """Sample r's loss, loss state and dJ/dlogits recomputed from its logits (q, z, tr: (n_out,)
+def refresh_loss_state(loss, LT, TT, QT, scale, rowloss, r, q, z, tr):
+    """Sample r's loss and loss state recomputed from its logits, scale 1 (q, z, tr: (n_out,)
     scratch)."""
-    n_out, N = LT.shape
+    n_out = LT.shape[0]
     for c in range(n_out):
         z[c] = LT[c, r]
         tr[c] = TT[c, r]
     rowloss[r] = row_loss_and_state(loss, z, tr, q)
     for c in range(n_out):
         QT[c, r] = q[c]
-        GT[c, r] = (2.0 * q[c] / n_out if loss == MSE else q[c] - tr[c]) / N
+    scale[r] = 1.0
 
 
-@kernel
-def logit_rank1_change(loss, LT, TT, QT, GT, rowloss, w, d, E, changes, scratch):
-    """The logits move by outer(w, d) (sample r's by d_r w); rowloss, QT, GT follow and changes
-    receives each sample's exact loss change. Cross-entropy: with e_c = expm1(d_r w_c) and
-    S = Σ_c q_c e_c, the loss changes by log1p(S) − d_r t·w and q_c becomes q_c (1 + e_c)/(1 + S);
-    binary cross-entropy is its one-logit case with q_1 = 1 − q (so q' = q (1 + e)/(1 + q e));
-    mse: the residual moves by d_r w. While every |d_r w_c| <= SMALL_CHANGE the Taylor forms of
-    expm1 and log1p keep the loops branch-free; moves beyond MODERATE_CHANGE recompute the
-    sample's loss from its new logits. E: (n_out, N) scratch."""
+@kernel(fastmath={"contract"})
+def logit_rank1_change(loss, LT, TT, labels, QT, scale, rowloss, w, d, d_bound, e, changes,
+                       scratch):
+    """The logits move by outer(w, d) (sample r's by d_r w); rowloss and the loss state follow
+    and changes receives each sample's exact loss change. Cross-entropy: with e_c = expm1(d_r w_c)
+    and S = Σ_c q_c e_c, the loss changes by log1p(S) − d_r w_label and q_c becomes
+    q_c (1 + e_c)/(1 + S): QT_c grows by QT_c e_c and the sample's scale shrinks by 1/(1 + S).
+    Binary cross-entropy is its one-logit case (sigmoid(z + x) = q (1 + e)/(1 + q e)); mse: the
+    residual moves by d_r w. While every |d_r w_c| <= SMALL_CHANGE the Taylor forms of expm1 and
+    log1p keep the loops branch-free; moves beyond MODERATE_CHANGE recompute the sample's loss
+    from its new logits. d_bound >= max |d|; e: (N,) scratch; scratch: (3, max(N, n_out))."""
     n_out, N = LT.shape
-    bound = largest_magnitude(d) * largest_magnitude(w)
+    bound = d_bound * largest_magnitude(w)
+    changes[:] = 0.0
     if loss == MSE:
-        for r in range(N):
-            changes[r] = 0.0
         for c in range(n_out):
             for r in range(N):
                 dz = d[r] * w[c]
                 changes[r] += dz * (2.0 * QT[c, r] + dz) / n_out
                 QT[c, r] += dz
                 LT[c, r] += dz
-                GT[c, r] = 2.0 * QT[c, r] / n_out / N
         for r in range(N):
             rowloss[r] += changes[r]
         return
+    q, z, tr = scratch[0, :n_out], scratch[1, :n_out], scratch[2, :n_out]
     if bound > MODERATE_CHANGE:
-        q, z, tr = scratch[0, :n_out], scratch[1, :n_out], scratch[2, :n_out]
         for r in range(N):
             old = rowloss[r]
             for c in range(n_out):
                 LT[c, r] += d[r] * w[c]
-            refresh_loss_state(loss, LT, TT, QT, GT, rowloss, r, q, z, tr)
+            refresh_loss_state(loss, LT, TT, QT, scale, rowloss, r, q, z, tr)
             changes[r] = rowloss[r] - old
         return
-    # one pass over the logits: they move by x = d_r w_c, changes = -d_r (t·w), and (cross-
-    # entropy) S = Σ_c q_c e_c with e_c = expm1(x) kept in E; a second pass per sample, a third
-    # for the new loss state
     small = bound <= SMALL_CHANGE
+    # S = Σ_c QT_c e_c (times scale below); QT_c += QT_c e_c; the logits move
     S = scratch[0, :N]
     S[:] = 0.0
-    changes[:] = 0.0
     for c in range(n_out):
         if small:  # a loop of its own: with libm's expm1 in it, it would not vectorise
             for r in range(N):
-                E[c, r] = expm1_small(d[r] * w[c])
+                e[r] = expm1_small(d[r] * w[c])
         else:
             for r in range(N):
-                E[c, r] = np.expm1(d[r] * w[c])
+                e[r] = np.expm1(d[r] * w[c])
         for r in range(N):
-            x = d[r] * w[c]
-            S[r] += QT[c, r] * E[c, r]
-            changes[r] -= x * TT[c, r]
-            LT[c, r] += x
-    inv_N = 1.0 / N
+            grow = QT[c, r] * e[r]
+            S[r] += grow
+            QT[c, r] += grow
+            LT[c, r] += d[r] * w[c]
+    if loss == CROSS_ENTROPY:
+        for r in range(N):
+            changes[r] = -d[r] * w[labels[r]]
+    else:
+        for r in range(N):
+            changes[r] = -d[r] * w[0] * TT[0, r]
     if small:  # then |S| <= expm1(SMALL_CHANGE) < 1/16: branch-free, so that it vectorises
         for r in range(N):
+            S[r] *= scale[r]
             changes[r] += log1p_small(S[r])
     else:
         for r in range(N):
+            S[r] *= scale[r]
             changes[r] += log1p_small(S[r]) if abs(S[r]) <= 1 / 16 else np.log1p(S[r])
     for r in range(N):
         rowloss[r] += changes[r]
-        S[r] = 1.0 / (1.0 + S[r])
-    # q_c becomes q_c (1 + e_c) / (1 + S) (binary: sigmoid(z + x) = q (1 + e) / (1 + q e))
-    for c in range(n_out):
+        scale[r] /= 1.0 + S[r]
+    if loss != CROSS_ENTROPY:
+        # one logit: fold the scale back (sigmoid(z + x) = q (1 + e) / (1 + q e))
         for r in range(N):
-            QT[c, r] = QT[c, r] * (1.0 + E[c, r]) * S[r]
-            GT[c, r] = (QT[c, r] - TT[c, r]) * inv_N
+            QT[0, r] *= scale[r]
+            scale[r] = 1.0
+        return
+    for r in range(N):
+        if not SCALE_LOW < scale[r] < SCALE_HIGH:
+            refresh_loss_state(loss, LT, TT, QT, scale, rowloss, r, q, z, tr)
 
 
 @kernel
@@ -320,20 +362,31 @@ def column_statistics(z, zhat):
 
 
 @kernel
-def apply_step(j, delta, params, table, act, loss, XT, ZT, AT, ZhatT, mean, istd, TT, QT, GT,
-               rowloss, changes, v, du, work, E, scratch):
+def apply_step(j, delta, params, table, act, loss, XT, x_bounds, ZT, AT, ZhatT, mean, istd, TT,
+               labels, QT, scale, rowloss, changes, v, du, e, work, scratch):
     """θ_j += delta and the transposed cached point follows; changes receives each sample's
-    loss change. See sequential_numpy.apply_step. v, du: (N,) scratch; work: (4, widest N)."""
+    loss change. See sequential_numpy.apply_step. x_bounds: max |X[:, k]| per input; v, du, e:
+    (N,) scratch; work: (4, widest N). Bounds on the changes, mostly known without a scan,
+    choose the vectorised small-change paths."""
     N, out = v.shape[0], table.shape[0] - 1
     l, kind, k, i = decode(j, table)
     source_column(kind, l, k, i, XT, AT, ZhatT, table, v)
+    # source_bound >= max |v|: X's column bound, 1 for a tanh or sigmoid input, b and beta
+    if kind == WEIGHT and l == 0:
+        source_bound = x_bounds[k]
+    elif (kind == WEIGHT and (act == TANH or act == SIGMOID)) or kind == BIAS or kind == BETA:
+        source_bound = 1.0
+    else:
+        source_bound = largest_magnitude(v)
     z = transposed(ZT, N, table, l)[i]
     if l == out:
         params[j] += delta
         unit = np.zeros(table[out, 1], dtype=params.dtype)
         unit[i] = 1.0
-        logit_rank1_change(loss, ZT_logits(ZT, N, table), TT, QT, GT, rowloss, unit,
-                           scale(v, delta, du), E, changes, scratch)
+        for r in range(N):
+            du[r] = delta * v[r]
+        logit_rank1_change(loss, ZT_logits(ZT, N, table), TT, labels, QT, scale, rowloss, unit,
+                           du, abs(delta) * source_bound, e, changes, scratch)
         return
     off_gamma, off_beta, c0 = table[l, 4], table[l, 5], table[l, 6]
     a = transposed(AT, N, table, l)[i]
@@ -351,20 +404,24 @@ def apply_step(j, delta, params, table, act, loss, XT, ZT, AT, ZhatT, mean, istd
         gamma, beta = params[off_gamma + i], params[off_beta + i]
         for r in range(N):
             du[r] = gamma * zhat[r] + beta - u_old[r]
+        bound = largest_magnitude(du) if kind <= BIAS else abs(delta) * source_bound
     else:
         params[j] += delta
         for r in range(N):
             u_old[r] = z[r]
             du[r] = delta * v[r]
             z[r] += du[r]
-    # du becomes the change of column i of the activations
-    activation_changes(act, u_old, a, du, largest_magnitude(du))
+        bound = abs(delta) * source_bound
+    # du becomes the change of column i of the activations: |act(u + d) - act(u)| <= |d|
+    # max |act'|, which is 1, or 1/4 for sigmoid
+    activation_changes(act, u_old, a, du, bound)
+    bound *= 0.25 if act == SIGMOID else 1.0
     for r in range(N):
         a[r] += du[r]
     w = weights(params, table, l + 1)[i]
     if l + 1 == out:
-        logit_rank1_change(loss, ZT_logits(ZT, N, table), TT, QT, GT, rowloss, w, du, E,
-                           changes, scratch)
+        logit_rank1_change(loss, ZT_logits(ZT, N, table), TT, labels, QT, scale, rowloss, w,
+                           du, bound, e, changes, scratch)
         return
     # deeper: the next z moves by outer(w, du); the layers after it are recomputed
     z_next = transposed(ZT, N, table, l + 1)
@@ -397,20 +454,13 @@ def apply_step(j, delta, params, table, act, loss, XT, ZT, AT, ZhatT, mean, istd
     q, zr, tr = scratch[0, :n_out], scratch[1, :n_out], scratch[2, :n_out]
     for r in range(N):
         before = rowloss[r]
-        refresh_loss_state(loss, logits, TT, QT, GT, rowloss, r, q, zr, tr)
+        refresh_loss_state(loss, logits, TT, QT, scale, rowloss, r, q, zr, tr)
         changes[r] = rowloss[r] - before
 
 
 @kernel
 def ZT_logits(ZT, N, table):
     return transposed(ZT, N, table, table.shape[0] - 1)
-
-
-@kernel
-def scale(v, delta, out):
-    for r in range(v.shape[0]):
-        out[r] = delta * v[r]
-    return out
 
 
 # ---------------------------------------------------------------- the sweep
@@ -425,9 +475,9 @@ def transpose_into(buf, N, table, out):
 
 @kernel
 def load_point(X, T, params, table, act, loss, Z, A, Zhat, mean, istd, rowloss, G, Q, grad,
-               work1, work2, ZT, AT, ZhatT, GT):
+               work1, work2, ZT, AT, ZhatT, scale):
     """A full forward pass, loss and backprop (grad) at params, and the transposed copies of
-    the cached point the sweep works on (Q is already transposed)."""
+    the cached point the sweep works on (Q is already transposed; scale = 1)."""
     N, out = X.shape[0], table.shape[0] - 1
     forward(X, params, table, act, True, Z, A, Zhat, mean, istd)
     evaluate_loss(block(Z, N, table, out), T, loss, rowloss, G, Q)
@@ -435,7 +485,7 @@ def load_point(X, T, params, table, act, loss, Z, A, Zhat, mean, istd, rowloss, 
     transpose_into(Z, N, table, ZT)
     transpose_into(A, N, table, AT)
     transpose_into(Zhat, N, table, ZhatT)
-    GT[:] = G.T
+    scale[:] = 1.0
 
 
 @kernel
@@ -447,38 +497,46 @@ def sweep(order, greedy, rule, lr, X, T, params, table, act, loss, Z, A, Zhat, m
     dtype = X.dtype
     XT = np.ascontiguousarray(X.T)
     ZT, AT, ZhatT = np.empty_like(Z), np.empty_like(A), np.empty_like(Zhat)
-    TT, GT = np.ascontiguousarray(T.T), np.empty((n_out, N), dtype=dtype)
-    QT = Q  # already (n_out, N)
+    TT = np.ascontiguousarray(T.T)
+    labels = np.zeros(N, dtype=np.int64)  # cross-entropy's class labels, from the one-hot T
+    if loss == CROSS_ENTROPY:
+        for r in range(N):
+            labels[r] = np.argmax(T[r])
+    QT, scale = Q, np.ones(N, dtype=dtype)  # Q is already (n_out, N)
     work = np.empty((4, np.max(table[:, 1]) * N), dtype=dtype)
-    E = np.empty((n_out, N), dtype=dtype)
     scratch = np.empty((3, max(N, n_out)), dtype=dtype)
-    t, s, y, changes = np.empty(N, dtype), np.empty(N, dtype), np.empty(N, dtype), np.empty(N, dtype)
+    t, s, y, e, changes = (np.empty(N, dtype), np.empty(N, dtype), np.empty(N, dtype),
+                           np.empty(N, dtype), np.empty(N, dtype))
+    row = np.empty(n_out, dtype=dtype)
     load_point(X, T, params, table, act, loss, Z, A, Zhat, mean, istd, rowloss, G, Q, grad0,
-               work1, work2, ZT, AT, ZhatT, GT)
+               work1, work2, ZT, AT, ZhatT, scale)
+    x_bounds = np.empty(X.shape[1], dtype=dtype)
+    for k in range(X.shape[1]):
+        x_bounds[k] = largest_magnitude(XT[k])
     newton = rule != GRADIENT
     eps = np.finfo(dtype).eps
+    level = total_of(rowloss)  # N J, kept up to date by the steps' changes
     raised = flipped = 0
     for step in range(order.shape[0]):
         if greedy:
             # Gauss–Southwell: a full forward and backward pass at the current point
             load_point(X, T, params, table, act, loss, Z, A, Zhat, mean, istd, rowloss, G, Q,
-                       grad, work1, work2, ZT, AT, ZhatT, GT)
+                       grad, work1, work2, ZT, AT, ZhatT, scale)
+            level = total_of(rowloss)
             j = np.argmax(np.abs(grad))
         else:
             j = order[step]
-        g, h = derivatives(j, newton, params, table, act, loss, XT, AT, ZhatT, istd, QT, GT, t,
-                           s, y, work)
+        g, h = derivatives(j, newton, params, table, act, loss, XT, AT, ZhatT, istd, QT, scale,
+                           TT, labels, t, s, y, row, work)
         delta = -lr * g if rule == GRADIENT else -g / max(h, 1.0 / lr)
         old = params[j]
-        apply_step(j, delta, params, table, act, loss, XT, ZT, AT, ZhatT, mean, istd, TT, QT,
-                   GT, rowloss, changes, t, s, work, E, scratch)
-        total = level = 0.0
-        for r in range(N):
-            total += changes[r]
-            level += rowloss[r]
+        apply_step(j, delta, params, table, act, loss, XT, x_bounds, ZT, AT, ZhatT, mean, istd,
+                   TT, labels, QT, scale, rowloss, changes, t, s, e, work, scratch)
+        total = total_of(changes)
         if not np.isfinite(total):
             params[j] = old
             return 1, step, raised, flipped
+        level += total
         raised += total > RAISED_ULPS * eps * level
         flipped += g * grad0[j] < 0.0
     return 0, order.shape[0], raised, flipped
