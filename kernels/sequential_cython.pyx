@@ -83,89 +83,135 @@ cdef void source_column(Coordinate at, const floating* XT, const floating* AT,
         v[r] = src[r]
 
 
+# ---------------------------------------------------------------- reductions
+cdef inline double dot(const floating* x, const floating* y, Py_ssize_t N) noexcept nogil:
+    """x · y in four interleaved partial sums, so that the additions need not wait for each
+    other (numba's twin lets LLVM reassociate instead)."""
+    cdef Py_ssize_t r
+    cdef double t0 = 0.0, t1 = 0.0, t2 = 0.0, t3 = 0.0
+    for r in range(0, N - 3, 4):
+        t0 += x[r] * y[r]
+        t1 += x[r + 1] * y[r + 1]
+        t2 += x[r + 2] * y[r + 2]
+        t3 += x[r + 3] * y[r + 3]
+    for r in range(N - N % 4, N):
+        t0 += x[r] * y[r]
+    return (t0 + t1) + (t2 + t3)
+
+
+cdef inline double total_of(const floating* x, Py_ssize_t N) noexcept nogil:
+    """Σ x in four interleaved partial sums."""
+    cdef Py_ssize_t r
+    cdef double t0 = 0.0, t1 = 0.0, t2 = 0.0, t3 = 0.0
+    for r in range(0, N - 3, 4):
+        t0 += x[r]
+        t1 += x[r + 1]
+        t2 += x[r + 2]
+        t3 += x[r + 3]
+    for r in range(N - N % 4, N):
+        t0 += x[r]
+    return (t0 + t1) + (t2 + t3)
+
+
 # ---------------------------------------------------------------- derivatives
+# The loss state: QT (n_out rows of N) and a per-sample scale; see sequential_numba.
+cdef inline double slope(int loss, const floating* QT, const floating* scale, const floating* TT,
+                         Py_ssize_t c, Py_ssize_t r, Py_ssize_t n_out,
+                         Py_ssize_t N) noexcept nogil:
+    """N dJ/dlogit_c of sample r: q - t, or 2 q / n_out for mse."""
+    if loss == MSE:
+        return 2.0 * QT[c * N + r] / n_out
+    return QT[c * N + r] * scale[r] - TT[c * N + r]
+
+
+cdef inline double curvature(int loss, const floating* QT, const floating* scale,
+                             const floating* t, Py_ssize_t r, Py_ssize_t n_out,
+                             Py_ssize_t N) noexcept nogil:
+    """Sample r's tᵀ H t, H the Hessian of its loss in the logits."""
+    cdef Py_ssize_t c
+    cdef double total = 0.0, first = 0.0, q
+    if loss == MSE:
+        for c in range(n_out):
+            total += t[c] * t[c]
+        return 2.0 * total / n_out
+    if loss == CROSS_ENTROPY:
+        for c in range(n_out):
+            q = QT[c * N + r] * scale[r]
+            first += q * t[c]
+            total += q * t[c] * t[c]
+        return total - first * first
+    return QT[r] * (1.0 - QT[r]) * t[0] * t[0]
+
+
 cdef (double, double) output_derivatives(int loss, const floating* w, const floating* ta,
                                          const floating* sa, const floating* QT,
-                                         const floating* GT, bint newton, floating* y,
-                                         Py_ssize_t n_out, Py_ssize_t N) noexcept nogil:
+                                         const floating* scale, const floating* TT,
+                                         const int64_t* labels, bint newton, floating* y,
+                                         floating* row, Py_ssize_t n_out,
+                                         Py_ssize_t N) noexcept nogil:
     """(g, h) when the logits move along w by ta_r per sample; see sequential_numba."""
     cdef Py_ssize_t r, c
-    cdef double g = 0.0, h = 0.0, curvature = 0.0, ww = 0.0, qww
+    cdef double g, h
     for r in range(N):
         y[r] = 0.0
     for c in range(n_out):
         for r in range(N):
-            y[r] += GT[c * N + r] * w[c]
-    for r in range(N):
-        g += ta[r] * y[r]
-    if not newton:
-        return g, 0.0
-    for r in range(N):
-        h += sa[r] * y[r]
-    if loss == MSE:
-        for c in range(n_out):
-            ww += w[c] * w[c]
-        for r in range(N):
-            curvature += ta[r] * ta[r]
-        return g, h + curvature * 2.0 * ww / n_out / N
+            y[r] += QT[c * N + r] * w[c]
     if loss == CROSS_ENTROPY:
         for r in range(N):
-            y[r] = 0.0
-        for c in range(n_out):
-            for r in range(N):
-                y[r] += QT[c * N + r] * w[c]
+            y[r] = y[r] * scale[r] - w[labels[r]]
+    elif loss == MSE:
         for r in range(N):
-            qww = 0.0
-            for c in range(n_out):
-                qww += QT[c * N + r] * w[c] * w[c]
-            curvature += ta[r] * ta[r] * (qww - y[r] * y[r])
-        return g, h + curvature / N
+            y[r] *= 2.0 / n_out
+    else:
+        for r in range(N):
+            y[r] -= TT[r] * w[0]
+    g = dot(ta, y, N)
+    if not newton:
+        return g / N, 0.0
+    h = dot(sa, y, N)
     for r in range(N):
-        curvature += ta[r] * ta[r] * QT[r] * (1.0 - QT[r]) * w[0] * w[0]
-    return g, h + curvature / N
+        for c in range(n_out):
+            row[c] = ta[r] * w[c]
+        h += curvature(loss, QT, scale, row, r, n_out, N)
+    return g / N, h / N
 
 
 cdef (double, double) block_loss_derivatives(int loss, const floating* T1, const floating* S1,
-                                             const floating* QT, const floating* GT,
-                                             bint newton, Py_ssize_t n_out,
-                                             Py_ssize_t N) noexcept nogil:
+                                             const floating* QT, const floating* scale,
+                                             const floating* TT, bint newton, floating* row,
+                                             Py_ssize_t n_out, Py_ssize_t N) noexcept nogil:
     """(g, h) when the logits have tangents T1 and second tangents S1 (n_out rows of N)."""
     cdef Py_ssize_t r, c
-    cdef double g = 0.0, h = 0.0, curvature = 0.0, first, second
+    cdef double g = 0.0, h = 0.0, G
     for c in range(n_out):
         for r in range(N):
-            g += GT[c * N + r] * T1[c * N + r]
-            h += GT[c * N + r] * S1[c * N + r]
+            G = slope(loss, QT, scale, TT, c, r, n_out, N)
+            g += G * T1[c * N + r]
+            h += G * S1[c * N + r]
     if not newton:
-        return g, 0.0
+        return g / N, 0.0
     for r in range(N):
-        if loss == MSE:
-            for c in range(n_out):
-                curvature += 2.0 * T1[c * N + r] * T1[c * N + r] / n_out
-        elif loss == CROSS_ENTROPY:
-            first = second = 0.0
-            for c in range(n_out):
-                first += QT[c * N + r] * T1[c * N + r]
-                second += QT[c * N + r] * T1[c * N + r] * T1[c * N + r]
-            curvature += second - first * first
-        else:
-            curvature += QT[r] * (1.0 - QT[r]) * T1[r] * T1[r]
-    return g, h + curvature / N
+        for c in range(n_out):
+            row[c] = T1[c * N + r]
+        h += curvature(loss, QT, scale, row, r, n_out, N)
+    return g / N, h / N
 
 
 cdef (double, double) derivatives(Py_ssize_t j, bint newton, const floating[::1] params,
                                   const int64_t[:, ::1] table, int act, int loss,
                                   const floating* XT, const floating* AT, const floating* ZhatT,
                                   const floating[::1] istd, const floating* QT,
-                                  const floating* GT, floating* t, floating* s, floating* y,
-                                  floating* work, Py_ssize_t N) noexcept nogil:
+                                  const floating* scale, const floating* TT,
+                                  const int64_t* labels, floating* t, floating* s, floating* y,
+                                  floating* row, floating* work, Py_ssize_t N) noexcept nogil:
     """(g, h) of coordinate j at the cached point, by forward mode; see sequential_numba.
     work: 4 blocks of widest * N."""
     cdef Py_ssize_t out = table.shape[0] - 1, n_out = table[out, 1], r, c, m, width, n_next
     cdef Py_ssize_t stride = N * max_width(table)
     cdef Coordinate at = decode(j, table)
     cdef Py_ssize_t l = at.layer, i = at.i, off_gamma = table[at.layer, 4]
-    cdef double g = 0.0, h = 0.0, diag
+    cdef double g = 0.0, h = 0.0
     cdef floating* T1
     cdef floating* S1
     cdef floating* T_next
@@ -175,18 +221,16 @@ cdef (double, double) derivatives(Py_ssize_t j, bint newton, const floating[::1]
     for r in range(N):
         s[r] = 0.0
     if l == out:
+        # the logits' column i moves by t
         for r in range(N):
-            g += GT[i * N + r] * t[r]
+            g += slope(loss, QT, scale, TT, i, r, n_out, N) * t[r]
         if newton:
+            for c in range(n_out):
+                row[c] = 0.0
             for r in range(N):
-                if loss == MSE:
-                    diag = 2.0 / n_out
-                elif loss == CROSS_ENTROPY:
-                    diag = QT[i * N + r] * (1.0 - QT[i * N + r])
-                else:
-                    diag = QT[r] * (1.0 - QT[r])
-                h += diag * t[r] * t[r] / N
-        return g, h
+                row[i] = t[r]
+                h += curvature(loss, QT, scale, row, r, n_out, N)
+        return g / N, h / N
     if off_gamma >= 0 and at.kind <= BIAS:
         batchnorm_column_tangents(t, s, ZhatT + N * (table[l, 6] + i), istd[table[l, 6] + i],
                                   params[off_gamma + i], newton, N)
@@ -194,7 +238,7 @@ cdef (double, double) derivatives(Py_ssize_t j, bint newton, const floating[::1]
     width = table[l + 1, 1]
     w = &params[table[l + 1, 2] + i * width]
     if l + 1 == out:
-        return output_derivatives(loss, w, t, s, QT, GT, newton, y, n_out, N)
+        return output_derivatives(loss, w, t, s, QT, scale, TT, labels, newton, y, row, n_out, N)
     # deeper: the next layer's tangents are outer(w, t), then layer after layer
     T1, S1 = work, work + stride
     for c in range(width):
@@ -219,7 +263,7 @@ cdef (double, double) derivatives(Py_ssize_t j, bint newton, const floating[::1]
         gemm(c'T', c'N', <int>n_next, <int>N, <int>width, &params[table[m + 1, 2]], <int>n_next,
              S1, <int>N, S_next, <int>N)
         T1, S1 = T_next, S_next
-    return block_loss_derivatives(loss, T1, S1, QT, GT, newton, n_out, N)
+    return block_loss_derivatives(loss, T1, S1, QT, scale, TT, newton, row, n_out, N)
 
 
 cdef inline Py_ssize_t max_width(const int64_t[:, ::1] table) noexcept nogil:
@@ -230,11 +274,15 @@ cdef inline Py_ssize_t max_width(const int64_t[:, ::1] table) noexcept nogil:
 
 
 # ---------------------------------------------------------------- the step and the cache
+# a sample whose scale leaves [2^-60, 2^60] is renormalised from its logits
+cdef double SCALE_LOW = 2.0 ** -60, SCALE_HIGH = 2.0 ** 60
+
+
 cdef void refresh_loss_state(int loss, const floating* LT, const floating* TT, floating* QT,
-                             floating* GT, floating* rowloss, Py_ssize_t r, double* q,
+                             floating* scale, floating* rowloss, Py_ssize_t r, double* q,
                              floating* z, floating* tr, Py_ssize_t n_out,
                              Py_ssize_t N) noexcept nogil:
-    """Sample r's loss, loss state and dJ/dlogits recomputed from its logits."""
+    """Sample r's loss and loss state recomputed from its logits, scale 1."""
     cdef Py_ssize_t c
     for c in range(n_out):
         z[c] = LT[c * N + r]
@@ -242,29 +290,27 @@ cdef void refresh_loss_state(int loss, const floating* LT, const floating* TT, f
     rowloss[r] = row_loss_and_state(loss, z, tr, q, n_out)
     for c in range(n_out):
         QT[c * N + r] = q[c]
-        GT[c * N + r] = (2.0 * q[c] / n_out if loss == MSE else q[c] - tr[c]) / N
+    scale[r] = 1.0
 
 
-cdef void logit_rank1_change(int loss, floating* LT, const floating* TT, floating* QT,
-                             floating* GT, floating* rowloss, const floating* w,
-                             const floating* d, floating* E, floating* changes, floating* S,
-                             double* q, floating* z, floating* tr, Py_ssize_t n_out,
-                             Py_ssize_t N) noexcept nogil:
+cdef void logit_rank1_change(int loss, floating* LT, const floating* TT, const int64_t* labels,
+                             floating* QT, floating* scale, floating* rowloss,
+                             const floating* w, const floating* d, double d_bound, floating* e,
+                             floating* changes, floating* S, double* q, floating* z,
+                             floating* tr, Py_ssize_t n_out, Py_ssize_t N) noexcept nogil:
     """The logits move by outer(w, d); see sequential_numba.logit_rank1_change."""
     cdef Py_ssize_t r, c
-    cdef double bound = largest_magnitude(d, N) * largest_magnitude(w, n_out), dz, x, old
-    cdef double inv_N = 1.0 / N
+    cdef double bound = d_bound * largest_magnitude(w, n_out), dz, grow, old
     cdef bint small = bound <= SMALL_CHANGE
+    for r in range(N):
+        changes[r] = 0.0
     if loss == MSE:
-        for r in range(N):
-            changes[r] = 0.0
         for c in range(n_out):
             for r in range(N):
                 dz = d[r] * w[c]
                 changes[r] += dz * (2.0 * QT[c * N + r] + dz) / n_out
                 QT[c * N + r] += dz
                 LT[c * N + r] += dz
-                GT[c * N + r] = 2.0 * QT[c * N + r] / n_out / N
         for r in range(N):
             rowloss[r] += changes[r]
         return
@@ -273,37 +319,49 @@ cdef void logit_rank1_change(int loss, floating* LT, const floating* TT, floatin
             old = rowloss[r]
             for c in range(n_out):
                 LT[c * N + r] += d[r] * w[c]
-            refresh_loss_state(loss, LT, TT, QT, GT, rowloss, r, q, z, tr, n_out, N)
+            refresh_loss_state(loss, LT, TT, QT, scale, rowloss, r, q, z, tr, n_out, N)
             changes[r] = rowloss[r] - old
         return
     for r in range(N):
         S[r] = 0.0
-        changes[r] = 0.0
     for c in range(n_out):
-        if small:
+        if small:  # a loop of its own: with libm's expm1 in it, it would not vectorise
             for r in range(N):
-                E[c * N + r] = expm1_small(d[r] * w[c])
+                e[r] = expm1_small(d[r] * w[c])
         else:
             for r in range(N):
-                E[c * N + r] = expm1(d[r] * w[c])
+                e[r] = expm1(d[r] * w[c])
         for r in range(N):
-            x = d[r] * w[c]
-            S[r] += QT[c * N + r] * E[c * N + r]
-            changes[r] -= x * TT[c * N + r]
-            LT[c * N + r] += x
-    if small:
+            grow = QT[c * N + r] * e[r]
+            S[r] += grow
+            QT[c * N + r] += grow
+            LT[c * N + r] += d[r] * w[c]
+    if loss == CROSS_ENTROPY:
         for r in range(N):
+            changes[r] = -d[r] * w[labels[r]]
+    else:
+        for r in range(N):
+            changes[r] = -d[r] * w[0] * TT[r]
+    if small:  # then |S| <= expm1(SMALL_CHANGE) < 1/16
+        for r in range(N):
+            S[r] *= scale[r]
             changes[r] += log1p_small(S[r])
     else:
         for r in range(N):
+            S[r] *= scale[r]
             changes[r] += log1p_small(S[r]) if abs(S[r]) <= 1.0 / 16 else log1p(S[r])
     for r in range(N):
         rowloss[r] += changes[r]
-        S[r] = 1.0 / (1.0 + S[r])
-    for c in range(n_out):
+        scale[r] /= 1.0 + S[r]
+    if loss != CROSS_ENTROPY:
+        # one logit: fold the scale back
         for r in range(N):
-            QT[c * N + r] = QT[c * N + r] * (1.0 + E[c * N + r]) * S[r]
-            GT[c * N + r] = (QT[c * N + r] - TT[c * N + r]) * inv_N
+            QT[r] *= scale[r]
+            scale[r] = 1.0
+        return
+    for r in range(N):
+        if not SCALE_LOW < scale[r] < SCALE_HIGH:
+            refresh_loss_state(loss, LT, TT, QT, scale, rowloss, r, q, z, tr, n_out, N)
 
 
 cdef void column_statistics(const floating* z, floating* zhat, floating* mean, floating* istd,
@@ -322,24 +380,27 @@ cdef void column_statistics(const floating* z, floating* zhat, floating* mean, f
     mean[0], istd[0] = m, s
 
 
-cdef struct Workspace:
-    # pointers into the sweep's scratch arrays (see sweep)
-    void* E
-    void* S
+cdef struct Scratch:
+    # the sweep's scratch columns (see sweep): v, du, e, u_old, S, changes (N each), the
+    # (n_out,) rows z, t and q of a sample recomputed from its logits, and the unit vector
     void* v
     void* du
+    void* e
     void* u_old
+    void* S
     void* changes
-    void* zr
-    void* tr
+    void* z
+    void* t
+    void* unit
     double* q
 
 
 cdef void apply_step(Py_ssize_t j, double delta, floating[::1] params,
                      const int64_t[:, ::1] table, int act, int loss, const floating* XT,
-                     floating* ZT, floating* AT, floating* ZhatT, floating[::1] mean,
-                     floating[::1] istd, const floating* TT, floating* QT, floating* GT,
-                     floating[::1] rowloss, floating* work, Workspace ws,
+                     const floating* x_bounds, floating* ZT, floating* AT, floating* ZhatT,
+                     floating[::1] mean, floating[::1] istd, const floating* TT,
+                     const int64_t* labels, floating* QT, floating* scale,
+                     floating[::1] rowloss, floating* work, Scratch ws,
                      Py_ssize_t N) noexcept nogil:
     """θ_j += delta and the transposed cached point follows; see sequential_numba.apply_step."""
     cdef Py_ssize_t out = table.shape[0] - 1, n_out = table[out, 1], r, c, m, width, cm
@@ -349,28 +410,34 @@ cdef void apply_step(Py_ssize_t j, double delta, floating[::1] params,
     cdef floating* v = <floating*>ws.v
     cdef floating* du = <floating*>ws.du
     cdef floating* u_old = <floating*>ws.u_old
-    cdef floating* changes = <floating*>ws.changes
+    cdef floating* unit = <floating*>ws.unit
     cdef floating* LT = ZT + N * table[out, 6]
     cdef floating* z = ZT + N * (c0 + i)
     cdef floating* a = AT + N * (c0 + i)
     cdef floating* zhat
-    cdef floating* old
     cdef floating* zm
     cdef floating* am
     cdef floating* zh
     cdef const floating* w
-    cdef double gamma, beta, old_loss
+    cdef double gamma, beta, old_loss, source_bound, bound
     source_column(at, XT, AT, ZhatT, table, v, N)
+    # source_bound >= max |v|: X's column bound, 1 for a tanh or sigmoid input, b and beta
+    if at.kind == WEIGHT and l == 0:
+        source_bound = x_bounds[at.k]
+    elif (at.kind == WEIGHT and (act == TANH or act == SIGMOID)) or at.kind == BIAS \
+            or at.kind == BETA:
+        source_bound = 1.0
+    else:
+        source_bound = largest_magnitude(v, N)
     if l == out:
         params[j] += delta
         for r in range(N):
             du[r] = delta * v[r]
-        # the logits' column i moves: w = e_i, kept in u_old's first n_out entries
         for c in range(n_out):
-            u_old[c] = 1.0 if c == i else 0.0
-        logit_rank1_change(loss, LT, TT, QT, GT, &rowloss[0], u_old, du, <floating*>ws.E,
-                           changes, <floating*>ws.S, ws.q, <floating*>ws.zr, <floating*>ws.tr,
-                           n_out, N)
+            unit[c] = 1.0 if c == i else 0.0
+        logit_rank1_change(loss, LT, TT, labels, QT, scale, &rowloss[0], unit, du,
+                           abs(delta) * source_bound, <floating*>ws.e, <floating*>ws.changes,
+                           <floating*>ws.S, ws.q, <floating*>ws.z, <floating*>ws.t, n_out, N)
         return
     if off_gamma >= 0:
         zhat = ZhatT + N * (c0 + i)
@@ -385,30 +452,31 @@ cdef void apply_step(Py_ssize_t j, double delta, floating[::1] params,
         gamma, beta = params[off_gamma + i], params[off_beta + i]
         for r in range(N):
             du[r] = gamma * zhat[r] + beta - u_old[r]
+        bound = largest_magnitude(du, N) if at.kind <= BIAS else abs(delta) * source_bound
     else:
         params[j] += delta
         for r in range(N):
             u_old[r] = z[r]
             du[r] = delta * v[r]
             z[r] += du[r]
-    # du becomes the change of column i of the activations
-    activation_changes(act, u_old, a, du, N, largest_magnitude(du, N))
+        bound = abs(delta) * source_bound
+    # du becomes the change of column i of the activations (|change| <= |du| max |act'|)
+    activation_changes(act, u_old, a, du, N, bound)
+    bound *= 0.25 if act == SIGMOID else 1.0
     for r in range(N):
         a[r] += du[r]
     width = table[l + 1, 1]
     w = &params[table[l + 1, 2] + i * width]
     if l + 1 == out:
-        logit_rank1_change(loss, LT, TT, QT, GT, &rowloss[0], w, du, <floating*>ws.E, changes,
-                           <floating*>ws.S, ws.q, <floating*>ws.zr, <floating*>ws.tr, n_out, N)
+        logit_rank1_change(loss, LT, TT, labels, QT, scale, &rowloss[0], w, du, bound,
+                           <floating*>ws.e, <floating*>ws.changes, <floating*>ws.S, ws.q,
+                           <floating*>ws.z, <floating*>ws.t, n_out, N)
         return
     # deeper: the next z moves by outer(w, du); the layers after it are recomputed
     zm = ZT + N * table[l + 1, 6]
     for c in range(width):
         for r in range(N):
             zm[c * N + r] += w[c] * du[r]
-    old = work
-    for r in range(n_out * N):
-        old[r] = LT[r]
     for m in range(l + 1, out):
         width, cm = table[m, 1], table[m, 6]
         zm, am = ZT + N * cm, AT + N * cm
@@ -431,9 +499,9 @@ cdef void apply_step(Py_ssize_t j, double delta, floating[::1] params,
                 zm[c * N + r] += params[table[m + 1, 3] + c]
     for r in range(N):
         old_loss = rowloss[r]
-        refresh_loss_state(loss, LT, TT, QT, GT, &rowloss[0], r, ws.q, <floating*>ws.zr,
-                           <floating*>ws.tr, n_out, N)
-        changes[r] = rowloss[r] - old_loss
+        refresh_loss_state(loss, LT, TT, QT, scale, &rowloss[0], r, ws.q, <floating*>ws.z,
+                           <floating*>ws.t, n_out, N)
+        (<floating*>ws.changes)[r] = rowloss[r] - old_loss
 
 
 # ---------------------------------------------------------------- the sweep
@@ -456,9 +524,10 @@ cdef void load_point(const floating[:, ::1] X, const floating[:, ::1] T, floatin
                      floating[::1] istd, floating[::1] rowloss, floating[:, ::1] G,
                      floating[:, ::1] Q, floating[::1] grad, floating[::1] work1,
                      floating[::1] work2, floating* ZT, floating* AT, floating* ZhatT,
-                     floating* GT) noexcept nogil:
-    """A full forward pass, loss and backprop (grad) at params, and the transposed copies."""
-    cdef Py_ssize_t N = X.shape[0], out = table.shape[0] - 1, n_out = table[out, 1], r, c
+                     floating* scale) noexcept nogil:
+    """A full forward pass, loss and backprop (grad) at params, and the transposed copies of
+    the cached point (Q is already transposed; scale = 1)."""
+    cdef Py_ssize_t N = X.shape[0], out = table.shape[0] - 1, n_out = table[out, 1], r
     forward_c(X, params, table, act, True, Z, A, Zhat, mean, istd)
     loss_c(&Z[N * table[out, 6]], N, n_out, &T[0, 0], loss, &rowloss[0], &G[0, 0], &Q[0, 0])
     backprop_c(X, params, table, act, Z, A, Zhat, istd, &G[0, 0], grad, work1, work2, 0)
@@ -466,8 +535,7 @@ cdef void load_point(const floating[:, ::1] X, const floating[:, ::1] T, floatin
     transpose_into(A, N, table, AT)
     transpose_into(Zhat, N, table, ZhatT)
     for r in range(N):
-        for c in range(n_out):
-            GT[c * N + r] = G[r, c]
+        scale[r] = 1.0
 
 
 def sweep(const int64_t[::1] order, bint greedy, int rule, double lr,
@@ -477,41 +545,40 @@ def sweep(const int64_t[::1] order, bint greedy, int rule, double lr,
           floating[:, ::1] G, floating[:, ::1] Q, floating[::1] grad0, floating[::1] grad,
           floating[::1] work1, floating[::1] work2):
     """One sweep; see sequential_numpy.sweep."""
-    cdef Py_ssize_t N = X.shape[0], n_in = X.shape[1], out = table.shape[0] - 1
-    cdef Py_ssize_t n_out = table[out, 1], P = params.shape[0], step, j, r, k
+    cdef Py_ssize_t N = X.shape[0], out = table.shape[0] - 1
+    cdef Py_ssize_t n_out = table[out, 1], P = params.shape[0], step, j, k
     dtype = np.float64 if floating is double else np.float32
     cdef floating[:, ::1] XT = np.ascontiguousarray(np.asarray(X).T)
     cdef floating[:, ::1] TT = np.ascontiguousarray(np.asarray(T).T)
+    cdef int64_t[::1] labels = np.asarray(T).argmax(axis=1).astype(np.int64)
+    cdef floating[::1] x_bounds = np.abs(np.asarray(X)).max(axis=0)
     cdef floating[::1] ZT = np.empty(Z.shape[0], dtype), AT = np.empty(A.shape[0], dtype)
     cdef floating[::1] ZhatT = np.empty(max(Zhat.shape[0], 1), dtype)
-    cdef floating[::1] GT = np.empty(n_out * N, dtype)
+    cdef floating[::1] scale = np.ones(N, dtype)
     cdef floating[::1] work = np.empty(4 * N * max_width(table), dtype)
-    cdef floating[::1] E = np.empty(n_out * N, dtype)
-    cdef floating[:, ::1] columns = np.empty((6, max(N, n_out)), dtype)
+    cdef floating[:, ::1] columns = np.empty((9, max(N, n_out)), dtype)
     cdef double[::1] q = np.empty(n_out)
-    cdef floating* t = &columns[0, 0]
-    cdef floating* s = &columns[1, 0]
-    cdef floating* y = &columns[2, 0]
-    cdef Workspace ws
+    cdef Scratch ws
     cdef double g, h, delta, total, level, old
     cdef double eps = DBL_EPSILON if floating is double else FLT_EPSILON
     cdef bint newton = rule != GRADIENT
     cdef long raised = 0, flipped = 0
     cdef int status = 0
     cdef Py_ssize_t done = order.shape[0]
-    changes = np.empty(N, dtype)
-    zr, tr = np.empty(n_out, dtype), np.empty(n_out, dtype)
-    cdef floating[::1] changes_v = changes, zr_v = zr, tr_v = tr
-    ws.E, ws.S, ws.v, ws.du = &E[0], &columns[3, 0], &columns[0, 0], &columns[1, 0]
-    ws.u_old, ws.changes, ws.zr, ws.tr, ws.q = &columns[4, 0], &changes_v[0], &zr_v[0], &tr_v[0], &q[0]
+    # derivatives work in v's place (t), du's (s), y and row; apply_step in the rest
+    ws.v, ws.du, ws.e, ws.u_old = &columns[0, 0], &columns[1, 0], &columns[2, 0], &columns[3, 0]
+    ws.S, ws.changes, ws.z, ws.t = &columns[4, 0], &columns[5, 0], &columns[6, 0], &columns[7, 0]
+    ws.unit, ws.q = &columns[8, 0], &q[0]
     with nogil:
         load_point(X, T, params, table, act, loss, Z, A, Zhat, mean, istd, rowloss, G, Q, grad0,
-                   work1, work2, &ZT[0], &AT[0], &ZhatT[0], &GT[0])
+                   work1, work2, &ZT[0], &AT[0], &ZhatT[0], &scale[0])
+        level = total_of(&rowloss[0], N)  # N J, kept up to date by the steps' changes
         for step in range(order.shape[0]):
             if greedy:
                 # Gauss–Southwell: a full forward and backward pass at the current point
                 load_point(X, T, params, table, act, loss, Z, A, Zhat, mean, istd, rowloss, G,
-                           Q, grad, work1, work2, &ZT[0], &AT[0], &ZhatT[0], &GT[0])
+                           Q, grad, work1, work2, &ZT[0], &AT[0], &ZhatT[0], &scale[0])
+                level = total_of(&rowloss[0], N)
                 j = 0
                 for k in range(P):
                     if abs(grad[k]) > abs(grad[j]):
@@ -519,20 +586,20 @@ def sweep(const int64_t[::1] order, bint greedy, int rule, double lr,
             else:
                 j = order[step]
             g, h = derivatives(j, newton, params, table, act, loss, &XT[0, 0], &AT[0],
-                               &ZhatT[0], istd, &Q[0, 0], &GT[0], t, s, y, &work[0], N)
+                               &ZhatT[0], istd, &Q[0, 0], &scale[0], &TT[0, 0], &labels[0],
+                               &columns[0, 0], &columns[1, 0], &columns[2, 0], &columns[6, 0],
+                               &work[0], N)
             delta = -lr * g if rule == GRADIENT else -g / max(h, 1.0 / lr)
             old = params[j]
-            apply_step(j, delta, params, table, act, loss, &XT[0, 0], &ZT[0], &AT[0],
-                       &ZhatT[0], mean, istd, &TT[0, 0], &Q[0, 0], &GT[0], rowloss, &work[0],
-                       ws, N)
-            total = level = 0.0
-            for r in range(N):
-                total += changes_v[r]
-                level += rowloss[r]
+            apply_step(j, delta, params, table, act, loss, &XT[0, 0], &x_bounds[0], &ZT[0],
+                       &AT[0], &ZhatT[0], mean, istd, &TT[0, 0], &labels[0], &Q[0, 0],
+                       &scale[0], rowloss, &work[0], ws, N)
+            total = total_of(<floating*>ws.changes, N)
             if not isfinite(total):
                 params[j] = old
                 status, done = 1, step
                 break
+            level += total
             raised += total > RAISED_ULPS * eps * level
             flipped += g * grad0[j] < 0.0
     return status, done, raised, flipped
