@@ -144,6 +144,21 @@ cdef inline double expm1_small(double x) noexcept nogil:
         1.0 / 720 + x * (1.0 / 5040 + x * (1.0 / 40320))))))))
 
 
+# For |x| <= TINY_CHANGE (2^-10) lower degrees give the same accuracy (codes.TINY_CHANGE).
+cdef double TINY_CHANGE = 2.0 ** -10
+
+
+cdef inline double expm1_tiny(double x) noexcept nogil:
+    # x + x²/2! + ... + x⁵/5!
+    return x * (1.0 + x * (1.0 / 2 + x * (1.0 / 6 + x * (1.0 / 24 + x * (1.0 / 120)))))
+
+
+cdef inline double log1p_tiny(double x) noexcept nogil:
+    # for |x| <= 2 TINY_CHANGE: x - x²/2 + ... - x⁶/6
+    return x * (1.0 - x * (1.0 / 2 - x * (1.0 / 3 - x * (1.0 / 4 - x * (1.0 / 5 - x * (
+        1.0 / 6))))))
+
+
 cdef inline double tanh_small(double x) noexcept nogil:
     # x - x³/3 + 2x⁵/15 - 17x⁷/315 + 62x⁹/2835
     cdef double y = x * x

@@ -161,6 +161,18 @@ def expm1_small(x):
 
 
 @kernel(inline="always")
+def expm1_tiny(x):
+    # for |x| <= TINY_CHANGE: x + x²/2! + ... + x⁵/5!
+    return x * (1.0 + x * (1 / 2 + x * (1 / 6 + x * (1 / 24 + x * (1 / 120)))))
+
+
+@kernel(inline="always")
+def log1p_tiny(x):
+    # for |x| <= 2 TINY_CHANGE: x - x²/2 + ... - x⁶/6
+    return x * (1.0 - x * (1 / 2 - x * (1 / 3 - x * (1 / 4 - x * (1 / 5 - x * (1 / 6))))))
+
+
+@kernel(inline="always")
 def tanh_small(x):
     # x - x³/3 + 2x⁵/15 - 17x⁷/315 + 62x⁹/2835
     y = x * x

@@ -274,7 +274,7 @@ cdef inline Py_ssize_t max_width(const int64_t[:, ::1] table) noexcept nogil:
 
 
 # ---------------------------------------------------------------- the step and the cache
-# a sample whose scale leaves [2^-60, 2^60] is renormalised from its logits
+# a sample whose scale leaves [2^-60, 2^60] is renormalised (see sequential_numba)
 cdef double SCALE_LOW = 2.0 ** -60, SCALE_HIGH = 2.0 ** 60
 
 
@@ -300,8 +300,8 @@ cdef void logit_rank1_change(int loss, floating* LT, const floating* TT, const i
                              floating* tr, Py_ssize_t n_out, Py_ssize_t N) noexcept nogil:
     """The logits move by outer(w, d); see sequential_numba.logit_rank1_change."""
     cdef Py_ssize_t r, c
-    cdef double bound = d_bound * largest_magnitude(w, n_out), dz, grow, old
-    cdef bint small = bound <= SMALL_CHANGE
+    cdef double bound = d_bound * largest_magnitude(w, n_out), dz, grow, old, shift, total
+    cdef bint tiny = bound <= TINY_CHANGE, small = bound <= SMALL_CHANGE
     for r in range(N):
         changes[r] = 0.0
     if loss == MSE:
@@ -310,22 +310,39 @@ cdef void logit_rank1_change(int loss, floating* LT, const floating* TT, const i
                 dz = d[r] * w[c]
                 changes[r] += dz * (2.0 * QT[c * N + r] + dz) / n_out
                 QT[c * N + r] += dz
-                LT[c * N + r] += dz
         for r in range(N):
+            rowloss[r] += changes[r]
+        return
+    if loss == CROSS_ENTROPY and bound > MODERATE_CHANGE:
+        for r in range(N):
+            shift = d[r] * w[0]
+            for c in range(n_out):
+                shift = max(shift, d[r] * w[c])
+            total = 0.0
+            for c in range(n_out):
+                q[c] = QT[c * N + r] * scale[r] * exp(d[r] * w[c] - shift)
+                total += q[c]
+            for c in range(n_out):
+                QT[c * N + r] = q[c] / total
+            scale[r] = 1.0
+            changes[r] = log(total) + shift - d[r] * w[labels[r]]
             rowloss[r] += changes[r]
         return
     if bound > MODERATE_CHANGE:
         for r in range(N):
             old = rowloss[r]
-            for c in range(n_out):
-                LT[c * N + r] += d[r] * w[c]
+            LT[r] += d[r] * w[0]
             refresh_loss_state(loss, LT, TT, QT, scale, rowloss, r, q, z, tr, n_out, N)
             changes[r] = rowloss[r] - old
         return
     for r in range(N):
         S[r] = 0.0
     for c in range(n_out):
-        if small:  # a loop of its own: with libm's expm1 in it, it would not vectorise
+        # loops of their own: with libm's expm1 in them, they would not vectorise
+        if tiny:
+            for r in range(N):
+                e[r] = expm1_tiny(d[r] * w[c])
+        elif small:
             for r in range(N):
                 e[r] = expm1_small(d[r] * w[c])
         else:
@@ -335,14 +352,18 @@ cdef void logit_rank1_change(int loss, floating* LT, const floating* TT, const i
             grow = QT[c * N + r] * e[r]
             S[r] += grow
             QT[c * N + r] += grow
-            LT[c * N + r] += d[r] * w[c]
     if loss == CROSS_ENTROPY:
         for r in range(N):
             changes[r] = -d[r] * w[labels[r]]
     else:
         for r in range(N):
             changes[r] = -d[r] * w[0] * TT[r]
-    if small:  # then |S| <= expm1(SMALL_CHANGE) < 1/16
+            LT[r] += d[r] * w[0]
+    if tiny:
+        for r in range(N):
+            S[r] *= scale[r]
+            changes[r] += log1p_tiny(S[r])
+    elif small:
         for r in range(N):
             S[r] *= scale[r]
             changes[r] += log1p_small(S[r])
@@ -361,7 +382,9 @@ cdef void logit_rank1_change(int loss, floating* LT, const floating* TT, const i
         return
     for r in range(N):
         if not SCALE_LOW < scale[r] < SCALE_HIGH:
-            refresh_loss_state(loss, LT, TT, QT, scale, rowloss, r, q, z, tr, n_out, N)
+            for c in range(n_out):
+                QT[c * N + r] *= scale[r]
+            scale[r] = 1.0
 
 
 cdef void column_statistics(const floating* z, floating* zhat, floating* mean, floating* istd,

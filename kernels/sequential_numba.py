@@ -16,10 +16,11 @@ deeper coordinates recompute the layers after the next one.
 import numpy as np
 
 from .codes import (BETA, BIAS, BN_EPS, CROSS_ENTROPY, GAMMA, GRADIENT, MODERATE_CHANGE, MSE,
-                    RAISED_ULPS, SIGMOID, SMALL_CHANGE, TANH, WEIGHT)
+                    RAISED_ULPS, SIGMOID, SMALL_CHANGE, TANH, TINY_CHANGE, WEIGHT)
 from .coordinate_numba import activation_changes, decode, largest_magnitude
-from .mlp_numba import (activate, activation_slope, backprop, block, expm1_small, forward,
-                        kernel, log1p_small, loss as evaluate_loss, row_loss_and_state, weights)
+from .mlp_numba import (activate, activation_slope, backprop, block, expm1_small, expm1_tiny,
+                        forward, kernel, log1p_small, log1p_tiny, loss as evaluate_loss,
+                        row_loss_and_state, weights)
 
 
 # ---------------------------------------------------------------- columns and tangents
@@ -248,8 +249,8 @@ def derivatives(j, newton, params, table, act, loss, XT, AT, ZhatT, istd, QT, sc
 
 
 # ---------------------------------------------------------------- the step and the cache
-# a sample whose scale leaves [2^-60, 2^60] is renormalised (its softmax recomputed from its
-# logits), far from overflow in float32 and float64 alike
+# a sample whose scale leaves [2^-60, 2^60] is renormalised (QT's column times its scale), far
+# from overflow in float32 and float64 alike
 SCALE_LOW, SCALE_HIGH = 2.0 ** -60, 2.0 ** 60
 
 
@@ -275,10 +276,13 @@ def logit_rank1_change(loss, LT, TT, labels, QT, scale, rowloss, w, d, d_bound, 
     and S = Σ_c q_c e_c, the loss changes by log1p(S) − d_r w_label and q_c becomes
     q_c (1 + e_c)/(1 + S): QT_c grows by QT_c e_c and the sample's scale shrinks by 1/(1 + S).
     Binary cross-entropy is its one-logit case (sigmoid(z + x) = q (1 + e)/(1 + q e)); mse: the
-    residual moves by d_r w. While every |d_r w_c| <= SMALL_CHANGE the Taylor forms of expm1 and
-    log1p keep the loops branch-free; moves beyond MODERATE_CHANGE recompute the sample's loss
-    from its new logits. d_bound >= max |d|; e: (N,) scratch; scratch: (3, max(N, n_out))."""
-    n_out, N = LT.shape
+    residual moves by d_r w. While every |d_r w_c| <= SMALL_CHANGE (or TINY_CHANGE) Taylor
+    forms of expm1 and log1p keep the loops branch-free; moves beyond MODERATE_CHANGE are taken
+    directly, q_c e^(x_c) / Σ q e^x with the largest x_c factored out. Only binary
+    cross-entropy keeps LT (its logits) up to date: the other losses' states hold all they
+    need, and LT is recomputed whenever it is read (apply_step's deeper layers). d_bound >=
+    max |d|; e: (N,) scratch; scratch: (3, max(N, n_out))."""
+    n_out, N = QT.shape
     bound = d_bound * largest_magnitude(w)
     changes[:] = 0.0
     if loss == MSE:
@@ -287,25 +291,42 @@ def logit_rank1_change(loss, LT, TT, labels, QT, scale, rowloss, w, d, d_bound, 
                 dz = d[r] * w[c]
                 changes[r] += dz * (2.0 * QT[c, r] + dz) / n_out
                 QT[c, r] += dz
-                LT[c, r] += dz
         for r in range(N):
             rowloss[r] += changes[r]
         return
     q, z, tr = scratch[0, :n_out], scratch[1, :n_out], scratch[2, :n_out]
+    if loss == CROSS_ENTROPY and bound > MODERATE_CHANGE:
+        for r in range(N):
+            shift = d[r] * w[0]
+            for c in range(n_out):
+                shift = max(shift, d[r] * w[c])
+            total = 0.0
+            for c in range(n_out):
+                q[c] = QT[c, r] * scale[r] * np.exp(d[r] * w[c] - shift)
+                total += q[c]
+            for c in range(n_out):
+                QT[c, r] = q[c] / total
+            scale[r] = 1.0
+            changes[r] = np.log(total) + shift - d[r] * w[labels[r]]
+            rowloss[r] += changes[r]
+        return
     if bound > MODERATE_CHANGE:
         for r in range(N):
             old = rowloss[r]
-            for c in range(n_out):
-                LT[c, r] += d[r] * w[c]
+            LT[0, r] += d[r] * w[0]
             refresh_loss_state(loss, LT, TT, QT, scale, rowloss, r, q, z, tr)
             changes[r] = rowloss[r] - old
         return
-    small = bound <= SMALL_CHANGE
-    # S = Σ_c QT_c e_c (times scale below); QT_c += QT_c e_c; the logits move
+    tiny, small = bound <= TINY_CHANGE, bound <= SMALL_CHANGE
+    # S = Σ_c QT_c e_c (times scale below); QT_c += QT_c e_c
     S = scratch[0, :N]
     S[:] = 0.0
     for c in range(n_out):
-        if small:  # a loop of its own: with libm's expm1 in it, it would not vectorise
+        # loops of their own: with libm's expm1 in them, they would not vectorise
+        if tiny:
+            for r in range(N):
+                e[r] = expm1_tiny(d[r] * w[c])
+        elif small:
             for r in range(N):
                 e[r] = expm1_small(d[r] * w[c])
         else:
@@ -315,14 +336,19 @@ def logit_rank1_change(loss, LT, TT, labels, QT, scale, rowloss, w, d, d_bound, 
             grow = QT[c, r] * e[r]
             S[r] += grow
             QT[c, r] += grow
-            LT[c, r] += d[r] * w[c]
     if loss == CROSS_ENTROPY:
         for r in range(N):
             changes[r] = -d[r] * w[labels[r]]
     else:
         for r in range(N):
             changes[r] = -d[r] * w[0] * TT[0, r]
-    if small:  # then |S| <= expm1(SMALL_CHANGE) < 1/16: branch-free, so that it vectorises
+            LT[0, r] += d[r] * w[0]
+    # |S| <= max |e| < 2 TINY_CHANGE, or < 1/16
+    if tiny:
+        for r in range(N):
+            S[r] *= scale[r]
+            changes[r] += log1p_tiny(S[r])
+    elif small:
         for r in range(N):
             S[r] *= scale[r]
             changes[r] += log1p_small(S[r])
@@ -341,7 +367,9 @@ def logit_rank1_change(loss, LT, TT, labels, QT, scale, rowloss, w, d, d_bound, 
         return
     for r in range(N):
         if not SCALE_LOW < scale[r] < SCALE_HIGH:
-            refresh_loss_state(loss, LT, TT, QT, scale, rowloss, r, q, z, tr)
+            for c in range(n_out):
+                QT[c, r] *= scale[r]
+            scale[r] = 1.0
 
 
 @kernel
@@ -430,8 +458,6 @@ def apply_step(j, delta, params, table, act, loss, XT, x_bounds, ZT, AT, ZhatT, 
             z_next[c, r] += w[c] * du[r]
     logits = ZT_logits(ZT, N, table)
     n_out = table[out, 1]
-    old = work[0, :n_out * N].reshape(n_out, N)
-    old[:] = logits
     for m in range(l + 1, out):
         width, off_g, off_bt, cm = table[m, 1], table[m, 4], table[m, 5], table[m, 6]
         zm, am = transposed(ZT, N, table, m), transposed(AT, N, table, m)
