@@ -10,8 +10,9 @@ entropy; for mse and binary cross-entropy scale stays 1), so that a step renorma
 by updating one number instead of a column; dJ/dlogits is computed from it where needed
 (``slope``), never stored. When a coordinate feeds the last hidden layer (or the logits), its
 derivatives and its step touch O(N n_out) numbers: the logits move by a rank-1 term and the
-per-sample losses and softmax follow through exact change identities (``logit_rank1_change``);
-deeper coordinates recompute the layers after the next one.
+per-sample losses and softmax follow through exact change identities (``logit_changes``); a
+deeper coordinate's change is pushed through each later layer (``layer_change``: activation
+changes by the same identities, then one matrix product per layer), O(N width²) per step.
 """
 import numpy as np
 
@@ -72,16 +73,15 @@ def through_activation(act, a, t, s, second):
 
 
 @kernel
-def source_column(kind, l, k, i, XT, AT, ZhatT, table, v):
-    """v = d(column i of z, or of u for gamma/beta)/dθ: the input column (W), zhat's column
-    (gamma) or ones (b, beta)."""
-    N = v.shape[0]
+def source_column(kind, l, k, i, XT, AT, ZhatT, table, ones):
+    """d(column i of z, or of u for gamma/beta)/dθ as a view: the input column (W), zhat's
+    column (gamma) or ``ones`` (b, beta)."""
+    N = ones.shape[0]
     if kind == WEIGHT:
-        v[:] = XT[k] if l == 0 else transposed(AT, N, table, l - 1)[k]
-    elif kind == GAMMA:
-        v[:] = transposed(ZhatT, N, table, l)[i]
-    else:
-        v[:] = 1.0
+        return XT[k] if l == 0 else transposed(AT, N, table, l - 1)[k]
+    if kind == GAMMA:
+        return transposed(ZhatT, N, table, l)[i]
+    return ones
 
 
 @kernel
@@ -194,12 +194,12 @@ def block_loss_derivatives(loss, T1, S1, QT, scale, TT, newton, row):
 
 @kernel
 def derivatives(j, newton, params, table, act, loss, XT, AT, ZhatT, istd, QT, scale, TT, labels,
-                t, s, y, row, work):
+                ones, t, s, y, row, work):
     """(g, h) of coordinate j at the cached point, by forward mode; see sequential_numpy.
-    t, s, y: (N,) scratch, row (n_out,); work: 4 blocks of (widest, N) scratch."""
+    ones: (N,) ones; t, s, y: (N,) scratch, row (n_out,); work: 4 blocks of (widest, N)."""
     N, out = t.shape[0], table.shape[0] - 1
     l, kind, k, i = decode(j, table)
-    source_column(kind, l, k, i, XT, AT, ZhatT, table, t)
+    t[:] = source_column(kind, l, k, i, XT, AT, ZhatT, table, ones)
     s[:] = 0.0
     if l == out:
         # the logits' column i moves by t
@@ -268,52 +268,67 @@ def refresh_loss_state(loss, LT, TT, QT, scale, rowloss, r, q, z, tr):
     scale[r] = 1.0
 
 
+@kernel(inline="always")
+def logit_move(D, w, d, rank1, c, r):
+    """How much logit c of sample r moves: d_r w_c (rank1) or D[c, r]."""
+    return d[r] * w[c] if rank1 else D[c, r]
+
+
+@kernel
+def logit_moves(D, w, d, rank1, c, x):
+    """x = row c of the logits' move (one class, every sample)."""
+    if rank1:
+        for r in range(x.shape[0]):
+            x[r] = d[r] * w[c]
+    else:
+        x[:] = D[c]
+
+
 @kernel(fastmath={"contract"})
-def logit_rank1_change(loss, LT, TT, labels, QT, scale, rowloss, w, d, d_bound, e, changes,
-                       scratch):
-    """The logits move by outer(w, d) (sample r's by d_r w); rowloss and the loss state follow
-    and changes receives each sample's exact loss change. Cross-entropy: with e_c = expm1(d_r w_c)
-    and S = Σ_c q_c e_c, the loss changes by log1p(S) − d_r w_label and q_c becomes
-    q_c (1 + e_c)/(1 + S): QT_c grows by QT_c e_c and the sample's scale shrinks by 1/(1 + S).
-    Binary cross-entropy is its one-logit case (sigmoid(z + x) = q (1 + e)/(1 + q e)); mse: the
-    residual moves by d_r w. While every |d_r w_c| <= SMALL_CHANGE (or TINY_CHANGE) Taylor
-    forms of expm1 and log1p keep the loops branch-free; moves beyond MODERATE_CHANGE are taken
-    directly, q_c e^(x_c) / Σ q e^x with the largest x_c factored out. Only binary
-    cross-entropy keeps LT (its logits) up to date: the other losses' states hold all they
-    need, and LT is recomputed whenever it is read (apply_step's deeper layers). d_bound >=
-    max |d|; e: (N,) scratch; scratch: (3, max(N, n_out))."""
+def logit_changes(loss, LT, TT, labels, QT, scale, rowloss, D, w, d, rank1, bound, e, changes,
+                  scratch):
+    """The logits move by D (n_out, N), or by outer(w, d) when rank1 (sample r's by d_r w, D
+    unused), every move at most bound in magnitude; rowloss and the loss state follow and
+    changes receives each sample's exact loss change. Cross-entropy: with x the sample's move,
+    e_c = expm1(x_c) and S = Σ_c q_c e_c, the loss changes by log1p(S) − x_label and q_c
+    becomes q_c (1 + e_c)/(1 + S): QT_c grows by QT_c e_c and the sample's scale shrinks by
+    1/(1 + S). Binary cross-entropy is its one-logit case (sigmoid(z + x) =
+    q (1 + e)/(1 + q e)); mse: the residual moves by x. While bound <= SMALL_CHANGE (or
+    TINY_CHANGE) Taylor forms of expm1 and log1p keep the loops branch-free; moves beyond
+    MODERATE_CHANGE are taken directly, q_c e^(x_c) / Σ q e^x with the largest x_c factored out.
+    Only binary cross-entropy keeps LT (its logits): the other losses' states hold all they
+    need. e: (N,) scratch; scratch: (3, max(N, n_out))."""
     n_out, N = QT.shape
-    bound = d_bound * largest_magnitude(w)
     changes[:] = 0.0
     if loss == MSE:
         for c in range(n_out):
+            logit_moves(D, w, d, rank1, c, e)
             for r in range(N):
-                dz = d[r] * w[c]
-                changes[r] += dz * (2.0 * QT[c, r] + dz) / n_out
-                QT[c, r] += dz
+                changes[r] += e[r] * (2.0 * QT[c, r] + e[r]) / n_out
+                QT[c, r] += e[r]
         for r in range(N):
             rowloss[r] += changes[r]
         return
     q, z, tr = scratch[0, :n_out], scratch[1, :n_out], scratch[2, :n_out]
     if loss == CROSS_ENTROPY and bound > MODERATE_CHANGE:
         for r in range(N):
-            shift = d[r] * w[0]
+            shift = logit_move(D, w, d, rank1, 0, r)
             for c in range(n_out):
-                shift = max(shift, d[r] * w[c])
+                shift = max(shift, logit_move(D, w, d, rank1, c, r))
             total = 0.0
             for c in range(n_out):
-                q[c] = QT[c, r] * scale[r] * np.exp(d[r] * w[c] - shift)
+                q[c] = QT[c, r] * scale[r] * np.exp(logit_move(D, w, d, rank1, c, r) - shift)
                 total += q[c]
             for c in range(n_out):
                 QT[c, r] = q[c] / total
             scale[r] = 1.0
-            changes[r] = np.log(total) + shift - d[r] * w[labels[r]]
+            changes[r] = np.log(total) + shift - logit_move(D, w, d, rank1, labels[r], r)
             rowloss[r] += changes[r]
         return
     if bound > MODERATE_CHANGE:
         for r in range(N):
             old = rowloss[r]
-            LT[0, r] += d[r] * w[0]
+            LT[0, r] += logit_move(D, w, d, rank1, 0, r)
             refresh_loss_state(loss, LT, TT, QT, scale, rowloss, r, q, z, tr)
             changes[r] = rowloss[r] - old
         return
@@ -322,27 +337,28 @@ def logit_rank1_change(loss, LT, TT, labels, QT, scale, rowloss, w, d, d_bound, 
     S = scratch[0, :N]
     S[:] = 0.0
     for c in range(n_out):
+        logit_moves(D, w, d, rank1, c, e)
+        if loss != CROSS_ENTROPY:
+            for r in range(N):
+                changes[r] = -e[r] * TT[0, r]
+                LT[0, r] += e[r]
         # loops of their own: with libm's expm1 in them, they would not vectorise
         if tiny:
             for r in range(N):
-                e[r] = expm1_tiny(d[r] * w[c])
+                e[r] = expm1_tiny(e[r])
         elif small:
             for r in range(N):
-                e[r] = expm1_small(d[r] * w[c])
+                e[r] = expm1_small(e[r])
         else:
             for r in range(N):
-                e[r] = np.expm1(d[r] * w[c])
+                e[r] = np.expm1(e[r])
         for r in range(N):
             grow = QT[c, r] * e[r]
             S[r] += grow
             QT[c, r] += grow
     if loss == CROSS_ENTROPY:
         for r in range(N):
-            changes[r] = -d[r] * w[labels[r]]
-    else:
-        for r in range(N):
-            changes[r] = -d[r] * w[0] * TT[0, r]
-            LT[0, r] += d[r] * w[0]
+            changes[r] = -logit_move(D, w, d, rank1, labels[r], r)
     # |S| <= max |e| < 2 TINY_CHANGE, or < 1/16
     if tiny:
         for r in range(N):
@@ -391,14 +407,14 @@ def column_statistics(z, zhat):
 
 @kernel
 def apply_step(j, delta, params, table, act, loss, XT, x_bounds, ZT, AT, ZhatT, mean, istd, TT,
-               labels, QT, scale, rowloss, changes, v, du, e, work, scratch):
+               labels, QT, scale, rowloss, changes, ones, du, e, work, scratch):
     """θ_j += delta and the transposed cached point follows; changes receives each sample's
-    loss change. See sequential_numpy.apply_step. x_bounds: max |X[:, k]| per input; v, du, e:
-    (N,) scratch; work: (4, widest N). Bounds on the changes, mostly known without a scan,
+    loss change. See sequential_numpy.apply_step. x_bounds: max |X[:, k]| per input; ones: (N,)
+    ones; du, e: (N,) scratch; work: (4, widest N). Bounds on the changes, mostly known without a scan,
     choose the vectorised small-change paths."""
-    N, out = v.shape[0], table.shape[0] - 1
+    N, out = ones.shape[0], table.shape[0] - 1
     l, kind, k, i = decode(j, table)
-    source_column(kind, l, k, i, XT, AT, ZhatT, table, v)
+    v = source_column(kind, l, k, i, XT, AT, ZhatT, table, ones)
     # source_bound >= max |v|: X's column bound, 1 for a tanh or sigmoid input, b and beta
     if kind == WEIGHT and l == 0:
         source_bound = x_bounds[k]
@@ -407,14 +423,18 @@ def apply_step(j, delta, params, table, act, loss, XT, x_bounds, ZT, AT, ZhatT, 
     else:
         source_bound = largest_magnitude(v)
     z = transposed(ZT, N, table, l)[i]
+    n_out = table[out, 1]
     if l == out:
+        # only logit i moves, by delta v: rank 1 with w = e_i
         params[j] += delta
-        unit = np.zeros(table[out, 1], dtype=params.dtype)
+        unit = work[0, :n_out]
+        unit[:] = 0.0
         unit[i] = 1.0
         for r in range(N):
             du[r] = delta * v[r]
-        logit_rank1_change(loss, ZT_logits(ZT, N, table), TT, labels, QT, scale, rowloss, unit,
-                           du, abs(delta) * source_bound, e, changes, scratch)
+        logit_changes(loss, ZT_logits(ZT, N, table), TT, labels, QT, scale, rowloss,
+                      work[1, :0].reshape(0, N), unit, du, True, abs(delta) * source_bound, e,
+                      changes, scratch)
         return
     off_gamma, off_beta, c0 = table[l, 4], table[l, 5], table[l, 6]
     a = transposed(AT, N, table, l)[i]
@@ -446,42 +466,61 @@ def apply_step(j, delta, params, table, act, loss, XT, x_bounds, ZT, AT, ZhatT, 
     bound *= 0.25 if act == SIGMOID else 1.0
     for r in range(N):
         a[r] += du[r]
+    # the next layer's z moves by outer(w, du): the logits' move when it is the last layer;
+    # else that change D is pushed through each later layer down to the logits
     w = weights(params, table, l + 1)[i]
+    bound *= largest_magnitude(w)
     if l + 1 == out:
-        logit_rank1_change(loss, ZT_logits(ZT, N, table), TT, labels, QT, scale, rowloss, w,
-                           du, bound, e, changes, scratch)
+        logit_changes(loss, ZT_logits(ZT, N, table), TT, labels, QT, scale, rowloss,
+                      work[0, :0].reshape(0, N), w, du, True, bound, e, changes, scratch)
         return
-    # deeper: the next z moves by outer(w, du); the layers after it are recomputed
-    z_next = transposed(ZT, N, table, l + 1)
+    D = work[0, :w.shape[0] * N].reshape(w.shape[0], N)
     for c in range(w.shape[0]):
         for r in range(N):
-            z_next[c, r] += w[c] * du[r]
-    logits = ZT_logits(ZT, N, table)
-    n_out = table[out, 1]
+            D[c, r] = w[c] * du[r]
     for m in range(l + 1, out):
-        width, off_g, off_bt, cm = table[m, 1], table[m, 4], table[m, 5], table[m, 6]
-        zm, am = transposed(ZT, N, table, m), transposed(AT, N, table, m)
-        for c in range(width):
-            if off_g >= 0:
-                zh = transposed(ZhatT, N, table, m)[c]
-                mean[cm + c], istd[cm + c] = column_statistics(zm[c], zh)
-                for r in range(N):
-                    am[c, r] = activate(act, params[off_g + c] * zh[r] + params[off_bt + c])
-            else:
-                for r in range(N):
-                    am[c, r] = activate(act, zm[c, r])
-        # z_{m+1} = W_{m+1}ᵀ @ a_m + b_{m+1}
-        z_next = transposed(ZT, N, table, m + 1)
-        np.dot(weights(params, table, m + 1).T, am, z_next)
-        b = params[table[m + 1, 3]:table[m + 1, 3] + table[m + 1, 1]]
-        for c in range(z_next.shape[0]):
+        D = layer_change(m, D, bound, params, table, act, ZT, AT, ZhatT, mean, istd,
+                         scratch[1, :N], du, work[(m - l) % 2])
+        bound = largest_magnitude(D.reshape(D.size))
+    logit_changes(loss, ZT_logits(ZT, N, table), TT, labels, QT, scale, rowloss, D, w, du,
+                  False, bound, e, changes, scratch)
+
+
+@kernel
+def layer_change(m, D, bound, params, table, act, ZT, AT, ZhatT, mean, istd, u_old, old_zhat,
+                 out):
+    """Hidden layer m's z moves by D (width, N), every |D| <= bound: its columns follow (with
+    BatchNorm, their statistics too) and the next layer's change W_{m+1}ᵀ @ Δa is returned,
+    a view of out. u_old, old_zhat: (N,) scratch."""
+    width, N = D.shape
+    off_g, off_bt, cm = table[m, 4], table[m, 5], table[m, 6]
+    z, a = transposed(ZT, N, table, m), transposed(AT, N, table, m)
+    for c in range(width):
+        d = D[c]
+        column_bound = bound
+        if off_g >= 0:
+            # d becomes the change of u = gamma * zhat + beta
+            zhat = transposed(ZhatT, N, table, m)[c]
+            gamma, beta = params[off_g + c], params[off_bt + c]
             for r in range(N):
-                z_next[c, r] += b[c]
-    q, zr, tr = scratch[0, :n_out], scratch[1, :n_out], scratch[2, :n_out]
-    for r in range(N):
-        before = rowloss[r]
-        refresh_loss_state(loss, logits, TT, QT, scale, rowloss, r, q, zr, tr)
-        changes[r] = rowloss[r] - before
+                old_zhat[r] = zhat[r]
+                u_old[r] = gamma * zhat[r] + beta
+                z[c, r] += d[r]
+            mean[cm + c], istd[cm + c] = column_statistics(z[c], zhat)
+            for r in range(N):
+                d[r] = gamma * (zhat[r] - old_zhat[r])
+            column_bound = largest_magnitude(d)
+        else:
+            for r in range(N):
+                u_old[r] = z[c, r]
+                z[c, r] += d[r]
+        activation_changes(act, u_old, a[c], d, column_bound)
+        for r in range(N):
+            a[c, r] += d[r]
+    n_next = table[m + 1, 1]
+    D_next = out[:n_next * N].reshape(n_next, N)
+    np.dot(weights(params, table, m + 1).T, D, D_next)
+    return D_next
 
 
 @kernel
@@ -533,7 +572,7 @@ def sweep(order, greedy, rule, lr, X, T, params, table, act, loss, Z, A, Zhat, m
     scratch = np.empty((3, max(N, n_out)), dtype=dtype)
     t, s, y, e, changes = (np.empty(N, dtype), np.empty(N, dtype), np.empty(N, dtype),
                            np.empty(N, dtype), np.empty(N, dtype))
-    row = np.empty(n_out, dtype=dtype)
+    row, ones = np.empty(n_out, dtype=dtype), np.ones(N, dtype=dtype)
     load_point(X, T, params, table, act, loss, Z, A, Zhat, mean, istd, rowloss, G, Q, grad0,
                work1, work2, ZT, AT, ZhatT, scale)
     x_bounds = np.empty(X.shape[1], dtype=dtype)
@@ -553,11 +592,11 @@ def sweep(order, greedy, rule, lr, X, T, params, table, act, loss, Z, A, Zhat, m
         else:
             j = order[step]
         g, h = derivatives(j, newton, params, table, act, loss, XT, AT, ZhatT, istd, QT, scale,
-                           TT, labels, t, s, y, row, work)
+                           TT, labels, ones, t, s, y, row, work)
         delta = -lr * g if rule == GRADIENT else -g / max(h, 1.0 / lr)
         old = params[j]
         apply_step(j, delta, params, table, act, loss, XT, x_bounds, ZT, AT, ZhatT, mean, istd,
-                   TT, labels, QT, scale, rowloss, changes, t, s, e, work, scratch)
+                   TT, labels, QT, scale, rowloss, changes, ones, s, e, work, scratch)
         total = total_of(changes)
         if not np.isfinite(total):
             params[j] = old
