@@ -65,22 +65,15 @@ cdef void through_activation(int act, const floating* a, floating* t, floating* 
         t[r] = t[r] * slope
 
 
-cdef void source_column(Coordinate at, const floating* XT, const floating* AT,
-                        const floating* ZhatT, const int64_t[:, ::1] table, floating* v,
-                        Py_ssize_t N) noexcept nogil:
-    """v = d(column i of z, or of u for gamma/beta)/dθ; see sequential_numba.source_column."""
-    cdef Py_ssize_t r
-    cdef const floating* src
+cdef const floating* source_column(Coordinate at, const floating* XT, const floating* AT,
+                                   const floating* ZhatT, const int64_t[:, ::1] table,
+                                   const floating* ones, Py_ssize_t N) noexcept nogil:
+    """d(column i of z, or of u for gamma/beta)/dθ, read in place; see sequential_numba."""
     if at.kind == WEIGHT:
-        src = XT + at.k * N if at.layer == 0 else AT + N * (table[at.layer - 1, 6] + at.k)
-    elif at.kind == GAMMA:
-        src = ZhatT + N * (table[at.layer, 6] + at.i)
-    else:
-        for r in range(N):
-            v[r] = 1.0
-        return
-    for r in range(N):
-        v[r] = src[r]
+        return XT + at.k * N if at.layer == 0 else AT + N * (table[at.layer - 1, 6] + at.k)
+    if at.kind == GAMMA:
+        return ZhatT + N * (table[at.layer, 6] + at.i)
+    return ones
 
 
 # ---------------------------------------------------------------- reductions
@@ -203,8 +196,9 @@ cdef (double, double) derivatives(Py_ssize_t j, bint newton, const floating[::1]
                                   const floating* XT, const floating* AT, const floating* ZhatT,
                                   const floating[::1] istd, const floating* QT,
                                   const floating* scale, const floating* TT,
-                                  const int64_t* labels, floating* t, floating* s, floating* y,
-                                  floating* row, floating* work, Py_ssize_t N) noexcept nogil:
+                                  const int64_t* labels, const floating* ones, floating* t,
+                                  floating* s, floating* y, floating* row, floating* work,
+                                  Py_ssize_t N) noexcept nogil:
     """(g, h) of coordinate j at the cached point, by forward mode; see sequential_numba.
     work: 4 blocks of widest * N."""
     cdef Py_ssize_t out = table.shape[0] - 1, n_out = table[out, 1], r, c, m, width, n_next
@@ -217,8 +211,9 @@ cdef (double, double) derivatives(Py_ssize_t j, bint newton, const floating[::1]
     cdef floating* T_next
     cdef floating* S_next
     cdef const floating* w
-    source_column(at, XT, AT, ZhatT, table, t, N)
+    cdef const floating* v = source_column(at, XT, AT, ZhatT, table, ones, N)
     for r in range(N):
+        t[r] = v[r]
         s[r] = 0.0
     if l == out:
         # the logits' column i moves by t
@@ -293,72 +288,93 @@ cdef void refresh_loss_state(int loss, const floating* LT, const floating* TT, f
     scale[r] = 1.0
 
 
-cdef void logit_rank1_change(int loss, floating* LT, const floating* TT, const int64_t* labels,
-                             floating* QT, floating* scale, floating* rowloss,
-                             const floating* w, const floating* d, double d_bound, floating* e,
-                             floating* changes, floating* S, double* q, floating* z,
-                             floating* tr, Py_ssize_t n_out, Py_ssize_t N) noexcept nogil:
-    """The logits move by outer(w, d); see sequential_numba.logit_rank1_change."""
+cdef inline double logit_move(const floating* D, const floating* w, const floating* d,
+                              bint rank1, Py_ssize_t c, Py_ssize_t r,
+                              Py_ssize_t N) noexcept nogil:
+    """How much logit c of sample r moves: d_r w_c (rank1) or D[c, r]."""
+    return d[r] * w[c] if rank1 else D[c * N + r]
+
+
+cdef inline void logit_moves(const floating* D, const floating* w, const floating* d, bint rank1,
+                             Py_ssize_t c, floating* x, Py_ssize_t N) noexcept nogil:
+    """x = row c of the logits' move (one class, every sample)."""
+    cdef Py_ssize_t r
+    if rank1:
+        for r in range(N):
+            x[r] = d[r] * w[c]
+    else:
+        for r in range(N):
+            x[r] = D[c * N + r]
+
+
+cdef void logit_changes(int loss, floating* LT, const floating* TT, const int64_t* labels,
+                        floating* QT, floating* scale, floating* rowloss, const floating* D,
+                        const floating* w, const floating* d, bint rank1, double bound,
+                        floating* e, floating* changes, floating* S, double* q, floating* z,
+                        floating* tr, Py_ssize_t n_out, Py_ssize_t N) noexcept nogil:
+    """The logits move by D (n_out rows of N) or outer(w, d); see
+    sequential_numba.logit_changes."""
     cdef Py_ssize_t r, c
-    cdef double bound = d_bound * largest_magnitude(w, n_out), dz, grow, old, shift, total
+    cdef double grow, old, shift, total
     cdef bint tiny = bound <= TINY_CHANGE, small = bound <= SMALL_CHANGE
     for r in range(N):
         changes[r] = 0.0
     if loss == MSE:
         for c in range(n_out):
+            logit_moves(D, w, d, rank1, c, e, N)
             for r in range(N):
-                dz = d[r] * w[c]
-                changes[r] += dz * (2.0 * QT[c * N + r] + dz) / n_out
-                QT[c * N + r] += dz
+                changes[r] += e[r] * (2.0 * QT[c * N + r] + e[r]) / n_out
+                QT[c * N + r] += e[r]
         for r in range(N):
             rowloss[r] += changes[r]
         return
     if loss == CROSS_ENTROPY and bound > MODERATE_CHANGE:
         for r in range(N):
-            shift = d[r] * w[0]
+            shift = logit_move(D, w, d, rank1, 0, r, N)
             for c in range(n_out):
-                shift = max(shift, d[r] * w[c])
+                shift = max(shift, logit_move(D, w, d, rank1, c, r, N))
             total = 0.0
             for c in range(n_out):
-                q[c] = QT[c * N + r] * scale[r] * exp(d[r] * w[c] - shift)
+                q[c] = QT[c * N + r] * scale[r] * exp(logit_move(D, w, d, rank1, c, r, N) - shift)
                 total += q[c]
             for c in range(n_out):
                 QT[c * N + r] = q[c] / total
             scale[r] = 1.0
-            changes[r] = log(total) + shift - d[r] * w[labels[r]]
+            changes[r] = log(total) + shift - logit_move(D, w, d, rank1, labels[r], r, N)
             rowloss[r] += changes[r]
         return
     if bound > MODERATE_CHANGE:
         for r in range(N):
             old = rowloss[r]
-            LT[r] += d[r] * w[0]
+            LT[r] += logit_move(D, w, d, rank1, 0, r, N)
             refresh_loss_state(loss, LT, TT, QT, scale, rowloss, r, q, z, tr, n_out, N)
             changes[r] = rowloss[r] - old
         return
     for r in range(N):
         S[r] = 0.0
     for c in range(n_out):
+        logit_moves(D, w, d, rank1, c, e, N)
+        if loss != CROSS_ENTROPY:
+            for r in range(N):
+                changes[r] = -e[r] * TT[r]
+                LT[r] += e[r]
         # loops of their own: with libm's expm1 in them, they would not vectorise
         if tiny:
             for r in range(N):
-                e[r] = expm1_tiny(d[r] * w[c])
+                e[r] = expm1_tiny(e[r])
         elif small:
             for r in range(N):
-                e[r] = expm1_small(d[r] * w[c])
+                e[r] = expm1_small(e[r])
         else:
             for r in range(N):
-                e[r] = expm1(d[r] * w[c])
+                e[r] = expm1(e[r])
         for r in range(N):
             grow = QT[c * N + r] * e[r]
             S[r] += grow
             QT[c * N + r] += grow
     if loss == CROSS_ENTROPY:
         for r in range(N):
-            changes[r] = -d[r] * w[labels[r]]
-    else:
-        for r in range(N):
-            changes[r] = -d[r] * w[0] * TT[r]
-            LT[r] += d[r] * w[0]
+            changes[r] = -logit_move(D, w, d, rank1, labels[r], r, N)
     if tiny:
         for r in range(N):
             S[r] *= scale[r]
@@ -404,9 +420,9 @@ cdef void column_statistics(const floating* z, floating* zhat, floating* mean, f
 
 
 cdef struct Scratch:
-    # the sweep's scratch columns (see sweep): v, du, e, u_old, S, changes (N each), the
-    # (n_out,) rows z, t and q of a sample recomputed from its logits, and the unit vector
-    void* v
+    # the sweep's scratch (see sweep): ones, and du, e, u_old, S, changes (N each), the (n_out,)
+    # rows z, t and q of a sample recomputed from its logits
+    void* ones
     void* du
     void* e
     void* u_old
@@ -414,8 +430,49 @@ cdef struct Scratch:
     void* changes
     void* z
     void* t
-    void* unit
     double* q
+
+
+cdef floating* layer_change(Py_ssize_t m, floating* D, double bound, floating[::1] params,
+                           const int64_t[:, ::1] table, int act, floating* ZT, floating* AT,
+                           floating* ZhatT, floating[::1] mean, floating[::1] istd,
+                           floating* u_old, floating* old_zhat, floating* out,
+                           Py_ssize_t N) noexcept nogil:
+    """Hidden layer m's z moves by D (width rows of N); returns the next layer's change in out;
+    see sequential_numba.layer_change."""
+    cdef Py_ssize_t width = table[m, 1], cm = table[m, 6], c, r
+    cdef Py_ssize_t off_g = table[m, 4], off_bt = table[m, 5]
+    cdef floating* z
+    cdef floating* a
+    cdef floating* d
+    cdef floating* zhat
+    cdef double gamma, beta, column_bound
+    for c in range(width):
+        z, a, d = ZT + N * (cm + c), AT + N * (cm + c), D + c * N
+        column_bound = bound
+        if off_g >= 0:
+            # d becomes the change of u = gamma * zhat + beta
+            zhat = ZhatT + N * (cm + c)
+            gamma, beta = params[off_g + c], params[off_bt + c]
+            for r in range(N):
+                old_zhat[r] = zhat[r]
+                u_old[r] = gamma * zhat[r] + beta
+                z[r] += d[r]
+            column_statistics(z, zhat, &mean[cm + c], &istd[cm + c], N)
+            for r in range(N):
+                d[r] = gamma * (zhat[r] - old_zhat[r])
+            column_bound = largest_magnitude(d, N)
+        else:
+            for r in range(N):
+                u_old[r] = z[r]
+                z[r] += d[r]
+        activation_changes(act, u_old, a, d, N, column_bound)
+        for r in range(N):
+            a[r] += d[r]
+    # out = W_{m+1}ᵀ @ D, row-major (n_next, N)
+    gemm(c'T', c'N', <int>table[m + 1, 1], <int>N, <int>width, &params[table[m + 1, 2]],
+         <int>table[m + 1, 1], D, <int>N, out, <int>N)
+    return out
 
 
 cdef void apply_step(Py_ssize_t j, double delta, floating[::1] params,
@@ -425,25 +482,23 @@ cdef void apply_step(Py_ssize_t j, double delta, floating[::1] params,
                      const int64_t* labels, floating* QT, floating* scale,
                      floating[::1] rowloss, floating* work, Scratch ws,
                      Py_ssize_t N) noexcept nogil:
-    """θ_j += delta and the transposed cached point follows; see sequential_numba.apply_step."""
-    cdef Py_ssize_t out = table.shape[0] - 1, n_out = table[out, 1], r, c, m, width, cm
+    """θ_j += delta and the transposed cached point follows; see sequential_numba.apply_step.
+    work: 4 blocks of widest * N."""
+    cdef Py_ssize_t out = table.shape[0] - 1, n_out = table[out, 1], r, c, m, width
+    cdef Py_ssize_t stride = N * max_width(table)
     cdef Coordinate at = decode(j, table)
     cdef Py_ssize_t l = at.layer, i = at.i, off_gamma = table[at.layer, 4]
     cdef Py_ssize_t off_beta = table[at.layer, 5], c0 = table[at.layer, 6]
-    cdef floating* v = <floating*>ws.v
+    cdef const floating* v = source_column(at, XT, AT, ZhatT, table, <floating*>ws.ones, N)
     cdef floating* du = <floating*>ws.du
     cdef floating* u_old = <floating*>ws.u_old
-    cdef floating* unit = <floating*>ws.unit
     cdef floating* LT = ZT + N * table[out, 6]
     cdef floating* z = ZT + N * (c0 + i)
     cdef floating* a = AT + N * (c0 + i)
     cdef floating* zhat
-    cdef floating* zm
-    cdef floating* am
-    cdef floating* zh
+    cdef floating* D
     cdef const floating* w
-    cdef double gamma, beta, old_loss, source_bound, bound
-    source_column(at, XT, AT, ZhatT, table, v, N)
+    cdef double gamma, beta, source_bound, bound
     # source_bound >= max |v|: X's column bound, 1 for a tanh or sigmoid input, b and beta
     if at.kind == WEIGHT and l == 0:
         source_bound = x_bounds[at.k]
@@ -453,14 +508,15 @@ cdef void apply_step(Py_ssize_t j, double delta, floating[::1] params,
     else:
         source_bound = largest_magnitude(v, N)
     if l == out:
+        # only logit i moves, by delta v: rank 1 with w = e_i
         params[j] += delta
+        for c in range(n_out):
+            work[c] = 1.0 if c == i else 0.0
         for r in range(N):
             du[r] = delta * v[r]
-        for c in range(n_out):
-            unit[c] = 1.0 if c == i else 0.0
-        logit_rank1_change(loss, LT, TT, labels, QT, scale, &rowloss[0], unit, du,
-                           abs(delta) * source_bound, <floating*>ws.e, <floating*>ws.changes,
-                           <floating*>ws.S, ws.q, <floating*>ws.z, <floating*>ws.t, n_out, N)
+        logit_changes(loss, LT, TT, labels, QT, scale, &rowloss[0], NULL, work, du, True,
+                      abs(delta) * source_bound, <floating*>ws.e, <floating*>ws.changes,
+                      <floating*>ws.S, ws.q, <floating*>ws.z, <floating*>ws.t, n_out, N)
         return
     if off_gamma >= 0:
         zhat = ZhatT + N * (c0 + i)
@@ -488,43 +544,27 @@ cdef void apply_step(Py_ssize_t j, double delta, floating[::1] params,
     bound *= 0.25 if act == SIGMOID else 1.0
     for r in range(N):
         a[r] += du[r]
+    # the next layer's z moves by outer(w, du): the logits' move when it is the last layer;
+    # else that change D is pushed through each later layer down to the logits
     width = table[l + 1, 1]
     w = &params[table[l + 1, 2] + i * width]
+    bound *= largest_magnitude(w, width)
     if l + 1 == out:
-        logit_rank1_change(loss, LT, TT, labels, QT, scale, &rowloss[0], w, du, bound,
-                           <floating*>ws.e, <floating*>ws.changes, <floating*>ws.S, ws.q,
-                           <floating*>ws.z, <floating*>ws.t, n_out, N)
+        logit_changes(loss, LT, TT, labels, QT, scale, &rowloss[0], NULL, w, du, True, bound,
+                      <floating*>ws.e, <floating*>ws.changes, <floating*>ws.S, ws.q,
+                      <floating*>ws.z, <floating*>ws.t, n_out, N)
         return
-    # deeper: the next z moves by outer(w, du); the layers after it are recomputed
-    zm = ZT + N * table[l + 1, 6]
+    D = work
     for c in range(width):
         for r in range(N):
-            zm[c * N + r] += w[c] * du[r]
+            D[c * N + r] = w[c] * du[r]
     for m in range(l + 1, out):
-        width, cm = table[m, 1], table[m, 6]
-        zm, am = ZT + N * cm, AT + N * cm
-        for c in range(width):
-            if table[m, 4] >= 0:
-                zh = ZhatT + N * (cm + c)
-                column_statistics(zm + c * N, zh, &mean[cm + c], &istd[cm + c], N)
-                gamma, beta = params[table[m, 4] + c], params[table[m, 5] + c]
-                for r in range(N):
-                    am[c * N + r] = activate(act, gamma * zh[r] + beta)
-            else:
-                for r in range(N):
-                    am[c * N + r] = activate(act, zm[c * N + r])
-        # z_{m+1} = W_{m+1}ᵀ @ a_m + b_{m+1}
-        zm = ZT + N * table[m + 1, 6]
-        gemm(c'T', c'N', <int>table[m + 1, 1], <int>N, <int>width, &params[table[m + 1, 2]],
-             <int>table[m + 1, 1], am, <int>N, zm, <int>N)
-        for c in range(table[m + 1, 1]):
-            for r in range(N):
-                zm[c * N + r] += params[table[m + 1, 3] + c]
-    for r in range(N):
-        old_loss = rowloss[r]
-        refresh_loss_state(loss, LT, TT, QT, scale, &rowloss[0], r, ws.q, <floating*>ws.z,
-                           <floating*>ws.t, n_out, N)
-        (<floating*>ws.changes)[r] = rowloss[r] - old_loss
+        D = layer_change(m, D, bound, params, table, act, ZT, AT, ZhatT, mean, istd, u_old, du,
+                         work + ((m - l) % 2) * stride, N)
+        bound = largest_magnitude(D, table[m + 1, 1] * N)
+    logit_changes(loss, LT, TT, labels, QT, scale, &rowloss[0], D, w, du, False, bound,
+                  <floating*>ws.e, <floating*>ws.changes, <floating*>ws.S, ws.q,
+                  <floating*>ws.z, <floating*>ws.t, n_out, N)
 
 
 # ---------------------------------------------------------------- the sweep
@@ -579,7 +619,7 @@ def sweep(const int64_t[::1] order, bint greedy, int rule, double lr,
     cdef floating[::1] ZhatT = np.empty(max(Zhat.shape[0], 1), dtype)
     cdef floating[::1] scale = np.ones(N, dtype)
     cdef floating[::1] work = np.empty(4 * N * max_width(table), dtype)
-    cdef floating[:, ::1] columns = np.empty((9, max(N, n_out)), dtype)
+    cdef floating[:, ::1] columns = np.empty((10, max(N, n_out)), dtype)
     cdef double[::1] q = np.empty(n_out)
     cdef Scratch ws
     cdef double g, h, delta, total, level, old
@@ -588,10 +628,11 @@ def sweep(const int64_t[::1] order, bint greedy, int rule, double lr,
     cdef long raised = 0, flipped = 0
     cdef int status = 0
     cdef Py_ssize_t done = order.shape[0]
-    # derivatives work in v's place (t), du's (s), y and row; apply_step in the rest
-    ws.v, ws.du, ws.e, ws.u_old = &columns[0, 0], &columns[1, 0], &columns[2, 0], &columns[3, 0]
+    # derivatives work in columns 0-3 (t, s, y, row), apply_step in 1-8 (ones stays 9)
+    columns[9, :] = 1.0
+    ws.ones, ws.du, ws.e, ws.u_old = &columns[9, 0], &columns[1, 0], &columns[2, 0], &columns[3, 0]
     ws.S, ws.changes, ws.z, ws.t = &columns[4, 0], &columns[5, 0], &columns[6, 0], &columns[7, 0]
-    ws.unit, ws.q = &columns[8, 0], &q[0]
+    ws.q = &q[0]
     with nogil:
         load_point(X, T, params, table, act, loss, Z, A, Zhat, mean, istd, rowloss, G, Q, grad0,
                    work1, work2, &ZT[0], &AT[0], &ZhatT[0], &scale[0])
@@ -610,8 +651,8 @@ def sweep(const int64_t[::1] order, bint greedy, int rule, double lr,
                 j = order[step]
             g, h = derivatives(j, newton, params, table, act, loss, &XT[0, 0], &AT[0],
                                &ZhatT[0], istd, &Q[0, 0], &scale[0], &TT[0, 0], &labels[0],
-                               &columns[0, 0], &columns[1, 0], &columns[2, 0], &columns[6, 0],
-                               &work[0], N)
+                               &columns[9, 0], &columns[0, 0], &columns[1, 0], &columns[2, 0],
+                               &columns[3, 0], &work[0], N)
             delta = -lr * g if rule == GRADIENT else -g / max(h, 1.0 / lr)
             old = params[j]
             apply_step(j, delta, params, table, act, loss, &XT[0, 0], &x_bounds[0], &ZT[0],
