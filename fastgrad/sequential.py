@@ -133,27 +133,24 @@ def run_sweep(net, X, T, coordinates, greedy, rule, lr):
 
     start = time.perf_counter()
     point = Point(net, X, T)
-    point.forward(batch_stats=True)
-    point.evaluate_loss()
-    loss_before = point.loss
-    grad0, grad = np.zeros(net.n_params, net.dtype), np.zeros(net.n_params, net.dtype)
+    N, n_out, dtype = len(X), net.sizes[-1], net.dtype
+    rowloss, G, Q = np.zeros(N, dtype), np.zeros((N, n_out), dtype), np.zeros((n_out, N), dtype)
+    grad0, grad = np.zeros(net.n_params, dtype), np.zeros(net.n_params, dtype)
     _, _, work1, work2 = point.scratch
     backend = kernels(net.backend)
-    status, steps, raised, flipped = backend.sequential.sweep(
+    status, steps, raised, flipped, loss_before = backend.sequential.sweep(
         coordinates, greedy, rule, lr, X, T, net.params, net.table, point.act, point.loss_code,
-        point.Z, point.A, point.Zhat, point.mean, point.istd, point.rowloss, point.G, point.Q,
-        grad0, grad, work1, work2)
+        point.Z, point.A, point.Zhat, point.mean, point.istd, rowloss, G, Q, grad0, grad, work1,
+        work2)
     if status:
         where = "a greedy step" if greedy else \
             f"coordinate {coordinates[steps]}, {net.coordinate(int(coordinates[steps]))}"
         raise NonFiniteStep(f"step {steps + 1} of the sweep ({where}) made the loss non-finite; "
                             f"that step was undone, the {steps} before it were kept")
-    # J after the sweep from a fresh forward pass, whose batch statistics feed BatchNorm's
-    # running statistics
-    point.forward(batch_stats=True)
-    point.evaluate_loss()
+    # the kernel leaves the cached point of the final weights: per-sample losses and BatchNorm
+    # statistics, kept exact to round-off by its incremental updates
     if net.batchnorm:
-        backend.parallel.update_running_stats(net.table, len(X), point.mean, point.istd,
+        backend.parallel.update_running_stats(net.table, N, point.mean, point.istd,
                                               net._running_mean, net._running_var, BN_MOMENTUM)
-    return SweepReport(loss_before, point.loss, int(steps), int(raised), int(flipped),
-                       time.perf_counter() - start)
+    return SweepReport(float(loss_before), float(rowloss.mean()), int(steps), int(raised),
+                       int(flipped), time.perf_counter() - start)

@@ -307,6 +307,28 @@ cdef inline void logit_moves(const floating* D, const floating* w, const floatin
             x[r] = D[c * N + r]
 
 
+cdef void expm1_of_moves(const floating* D, const floating* w, const floating* d, bint rank1,
+                         Py_ssize_t c, int tier, floating* e, Py_ssize_t N) noexcept nogil:
+    """e = expm1 of row c of the logits' move; see sequential_numba.expm1_of_moves."""
+    cdef Py_ssize_t r
+    if rank1 and tier == 0:
+        for r in range(N):
+            e[r] = expm1_tiny(d[r] * w[c])
+    elif rank1 and tier == 1:
+        for r in range(N):
+            e[r] = expm1_small(d[r] * w[c])
+    elif tier == 0:
+        for r in range(N):
+            e[r] = expm1_tiny(D[c * N + r])
+    elif tier == 1:
+        for r in range(N):
+            e[r] = expm1_small(D[c * N + r])
+    else:
+        logit_moves(D, w, d, rank1, c, e, N)
+        for r in range(N):
+            e[r] = expm1(e[r])
+
+
 cdef void logit_changes(int loss, floating* LT, const floating* TT, const int64_t* labels,
                         floating* QT, floating* scale, floating* rowloss, const floating* D,
                         const floating* w, const floating* d, bint rank1, double bound,
@@ -315,7 +337,7 @@ cdef void logit_changes(int loss, floating* LT, const floating* TT, const int64_
     """The logits move by D (n_out rows of N) or outer(w, d); see
     sequential_numba.logit_changes."""
     cdef Py_ssize_t r, c
-    cdef double grow, old, shift, total
+    cdef double grow, old, shift, total, x
     cdef bint tiny = bound <= TINY_CHANGE, small = bound <= SMALL_CHANGE
     for r in range(N):
         changes[r] = 0.0
@@ -353,21 +375,12 @@ cdef void logit_changes(int loss, floating* LT, const floating* TT, const int64_
     for r in range(N):
         S[r] = 0.0
     for c in range(n_out):
-        logit_moves(D, w, d, rank1, c, e, N)
         if loss != CROSS_ENTROPY:
+            logit_moves(D, w, d, rank1, c, e, N)
             for r in range(N):
                 changes[r] = -e[r] * TT[r]
                 LT[r] += e[r]
-        # loops of their own: with libm's expm1 in them, they would not vectorise
-        if tiny:
-            for r in range(N):
-                e[r] = expm1_tiny(e[r])
-        elif small:
-            for r in range(N):
-                e[r] = expm1_small(e[r])
-        else:
-            for r in range(N):
-                e[r] = expm1(e[r])
+        expm1_of_moves(D, w, d, rank1, c, 0 if tiny else 1 if small else 2, e, N)
         for r in range(N):
             grow = QT[c * N + r] * e[r]
             S[r] += grow
@@ -375,21 +388,25 @@ cdef void logit_changes(int loss, floating* LT, const floating* TT, const int64_
     if loss == CROSS_ENTROPY:
         for r in range(N):
             changes[r] = -logit_move(D, w, d, rank1, labels[r], r, N)
+    # each sample's change and new scale
     if tiny:
         for r in range(N):
-            S[r] *= scale[r]
-            changes[r] += log1p_tiny(S[r])
+            x = S[r] * scale[r]
+            changes[r] += log1p_tiny(x)
+            rowloss[r] += changes[r]
+            scale[r] /= 1.0 + x
     elif small:
         for r in range(N):
-            S[r] *= scale[r]
-            changes[r] += log1p_small(S[r])
+            x = S[r] * scale[r]
+            changes[r] += log1p_small(x)
+            rowloss[r] += changes[r]
+            scale[r] /= 1.0 + x
     else:
         for r in range(N):
-            S[r] *= scale[r]
-            changes[r] += log1p_small(S[r]) if abs(S[r]) <= 1.0 / 16 else log1p(S[r])
-    for r in range(N):
-        rowloss[r] += changes[r]
-        scale[r] /= 1.0 + S[r]
+            x = S[r] * scale[r]
+            changes[r] += log1p_small(x) if abs(x) <= 1.0 / 16 else log1p(x)
+            rowloss[r] += changes[r]
+            scale[r] /= 1.0 + x
     if loss != CROSS_ENTROPY:
         # one logit: fold the scale back
         for r in range(N):
@@ -622,7 +639,7 @@ def sweep(const int64_t[::1] order, bint greedy, int rule, double lr,
     cdef floating[:, ::1] columns = np.empty((10, max(N, n_out)), dtype)
     cdef double[::1] q = np.empty(n_out)
     cdef Scratch ws
-    cdef double g, h, delta, total, level, old
+    cdef double g, h, delta, total, level, old, start
     cdef double eps = DBL_EPSILON if floating is double else FLT_EPSILON
     cdef bint newton = rule != GRADIENT
     cdef long raised = 0, flipped = 0
@@ -637,6 +654,7 @@ def sweep(const int64_t[::1] order, bint greedy, int rule, double lr,
         load_point(X, T, params, table, act, loss, Z, A, Zhat, mean, istd, rowloss, G, Q, grad0,
                    work1, work2, &ZT[0], &AT[0], &ZhatT[0], &scale[0])
         level = total_of(&rowloss[0], N)  # N J, kept up to date by the steps' changes
+        start = level / N
         for step in range(order.shape[0]):
             if greedy:
                 # Gauss–Southwell: a full forward and backward pass at the current point
@@ -666,4 +684,4 @@ def sweep(const int64_t[::1] order, bint greedy, int rule, double lr,
             level += total
             raised += total > RAISED_ULPS * eps * level
             flipped += g * grad0[j] < 0.0
-    return status, done, raised, flipped
+    return status, done, raised, flipped, start

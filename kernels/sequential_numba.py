@@ -285,6 +285,30 @@ def logit_moves(D, w, d, rank1, c, x):
 
 
 @kernel(fastmath={"contract"})
+def expm1_of_moves(D, w, d, rank1, c, tier, e):
+    """e = expm1 of row c of the logits' move, by the degree-5 (tier 0) or degree-8 (tier 1)
+    Taylor polynomial or libm (tier 2): one loop per case, so that the polynomial ones
+    vectorise."""
+    N = e.shape[0]
+    if rank1 and tier == 0:
+        for r in range(N):
+            e[r] = expm1_tiny(d[r] * w[c])
+    elif rank1 and tier == 1:
+        for r in range(N):
+            e[r] = expm1_small(d[r] * w[c])
+    elif tier == 0:
+        for r in range(N):
+            e[r] = expm1_tiny(D[c, r])
+    elif tier == 1:
+        for r in range(N):
+            e[r] = expm1_small(D[c, r])
+    else:
+        logit_moves(D, w, d, rank1, c, e)
+        for r in range(N):
+            e[r] = np.expm1(e[r])
+
+
+@kernel(fastmath={"contract"})
 def logit_changes(loss, LT, TT, labels, QT, scale, rowloss, D, w, d, rank1, bound, e, changes,
                   scratch):
     """The logits move by D (n_out, N), or by outer(w, d) when rank1 (sample r's by d_r w, D
@@ -337,21 +361,12 @@ def logit_changes(loss, LT, TT, labels, QT, scale, rowloss, D, w, d, rank1, boun
     S = scratch[0, :N]
     S[:] = 0.0
     for c in range(n_out):
-        logit_moves(D, w, d, rank1, c, e)
         if loss != CROSS_ENTROPY:
+            logit_moves(D, w, d, rank1, c, e)
             for r in range(N):
                 changes[r] = -e[r] * TT[0, r]
                 LT[0, r] += e[r]
-        # loops of their own: with libm's expm1 in them, they would not vectorise
-        if tiny:
-            for r in range(N):
-                e[r] = expm1_tiny(e[r])
-        elif small:
-            for r in range(N):
-                e[r] = expm1_small(e[r])
-        else:
-            for r in range(N):
-                e[r] = np.expm1(e[r])
+        expm1_of_moves(D, w, d, rank1, c, 0 if tiny else 1 if small else 2, e)
         for r in range(N):
             grow = QT[c, r] * e[r]
             S[r] += grow
@@ -359,22 +374,25 @@ def logit_changes(loss, LT, TT, labels, QT, scale, rowloss, D, w, d, rank1, boun
     if loss == CROSS_ENTROPY:
         for r in range(N):
             changes[r] = -logit_move(D, w, d, rank1, labels[r], r)
-    # |S| <= max |e| < 2 TINY_CHANGE, or < 1/16
+    # each sample's change and new scale; |S| <= max |e| < 2 TINY_CHANGE, or < 1/16
     if tiny:
         for r in range(N):
-            S[r] *= scale[r]
-            changes[r] += log1p_tiny(S[r])
+            x = S[r] * scale[r]
+            changes[r] += log1p_tiny(x)
+            rowloss[r] += changes[r]
+            scale[r] /= 1.0 + x
     elif small:
         for r in range(N):
-            S[r] *= scale[r]
-            changes[r] += log1p_small(S[r])
+            x = S[r] * scale[r]
+            changes[r] += log1p_small(x)
+            rowloss[r] += changes[r]
+            scale[r] /= 1.0 + x
     else:
         for r in range(N):
-            S[r] *= scale[r]
-            changes[r] += log1p_small(S[r]) if abs(S[r]) <= 1 / 16 else np.log1p(S[r])
-    for r in range(N):
-        rowloss[r] += changes[r]
-        scale[r] /= 1.0 + S[r]
+            x = S[r] * scale[r]
+            changes[r] += log1p_small(x) if abs(x) <= 1 / 16 else np.log1p(x)
+            rowloss[r] += changes[r]
+            scale[r] /= 1.0 + x
     if loss != CROSS_ENTROPY:
         # one logit: fold the scale back (sigmoid(z + x) = q (1 + e) / (1 + q e))
         for r in range(N):
@@ -581,6 +599,7 @@ def sweep(order, greedy, rule, lr, X, T, params, table, act, loss, Z, A, Zhat, m
     newton = rule != GRADIENT
     eps = np.finfo(dtype).eps
     level = total_of(rowloss)  # N J, kept up to date by the steps' changes
+    start = level / N
     raised = flipped = 0
     for step in range(order.shape[0]):
         if greedy:
@@ -600,8 +619,8 @@ def sweep(order, greedy, rule, lr, X, T, params, table, act, loss, Z, A, Zhat, m
         total = total_of(changes)
         if not np.isfinite(total):
             params[j] = old
-            return 1, step, raised, flipped
+            return 1, step, raised, flipped, start
         level += total
         raised += total > RAISED_ULPS * eps * level
         flipped += g * grad0[j] < 0.0
-    return 0, order.shape[0], raised, flipped
+    return 0, order.shape[0], raised, flipped, start

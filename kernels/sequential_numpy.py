@@ -19,7 +19,8 @@ Step rules: ``GRADIENT`` θ_j ← θ_j − lr·g; ``NEWTON`` θ_j ← θ_j − g
 curvature along the coordinate is below 1/lr (including h ≤ 0, where Newton's step would go
 uphill or be unbounded) the step falls back to the gradient step with lr, so lr caps its size.
 
-``sweep`` returns (status, steps, raised, flipped): status 0 done, 1 a step made the loss
+``sweep`` returns (status, steps, raised, flipped, J at the start; rowloss then holds the
+per-sample losses at the end): status 0 done, 1 a step made the loss
 non-finite (that step is undone, so ``params`` holds the last finite weights; the cached point
 is then stale), ``steps`` the number of steps kept, ``raised`` how many of them increased J by
 more than RAISED_ULPS units in its last place (the summed per-sample changes, exact where the
@@ -173,9 +174,10 @@ def sweep(order, greedy, rule, lr, X, T, params, table, act, loss, Z, A, Zhat, m
     """One sweep: len(order) single-coordinate steps at the current point, coordinates taken
     from ``order`` or, when ``greedy``, the one with the largest |dJ/dθ_j| (a full backprop per
     step). Starts from a full forward pass; grad0 receives the gradient at the start. Returns
-    (status, steps, raised, flipped); see the module docstring."""
+    (status, steps, raised, flipped, J at the start); see the module docstring."""
     load_point(X, T, params, table, act, loss, Z, A, Zhat, mean, istd, rowloss, G, Q, grad0,
                work1, work2)
+    start = rowloss.mean()
     raised = flipped = 0
     newton = rule != GRADIENT
     for step in range(len(order)):
@@ -193,7 +195,7 @@ def sweep(order, greedy, rule, lr, X, T, params, table, act, loss, Z, A, Zhat, m
                                  A, Zhat, mean, istd, rowloss, G, Q)
         if not np.isfinite(rowloss.sum()):
             params[j] = old
-            return 1, step, raised, flipped
+            return 1, step, raised, flipped, start
         raised += changes.sum() > RAISED_ULPS * np.finfo(X.dtype).eps * rowloss.sum()
         flipped += g * grad0[j] < 0
-    return 0, len(order), raised, flipped
+    return 0, len(order), raised, flipped, start
