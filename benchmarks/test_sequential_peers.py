@@ -7,17 +7,14 @@ to all n_params). float64, tanh, cross-entropy, all 1,797 standardised digits. R
     pip install '.[bench]'
     pytest benchmarks -o addopts="" --benchmark-only --benchmark-group-by=group -k sweep
 """
-import numpy as np
 import pytest
 
 import fastgrad
 from fastgrad.cli import load_digits_standardised
+from fastgrad.bench import SWEEP_SIZES as SIZES, torch_step
 from fastgrad.optim import SGD
 
 LR = 0.1
-SIZES = {  # about 2k, 20k and 50k weights with one hidden layer, and two hidden layers
-    "2k": [64, 32, 10], "20k": [64, 256, 10], "50k": [64, 700, 10], "2h-26k": [64, 128, 128, 10],
-}
 
 
 def group(name):
@@ -55,24 +52,10 @@ def test_parallel_full_batch_step(benchmark, digits, size):
 
 @pytest.mark.parametrize("size", list(SIZES))
 def test_torch_full_batch_step(benchmark, digits, size):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     X, y = digits
     benchmark.group = group(size)
-    sizes = SIZES[size]
-    layers = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        layers += [torch.nn.Linear(n_in, n_out).double(), torch.nn.Tanh()]
-    model = torch.nn.Sequential(*layers[:-1])
-    optimizer = torch.optim.SGD(model.parameters(), lr=LR)
-    X, y = torch.as_tensor(X), torch.as_tensor(y)
-
-    def step():
-        optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(X), y)
-        loss.backward()
-        optimizer.step()
-        return loss
-
+    step = torch_step(SIZES[size], X, y, LR)
     step()
     benchmark(step)
 

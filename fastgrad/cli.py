@@ -1,6 +1,7 @@
 """The ``fastgrad`` command line.
 
-``fastgrad gradients`` computes dJ/dθ of an MLP on scikit-learn's digits (1,797 8x8 images,
+``fastgrad bench`` times the parallel and sequential approaches against their peers (see
+fastgrad.bench). ``fastgrad gradients`` computes dJ/dθ of an MLP on scikit-learn's digits (1,797 8x8 images,
 standardised) three ways — backprop, forward mode, finite differences — in every backend, and
 prints how far each is from the numpy reference's backprop gradient and how long it took.
 """
@@ -92,6 +93,11 @@ def build_parser():
     grad.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     grad.add_argument("--seed", type=int, default=0)
     grad.set_defaults(run=gradients)
+    from . import bench
+
+    bench.build_parser(commands.add_parser(
+        "bench", help="the parallel and sequential speed targets side by side with peers",
+        description=bench.__doc__.split("\n\n")[0]))
     return parser
 
 

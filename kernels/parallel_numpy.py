@@ -11,7 +11,7 @@ square_avg, momentum buffer); ``steps`` (per layer) how many updates each layer 
 """
 import numpy as np
 
-from .codes import ADAM, BN_EPS, COL_OFF, N_OUT, OFF_GAMMA, OFF_W, RMSPROP, SGD
+from .codes import ADAM, BN_EPS, COL_OFF, N_OUT, OFF_GAMMA, OFF_W, SGD
 from .mlp_numpy import backprop, forward, loss
 
 

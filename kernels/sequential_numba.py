@@ -19,7 +19,7 @@ import numpy as np
 from .codes import (BETA, BIAS, BN_EPS, CROSS_ENTROPY, GAMMA, GRADIENT, MODERATE_CHANGE, MSE,
                     RAISED_ULPS, SIGMOID, SMALL_CHANGE, TANH, TINY_CHANGE, WEIGHT)
 from .coordinate_numba import activation_changes, decode, largest_magnitude
-from .mlp_numba import (activate, activation_slope, backprop, block, expm1_small, expm1_tiny,
+from .mlp_numba import (activation_slope, backprop, block, expm1_small, expm1_tiny,
                         forward, kernel, log1p_small, log1p_tiny, loss as evaluate_loss,
                         row_loss_and_state, weights)
 

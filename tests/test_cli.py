@@ -3,6 +3,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from fastgrad.cli import main
 
 
@@ -25,3 +27,32 @@ def test_bad_arguments_give_one_line_and_a_non_zero_exit(tmp_path):
     assert result.stdout == ""
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("fastgrad gradients: error: argument --samples")
+
+
+def test_bench_reports_ratios_says_what_it_skipped_and_plots(tmp_path):
+    from fastgrad import bench
+
+    results = {
+        "parallel": {"minibatch": {"numba": 3e-5, "cython": 2e-5, "pytorch": 2e-4,
+                                   "GFLOP/s": 20.0}},
+        "BLAS peak GFLOP/s": 290.0,
+        "sequential": {name: {"network": "64-n-10", "n_params": n, "sweep numba": n * 2e-5,
+                              "sweep cython": n * 3e-5, "step numba": n * 5e-7,
+                              "step cython": n * 6e-7, "naive sweep": n * n * 5e-7}
+                       for name, n in (("2k", 2410), ("20k", 19210))},
+        "cold start": {"numba, empty cache": 30.0, "cython": 0.7},
+        "skipped": ["jax.jit"],
+    }
+    text = bench.report(results)
+    assert "pytorch 10.00x" in text  # 2e-4 / 2e-5
+    assert "skipped (not installed): jax.jit" in text
+    assert "2410" in text and "19210" in text
+    bench.plot(results, tmp_path / "scaling.png")
+    assert (tmp_path / "scaling.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_rejects_unknown_options(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["bench", "--fast"])
+    assert exit.value.code == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1

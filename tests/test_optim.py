@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-import fastgrad
 from fastgrad.optim import SGD, Adam, RMSprop
 from conftest import BACKENDS, make_problem, relative_error
 from torch_oracle import torch_loss

@@ -1,0 +1,293 @@
+"""``fastgrad bench`` (also ``python -m fastgrad.bench``): the speed targets of the parallel and
+sequential approaches measured side by side in one process, on scikit-learn's digits.
+
+- the parallel approach: one SGD step (forward, loss, backprop, update) of 64-32-10 at batch 64
+  and of 64-256-10 on all 1,797 digits, float32, against PyTorch eager and ``jax.jit``, and the
+  full-batch step's FLOP rate against the BLAS peak (a float32 numpy matrix product);
+- the sequential approach: one cyclic sweep (float64, all digits) at about 2k, 20k and 50k
+  weights and with two hidden layers, against one full-batch parallel step (fastgrad's and
+  PyTorch's) and against the naive sweep (a full forward and backward pass per weight: one
+  such step timed, times n_params);
+- Numba against Cython throughout, and each backend's cold start (a fresh process: Numba with
+  an empty cache, so compiling, then with the cache it left; Cython's first call).
+
+Peers that are not installed are skipped, saying so. Times are the best of a few calls.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+from .cli import Parser, best_time, load_digits_standardised
+from .network import MLP
+from .optim import SGD
+from .sequential import sweep
+
+LR = 0.01
+PARALLEL_CASES = {"minibatch 64-32-10, batch 64": ([64, 32, 10], 64),
+                  "full batch 64-256-10": ([64, 256, 10], None)}
+SWEEP_SIZES = {"2k": [64, 32, 10], "20k": [64, 256, 10], "50k": [64, 700, 10],
+               "2 hidden": [64, 128, 128, 10]}
+
+
+# ---------------------------------------------------------------- peers
+def torch_step(sizes, X, y, lr=LR):
+    """One PyTorch eager SGD step of the same tanh network as a callable, or None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    dtype = torch.float64 if X.dtype == np.float64 else torch.float32
+    layers = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        layers += [torch.nn.Linear(n_in, n_out).to(dtype), torch.nn.Tanh()]
+    model = torch.nn.Sequential(*layers[:-1])
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    X, y = torch.as_tensor(X), torch.as_tensor(y)
+
+    def step():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(X), y)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step
+
+
+def jax_step(net, X, y, lr=LR):
+    """One ``jax.jit`` SGD step of net's tanh network as a callable, or None without JAX."""
+    try:
+        import jax
+    except ImportError:
+        return None
+    jnp = jax.numpy
+    params = [jnp.asarray(a) for layer in net.layers for a in (layer.W, layer.b)]
+    X, y = jnp.asarray(X), jnp.asarray(y)
+
+    def loss(params, X, y):
+        a = X
+        for l in range(0, len(params) - 2, 2):
+            a = jnp.tanh(a @ params[l] + params[l + 1])
+        logits = a @ params[-2] + params[-1]
+        return jnp.mean(jax.nn.logsumexp(logits, axis=1) - logits[jnp.arange(len(y)), y])
+
+    @jax.jit
+    def step(params, X, y):
+        value, grads = jax.value_and_grad(loss)(params, X, y)
+        return [p - lr * g for p, g in zip(params, grads)], value
+
+    state = {"params": params}
+
+    def run():
+        state["params"], value = step(state["params"], X, y)
+        return value.block_until_ready()
+
+    return run
+
+
+def step_flops(sizes, N):
+    """2 x the multiply-adds of a step's matrix products: a @ W and a.T @ delta per layer,
+    delta @ W.T for every layer but the first."""
+    products = [n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+    return 2 * N * (2 * sum(products) + sum(products[1:]))
+
+
+def blas_peak(n):
+    """GFLOP/s of a float32 n x n numpy matrix product."""
+    a, b = (np.random.default_rng(0).normal(size=(n, n)).astype(np.float32) for _ in range(2))
+    out = np.empty_like(a)
+    np.dot(a, b, out)
+    return 2 * n ** 3 / best_time(lambda: np.dot(a, b, out), repeats=5) / 1e9
+
+
+def timed(call, repeats=20, budget=2.0):
+    call()  # warm: compiles, allocates
+    return best_time(call, repeats, budget)
+
+
+# ---------------------------------------------------------------- measurements
+def parallel(results, skipped):
+    X64, y = load_digits_standardised()
+    X = X64.astype(np.float32)
+    for case, (sizes, batch) in PARALLEL_CASES.items():
+        Xb, yb = (X, y) if batch is None else (X[:batch], y[:batch])
+        row = results.setdefault("parallel", {}).setdefault(case, {})
+        for backend in ("numba", "cython"):
+            net = MLP(sizes, dtype="float32", backend=backend)
+            optimizer = SGD(LR)
+            row[backend] = timed(lambda: optimizer.step(net, Xb, yb))
+        row["GFLOP/s"] = step_flops(sizes, len(Xb)) / min(row["numba"], row["cython"]) / 1e9
+        for peer, make in (("pytorch", lambda: torch_step(sizes, Xb, yb)),
+                           ("jax.jit", lambda: jax_step(MLP(sizes, dtype="float32"), Xb, yb))):
+            call = make()
+            if call is None:
+                skipped.add(peer)
+            else:
+                row[peer] = timed(call)
+
+
+def sequential(results, sizes):
+    X, y = load_digits_standardised()
+    for name in sizes:
+        shape = SWEEP_SIZES[name]
+        row = results.setdefault("sequential", {}).setdefault(name, {})
+        net = MLP(shape, seed=0)
+        row["n_params"] = net.n_params
+        row["network"] = "-".join(map(str, shape))
+        for backend in ("numba", "cython"):
+            twin = net.copy(backend)
+            sweep(twin.copy(), X[:20], y[:20])  # warm: compiles
+            row[f"sweep {backend}"] = best_time(lambda: sweep(twin.copy(), X, y, lr=0.1),
+                                                repeats=2, budget=5.0)
+            optimizer = SGD(0.1)
+            row[f"step {backend}"] = timed(lambda: optimizer.step(twin, X, y))
+        call = torch_step(shape, X, y)
+        if call is not None:
+            row["step pytorch"] = timed(call)
+        # the naive sweep: a full forward and backward pass before every single step
+        naive = net.copy()
+        coordinate = iter(range(naive.n_params))
+
+        def naive_step():
+            j = next(coordinate)
+            naive.params[j] -= 0.1 * naive.gradient(X, y)[j]
+
+        row["naive sweep"] = timed(naive_step, repeats=20) * net.n_params
+
+
+COLD_START = """
+import time, numpy as np
+start = time.perf_counter()
+import fastgrad
+from fastgrad.cli import load_digits_standardised
+X, y = load_digits_standardised(64)
+net = fastgrad.MLP([64, 32, 10], backend="{backend}")
+fastgrad.optim.SGD(0.1).step(net, X, y)
+net.gradient(X, y, method="forward")
+fastgrad.sweep(net, X, y)
+print(time.perf_counter() - start)
+"""
+
+
+def cold_start(results):
+    """Seconds from a fresh interpreter's ``import fastgrad`` to the end of a first step, a
+    forward-mode gradient and a sweep, per backend; Numba with an empty cache, then with the
+    cache that run left."""
+    row = results.setdefault("cold start", {})
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        for label, backend in (("numba, empty cache", "numba"), ("numba, cached", "numba"),
+                               ("cython", "cython")):
+            output = subprocess.run([sys.executable, "-c", COLD_START.format(backend=backend)],
+                                    env=env, capture_output=True, text=True, check=True)
+            row[label] = float(output.stdout.split()[-1])
+
+
+def measure(quick=False):
+    results, skipped = {}, set()
+    parallel(results, skipped)
+    results["BLAS peak GFLOP/s"] = blas_peak(1024 if quick else 2048)
+    sequential(results, ["2k", "20k"] if quick else list(SWEEP_SIZES))
+    cold_start(results)
+    results["skipped"] = sorted(skipped)
+    return results
+
+
+# ---------------------------------------------------------------- report
+def ms(seconds):
+    return f"{seconds * 1e3:10.3f} ms" if seconds < 1 else f"{seconds:10.2f} s "
+
+
+def report(results):
+    lines = ["parallel approach: one SGD step, float32 (best of a few calls)",
+             f"{'case':<30}{'numba':>14}{'cython':>14}{'pytorch':>14}{'jax.jit':>14}"
+             f"   fastgrad's best vs peers"]
+    for case, row in results["parallel"].items():
+        best = min(row["numba"], row["cython"])
+        peers = "  ".join(f"{peer} {row[peer] / best:.2f}x" for peer in ("pytorch", "jax.jit")
+                          if peer in row)
+        cells = "".join(f"{ms(row[k]) if k in row else '-':>14}"
+                        for k in ("numba", "cython", "pytorch", "jax.jit"))
+        lines.append(f"{case:<30}{cells}   {peers} faster; {row['GFLOP/s']:.0f} GFLOP/s")
+    lines.append(f"BLAS peak (numpy float32 matrix product): "
+                 f"{results['BLAS peak GFLOP/s']:.0f} GFLOP/s\n")
+    lines += ["sequential approach: one cyclic sweep, float64, all 1,797 digits",
+              f"{'network':<17}{'weights':>8}{'sweep numba':>14}{'sweep cython':>14}"
+              f"{'fastgrad step':>15}{'pytorch step':>14}{'naive sweep':>14}"
+              f"   sweep/step  sweep/pytorch step  naive/sweep"]
+    for row in results["sequential"].values():
+        sweep_time = min(row["sweep numba"], row["sweep cython"])
+        step = min(row["step numba"], row["step cython"])
+        torch_ratio = (f"{sweep_time / row['step pytorch']:19.0f}" if "step pytorch" in row
+                       else f"{'-':>19}")
+        lines.append(f"{row['network']:<17}{row['n_params']:>8}{ms(row['sweep numba']):>14}"
+                     f"{ms(row['sweep cython']):>14}{ms(step):>15}"
+                     f"{ms(row['step pytorch']) if 'step pytorch' in row else '-':>14}"
+                     f"{ms(row['naive sweep']):>14}   {sweep_time / step:10.0f}"
+                     f" {torch_ratio}  {row['naive sweep'] / sweep_time:10.0f}x")
+    lines.append("\ncold start (fresh process: import, first step, forward-mode gradient, sweep)")
+    lines += [f"  {label:<20}{seconds:8.2f} s" for label, seconds in results["cold start"].items()]
+    if results["skipped"]:
+        lines.append(f"\nskipped (not installed): {', '.join(results['skipped'])}")
+    return "\n".join(lines)
+
+
+def plot(results, path):
+    """Time per sweep and per full-batch epoch (one step) against the number of weights, on
+    log-log axes, for both approaches and both backends (one-hidden-layer networks)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted((row for name, row in results["sequential"].items() if name != "2 hidden"),
+                  key=lambda row: row["n_params"])
+    weights = [row["n_params"] for row in rows]
+    figure, axes = plt.subplots(figsize=(6.4, 4.4))
+    for key, style in (("sweep numba", "o-"), ("sweep cython", "s-"), ("step numba", "o--"),
+                       ("step cython", "s--")):
+        approach = "sequential sweep" if key.startswith("sweep") else "parallel epoch"
+        axes.loglog(weights, [row[key] for row in rows], style,
+                    label=f"{approach}, {key.split()[1]}")
+    axes.loglog(weights, [row["naive sweep"] for row in rows], "k:", label="naive sweep")
+    axes.set_xlabel("weights")
+    axes.set_ylabel("seconds")
+    axes.set_title("one sweep vs one full-batch epoch, float64, 1,797 digits")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+def build_parser(parser=None):
+    parser = parser or Parser(prog="fastgrad bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller sweeps (2k and 20k weights) and BLAS product")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument("--plot", metavar="FILE.png",
+                        help="draw time per sweep and per epoch against the number of weights")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def run(args):
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise ImportError("--plot needs matplotlib: pip install 'fastgrad[bench]'") from None
+    results = measure(args.quick)
+    print(report(results))
+    if args.json:
+        with open(args.json, "w") as file:
+            json.dump(results, file, indent=2)
+    if args.plot:
+        plot(results, args.plot)
+
+
+if __name__ == "__main__":
+    from .cli import main
+
+    sys.exit(main(["bench", *sys.argv[1:]]))
