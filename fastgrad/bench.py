@@ -173,18 +173,23 @@ print(time.perf_counter() - start)
 """
 
 
-def cold_start(results):
+def cold_start_seconds(backend, numba_cache_dir):
     """Seconds from a fresh interpreter's ``import fastgrad`` to the end of a first step, a
-    forward-mode gradient and a sweep, per backend; Numba with an empty cache, then with the
-    cache that run left."""
+    forward-mode gradient and a sweep in ``backend``, Numba caching in numba_cache_dir."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(numba_cache_dir)}
+    output = subprocess.run([sys.executable, "-c", COLD_START.format(backend=backend)],
+                            env=env, capture_output=True, text=True, check=True)
+    return float(output.stdout.split()[-1])
+
+
+def cold_start(results):
+    """Each backend's cold start: Numba with an empty cache (compiling), then with the cache
+    that run left; Cython."""
     row = results.setdefault("cold start", {})
     with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
         for label, backend in (("numba, empty cache", "numba"), ("numba, cached", "numba"),
                                ("cython", "cython")):
-            output = subprocess.run([sys.executable, "-c", COLD_START.format(backend=backend)],
-                                    env=env, capture_output=True, text=True, check=True)
-            row[label] = float(output.stdout.split()[-1])
+            row[label] = cold_start_seconds(backend, cache)
 
 
 def measure(quick=False):
