@@ -62,18 +62,19 @@ class Parallel:
 
 
 class Sequential:
-    """One sequential sweep (every weight stepped once, each at the current weights), float64."""
+    """One sequential sweep (every weight stepped once, each at the current weights)."""
 
-    params = (list(SIZES), [300, 1797], ["cyclic", "permutation"], BACKENDS)
-    param_names = ["size", "samples", "order", "backend"]
+    params = (list(SIZES), [300, 1797], ["float64", "float32"], ["cyclic", "permutation"],
+              BACKENDS)
+    param_names = ["size", "samples", "dtype", "order", "backend"]
     timeout = 300
 
-    def setup(self, size, samples, order, backend):
-        self.X, self.y = digits(samples)
-        self.net = fastgrad.MLP(SIZES[size], backend=backend, seed=0)
+    def setup(self, size, samples, dtype, order, backend):
+        self.X, self.y = digits(samples, dtype)
+        self.net = fastgrad.MLP(SIZES[size], dtype=dtype, backend=backend, seed=0)
         warm(self.net, self.X, self.y)
 
-    def time_sweep(self, size, samples, order, backend):
+    def time_sweep(self, size, samples, dtype, order, backend):
         fastgrad.sweep(self.net, self.X, self.y, order=order, lr=LR, seed=0)
 
 
