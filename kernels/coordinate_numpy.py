@@ -41,19 +41,27 @@ def _moved_rows(change, batchnorm):
     return np.arange(len(change)) if batchnorm else np.flatnonzero(change)
 
 
+def source_column(j, X, params, table, A, Zhat):
+    """(l, kind, k, i, v): coordinate j's place and v = d(column i of z or u)/dθ_j: the input
+    column it multiplies (W), zhat's column (gamma) or ones (b, beta)."""
+    N = len(X)
+    l, kind, k, i = decode(j, table)
+    if kind == WEIGHT:
+        v = layer_input(X, A, table, l)[:, k].copy()
+    elif kind == GAMMA:
+        v = block(Zhat, N, table, l)[:, i].copy()
+    else:
+        v = np.ones(N, dtype=X.dtype)
+    return l, kind, k, i, v
+
+
 def coordinate_derivative(j, X, params, table, act, Z, A, Zhat, istd, G, col=None, rows=None,
                           work1=None, work2=None):
     """dJ/dθ_j in forward mode: the tangent of column i pushed downstream, dotted with G.
     (col, rows, work1, work2 are the compiled twins' scratch space; unused here.)"""
     N, n_layers = len(X), len(table)
-    l, kind, k, i = decode(j, table)
     # the tangent of column i: of z (W, b) or of u = gamma * zhat + beta (gamma, beta)
-    if kind == WEIGHT:
-        dcol = layer_input(X, A, table, l)[:, k].copy()
-    elif kind == GAMMA:
-        dcol = block(Zhat, N, table, l)[:, i].copy()
-    else:
-        dcol = np.ones(N, dtype=X.dtype)
+    l, kind, k, i, dcol = source_column(j, X, params, table, A, Zhat)
     if l == n_layers - 1:
         return G[:, i] @ dcol
     _, _, gamma, _ = layer_params(params, table, l)

@@ -29,11 +29,10 @@ many had a derivative of the opposite sign from the gradient at the start of the
 """
 import numpy as np
 
-from .codes import (BIAS, CROSS_ENTROPY, GAMMA, GRADIENT, MSE, N_OUT, RAISED_ULPS, RELU, SIGMOID,
-                    TANH, WEIGHT)
-from .coordinate_numpy import decode
+from .codes import BIAS, CROSS_ENTROPY, GRADIENT, MSE, N_OUT, RAISED_ULPS, RELU, SIGMOID, TANH
+from .coordinate_numpy import source_column
 from .mlp_numpy import (activate, backprop, batch_normalise, batchnorm_jacobian, block, columns,
-                        forward, layer_input, layer_params, loss as evaluate_loss, loss_state,
+                        forward, layer_params, loss as evaluate_loss, loss_state,
                         row_loss_changes, row_loss_gradients)
 
 
@@ -69,20 +68,6 @@ def loss_curvature(loss, q, t):
     if loss == MSE:
         return 2 * (t * t).sum(axis=1) / q.shape[1]
     return q[:, 0] * (1 - q[:, 0]) * t[:, 0] ** 2
-
-
-def source_column(j, X, params, table, A, Zhat):
-    """(l, kind, k, i, v): coordinate j's place and v = d(column i of z or u)/dθ_j: the input
-    column it multiplies (W), zhat's column (gamma) or ones (b, beta)."""
-    N = len(X)
-    l, kind, k, i = decode(j, table)
-    if kind == WEIGHT:
-        v = layer_input(X, A, table, l)[:, k].copy()
-    elif kind == GAMMA:
-        v = block(Zhat, N, table, l)[:, i].copy()
-    else:
-        v = np.ones(N, dtype=X.dtype)
-    return l, kind, k, i, v
 
 
 def derivatives(j, newton, X, params, table, act, loss, A, Zhat, istd, G, Q):
