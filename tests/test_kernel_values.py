@@ -1,0 +1,35 @@
+"""Every kernel's results against the values recorded before the kernel interface and the Python
+layer were reshaped (tests/kernel_values.py): bit-identical on the machine that recorded them,
+equal to round-off on another CPU or BLAS (whose code paths sum in other orders)."""
+import numpy as np
+import pytest
+
+from kernel_values import PATH, compute, machine
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def recorded_and_now():
+    with np.load(PATH, allow_pickle=False) as recorded:
+        return {name: recorded[name] for name in recorded.files}, compute()
+
+
+def test_the_same_values_are_computed(recorded_and_now):
+    recorded, now = recorded_and_now
+    assert sorted(now) == sorted(name for name in recorded if name != "machine")
+
+
+def test_values_are_unchanged(recorded_and_now):
+    recorded, now = recorded_and_now
+    same_machine = str(recorded["machine"]) == machine()
+    for name, value in now.items():
+        expected = recorded[name]
+        assert value.shape == expected.shape, name
+        if same_machine:
+            assert np.array_equal(value, expected, equal_nan=True), \
+                f"{name}: differs from the recorded value in {np.sum(value != expected)} entries"
+        else:
+            tolerance = 1e-4 if "f32" in name else 1e-9
+            np.testing.assert_allclose(value, expected, rtol=tolerance, atol=tolerance,
+                                       err_msg=name)
