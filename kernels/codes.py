@@ -1,4 +1,8 @@
-"""Integer codes and the layer table shared by the numpy, Numba and Cython kernels.
+"""Every integer that means something to the kernels, named once, for all three backends: the
+numpy and Numba kernels import this module; setup.py writes ``codes.pxi`` from it for the Cython
+kernels (``tests/test_codes.py`` checks the generated file against this one). Only plain
+``NAME = int``, ``NAME = float`` and ``NAME = (floats)`` assignments belong here, so that the
+generator can read them. See docs/design.md, "The kernel interface".
 
 The network's layout reaches the kernels as an int64 array ``table`` of shape (n_layers, 7):
 
@@ -12,7 +16,8 @@ statistics (``mean``, ``istd``) live in buffers of length ``sum(n_out)`` at ``co
 """
 
 # the columns of the layer table
-N_IN, N_OUT, OFF_W, OFF_B, OFF_GAMMA, OFF_BETA, COL_OFF = range(7)
+N_IN, N_OUT, OFF_W, OFF_B, OFF_GAMMA, OFF_BETA, COL_OFF = 0, 1, 2, 3, 4, 5, 6
+N_COLUMNS = 7
 
 # activations (hidden layers)
 IDENTITY, TANH, RELU, SIGMOID = 0, 1, 2, 3
@@ -22,7 +27,9 @@ ACTIVATIONS = {"identity": IDENTITY, "tanh": TANH, "relu": RELU, "sigmoid": SIGM
 CROSS_ENTROPY, MSE, BINARY_CROSS_ENTROPY = 0, 1, 2
 LOSSES = {"cross_entropy": CROSS_ENTROPY, "mse": MSE, "binary_cross_entropy": BINARY_CROSS_ENTROPY}
 
-# what a coordinate is inside its layer
+# what a coordinate is inside its layer. Each kind's parameters start at the offset in table
+# column OFF_W + kind: the kinds are numbered in the order of their offset columns, on purpose
+# (kind_offset in each backend reads it so).
 WEIGHT, BIAS, GAMMA, BETA = 0, 1, 2, 3
 KIND_NAMES = ("W", "b", "gamma", "beta")
 
@@ -44,6 +51,21 @@ MODERATE_CHANGE = 1.0
 
 # optimizers (the parallel approach)
 SGD, ADAM, RMSPROP = 0, 1, 2
+# the slots of an optimizer's hyperparameter vector ``hyper`` (float64, N_HYPER long): the
+# learning rate first for every optimizer, then each optimizer's own (an unused slot is 0)
+N_HYPER = 5
+LR = 0
+SGD_MOMENTUM, SGD_WEIGHT_DECAY, SGD_NESTEROV = 1, 2, 3
+ADAM_BETA1, ADAM_BETA2, ADAM_EPS, ADAM_WEIGHT_DECAY = 1, 2, 3, 4
+RMSPROP_ALPHA, RMSPROP_EPS, RMSPROP_MOMENTUM, RMSPROP_WEIGHT_DECAY = 1, 2, 3, 4
+
+# status codes a kernel returns (one list for every kernel, so a code means one thing)
+OK = 0
+NONFINITE_INPUT = 1     # load_batch: X holds NaN or inf
+LABEL_OUT_OF_RANGE = 2  # load_batch: a class label outside [0, n_out)
+NONFINITE_LOSS = 3      # train_step: the batch loss is not finite; nothing changed
+NONFINITE_UPDATE = 4    # train_step: the update is not finite; nothing changed
+NONFINITE_STEP = 5      # sweep: a step made the loss non-finite; that step was undone
 
 # tanh for float32 data: x P(x²) / Q(x²) with x clamped to [-9, 9] (where tanh is 1 to within
 # float32's resolution), a rational fit by reweighted least squares (relative error below 6e-8
@@ -56,6 +78,8 @@ TANH_SINGLE_Q = (1.0, 0.4672588431531748, 0.02592911552030987, 0.000330803075358
 # step rules of the sequential approach
 GRADIENT, NEWTON = 0, 1
 STEP_RULES = {"gradient": GRADIENT, "newton": NEWTON}
+# a sweep's order entry that asks the kernel to pick the coordinate (greedy, Gauss-Southwell)
+PICK_GREEDILY = -1
 # a single-coordinate step "raised" the loss when J grew by more than this many units of J's
 # last place (RAISED_ULPS * eps * J): smaller changes are within the round-off of evaluating J
 RAISED_ULPS = 4

@@ -75,11 +75,12 @@ def train_runs(net, X, y):
     return runs
 
 
-def compute():
-    """name -> array: every kernel's output on every network and backend."""
+def compute(backends=BACKENDS):
+    """name -> array: every kernel's output on every network and backend (names begin with
+    the network's name, then the backend's)."""
     values = {}
     for spec in NETWORKS:
-        for backend in BACKENDS:
+        for backend in backends:
             key = f"{spec[0]}/{backend}"
             net, X, y = problem(spec, backend)
             point = net.point(X, y)
