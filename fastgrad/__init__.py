@@ -8,11 +8,16 @@ except ModuleNotFoundError as error:  # pragma: no cover - depends on how Python
         "source tree shadowing the installed package. Run from another directory, or install "
         "it in place with `pip install -e .`") from error
 
-from . import diagnostics, optim
+from . import datasets, diagnostics, optim
+from .approach import Approach, EpochResult
+from .errors import NonFiniteStep
+from .layerwise import LayerWise
 from .network import MLP, Point, default_eps
-from .sequential import SweepReport, sweep
+from .parallel import Parallel
+from .sequential import Sequential, SweepReport, sweep
 from .training import History, train
 
 __version__ = "0.1.0"
-__all__ = ["MLP", "Point", "History", "SweepReport", "default_eps", "diagnostics", "optim",
-           "sweep", "train"]
+__all__ = ["MLP", "Point", "Approach", "EpochResult", "Parallel", "LayerWise", "Sequential",
+           "History", "NonFiniteStep", "SweepReport", "datasets", "default_eps", "diagnostics",
+           "optim", "sweep", "train"]

@@ -7,12 +7,12 @@ _loaded = {}
 
 
 def kernels(backend):
-    """The backend's ``mlp``, ``coordinate``, ``parallel`` and ``sequential`` kernel modules
-    (same functions, same arguments)."""
+    """The backend's ``mlp``, ``incremental``, ``parallel`` and ``sequential`` kernel modules
+    (same functions, same arguments: docs/design.md, "The kernel interface")."""
     if backend not in _loaded:
         _loaded[backend] = SimpleNamespace(
             mlp=importlib.import_module(f"fastgrad._kernels.mlp_{backend}"),
-            coordinate=importlib.import_module(f"fastgrad._kernels.coordinate_{backend}"),
+            incremental=importlib.import_module(f"fastgrad._kernels.incremental_{backend}"),
             parallel=importlib.import_module(f"fastgrad._kernels.parallel_{backend}"),
             sequential=importlib.import_module(f"fastgrad._kernels.sequential_{backend}"),
         )

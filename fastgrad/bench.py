@@ -14,106 +14,26 @@ sequential approaches measured side by side in one process, on scikit-learn's di
 Peers that are not installed are skipped, saying so. Times are the best of a few calls.
 """
 import json
-import os
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
-from .cli import Parser, best_time, load_digits_standardised
+from .benchmarking import (LR, NETWORKS, PARALLEL_CASES, best_time, blas_peak,
+                           cold_start_seconds, jax_step, naive_sweep_step, step_flops, timed,
+                           torch_step)
+from .datasets import load_digits_standardised
 from .network import MLP
 from .optim import SGD
 from .sequential import sweep
-
-LR = 0.01
-PARALLEL_CASES = {"minibatch 64-32-10, batch 64": ([64, 32, 10], 64),
-                  "full batch 64-256-10": ([64, 256, 10], None)}
-SWEEP_SIZES = {"2k": [64, 32, 10], "20k": [64, 256, 10], "50k": [64, 700, 10],
-               "2 hidden": [64, 128, 128, 10]}
-
-
-# ---------------------------------------------------------------- peers
-def torch_step(sizes, X, y, lr=LR):
-    """One PyTorch eager SGD step of the same tanh network as a callable, or None without torch."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    dtype = torch.float64 if X.dtype == np.float64 else torch.float32
-    layers = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        layers += [torch.nn.Linear(n_in, n_out).to(dtype), torch.nn.Tanh()]
-    model = torch.nn.Sequential(*layers[:-1])
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    X, y = torch.as_tensor(X), torch.as_tensor(y)
-
-    def step():
-        optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(X), y)
-        loss.backward()
-        optimizer.step()
-        return loss
-
-    return step
-
-
-def jax_step(net, X, y, lr=LR):
-    """One ``jax.jit`` SGD step of net's tanh network as a callable, or None without JAX."""
-    try:
-        import jax
-    except ImportError:
-        return None
-    jnp = jax.numpy
-    params = [jnp.asarray(a) for layer in net.layers for a in (layer.W, layer.b)]
-    X, y = jnp.asarray(X), jnp.asarray(y)
-
-    def loss(params, X, y):
-        a = X
-        for l in range(0, len(params) - 2, 2):
-            a = jnp.tanh(a @ params[l] + params[l + 1])
-        logits = a @ params[-2] + params[-1]
-        return jnp.mean(jax.nn.logsumexp(logits, axis=1) - logits[jnp.arange(len(y)), y])
-
-    @jax.jit
-    def step(params, X, y):
-        value, grads = jax.value_and_grad(loss)(params, X, y)
-        return [p - lr * g for p, g in zip(params, grads)], value
-
-    state = {"params": params}
-
-    def run():
-        state["params"], value = step(state["params"], X, y)
-        return value.block_until_ready()
-
-    return run
-
-
-def step_flops(sizes, N):
-    """2 x the multiply-adds of a step's matrix products: a @ W and a.T @ delta per layer,
-    delta @ W.T for every layer but the first."""
-    products = [n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:])]
-    return 2 * N * (2 * sum(products) + sum(products[1:]))
-
-
-def blas_peak(n):
-    """GFLOP/s of a float32 n x n numpy matrix product."""
-    a, b = (np.random.default_rng(0).normal(size=(n, n)).astype(np.float32) for _ in range(2))
-    out = np.empty_like(a)
-    np.dot(a, b, out)
-    return 2 * n ** 3 / best_time(lambda: np.dot(a, b, out), repeats=5) / 1e9
-
-
-def timed(call, repeats=20, budget=2.0):
-    call()  # warm: compiles, allocates
-    return best_time(call, repeats, budget)
 
 
 # ---------------------------------------------------------------- measurements
 def parallel(results, skipped):
     X64, y = load_digits_standardised()
     X = X64.astype(np.float32)
-    for case, (sizes, batch) in PARALLEL_CASES.items():
+    for case, (size, batch) in PARALLEL_CASES.items():
+        sizes = NETWORKS[size]
         Xb, yb = (X, y) if batch is None else (X[:batch], y[:batch])
         row = results.setdefault("parallel", {}).setdefault(case, {})
         for backend in ("numba", "cython"):
@@ -133,7 +53,7 @@ def parallel(results, skipped):
 def sequential(results, sizes):
     X, y = load_digits_standardised()
     for name in sizes:
-        shape = SWEEP_SIZES[name]
+        shape = NETWORKS[name]
         row = results.setdefault("sequential", {}).setdefault(name, {})
         net = MLP(shape, seed=0)
         row["n_params"] = net.n_params
@@ -149,37 +69,8 @@ def sequential(results, sizes):
         if call is not None:
             row["step pytorch"] = timed(call)
         # the naive sweep: a full forward and backward pass before every single step
-        naive = net.copy()
-        coordinate = iter(range(naive.n_params))
-
-        def naive_step():
-            j = next(coordinate)
-            naive.params[j] -= 0.1 * naive.gradient(X, y)[j]
-
-        row["naive sweep"] = timed(naive_step, repeats=20) * net.n_params
-
-
-COLD_START = """
-import time, numpy as np
-start = time.perf_counter()
-import fastgrad
-from fastgrad.cli import load_digits_standardised
-X, y = load_digits_standardised(64)
-net = fastgrad.MLP([64, 32, 10], backend="{backend}")
-fastgrad.optim.SGD(0.1).step(net, X, y)
-net.gradient(X, y, method="forward")
-fastgrad.sweep(net, X, y)
-print(time.perf_counter() - start)
-"""
-
-
-def cold_start_seconds(backend, numba_cache_dir):
-    """Seconds from a fresh interpreter's ``import fastgrad`` to the end of a first step, a
-    forward-mode gradient and a sweep in ``backend``, Numba caching in numba_cache_dir."""
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(numba_cache_dir)}
-    output = subprocess.run([sys.executable, "-c", COLD_START.format(backend=backend)],
-                            env=env, capture_output=True, text=True, check=True)
-    return float(output.stdout.split()[-1])
+        row["naive sweep"] = timed(naive_sweep_step(net.copy(), X, y, 0.1),
+                                   repeats=20) * net.n_params
 
 
 def cold_start(results):
@@ -196,7 +87,7 @@ def measure(quick=False):
     results, skipped = {}, set()
     parallel(results, skipped)
     results["BLAS peak GFLOP/s"] = blas_peak(1024 if quick else 2048)
-    sequential(results, ["2k", "20k"] if quick else list(SWEEP_SIZES))
+    sequential(results, ["2k", "20k"] if quick else list(NETWORKS))
     cold_start(results)
     results["skipped"] = sorted(skipped)
     return results
@@ -248,7 +139,8 @@ def plot(results, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = sorted((row for name, row in results["sequential"].items() if name != "2 hidden"),
+    rows = sorted((row for row in results["sequential"].values()
+                   if row["network"].count("-") == 2),
                   key=lambda row: row["n_params"])
     weights = [row["n_params"] for row in rows]
     figure, axes = plt.subplots(figsize=(6.4, 4.4))
@@ -266,8 +158,8 @@ def plot(results, path):
     figure.savefig(path, dpi=120)
 
 
-def build_parser(parser=None):
-    parser = parser or Parser(prog="fastgrad bench", description=__doc__.split("\n\n")[0])
+def build_parser(parser):
+    """Add ``fastgrad bench``'s options to ``parser`` (the CLI's subcommand parser)."""
     parser.add_argument("--quick", action="store_true",
                         help="smaller sweeps (2k and 20k weights) and BLAS product")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")

@@ -8,24 +8,15 @@ prints how far each is from the numpy reference's backprop gradient and how long
 import argparse
 import functools
 import sys
-import time
 
 import numpy as np
 
+from . import bench
 from ._backends import BACKENDS
 from ._kernels.codes import ACTIVATIONS
+from .benchmarking import best_time
+from .datasets import load_digits_standardised
 from .network import GRADIENT_METHODS, MLP, default_eps
-
-
-def load_digits_standardised(n_samples=None):
-    """scikit-learn's digits (shipped with the package, no download), standardised per pixel."""
-    from sklearn.datasets import load_digits
-    from sklearn.preprocessing import StandardScaler
-
-    X, y = load_digits(return_X_y=True)
-    if n_samples is not None:
-        X, y = X[:n_samples], y[:n_samples]
-    return StandardScaler().fit_transform(X), y
 
 
 def positive_int(text):
@@ -33,16 +24,6 @@ def positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
-
-
-def best_time(call, repeats=3, budget=1.0):
-    """The shortest of up to ``repeats`` timed calls, stopping once ``budget`` seconds are spent."""
-    times = []
-    while len(times) < repeats and sum(times) < budget:
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def gradients(args):
@@ -93,8 +74,6 @@ def build_parser():
     grad.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     grad.add_argument("--seed", type=int, default=0)
     grad.set_defaults(run=gradients)
-    from . import bench
-
     bench.build_parser(commands.add_parser(
         "bench", help="the parallel and sequential speed targets side by side with peers",
         description=bench.__doc__.split("\n\n")[0]))

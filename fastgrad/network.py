@@ -5,15 +5,18 @@ The parameter vector (a fixed convention): for each Dense layer l in order, ``W_
 (n_in, n_out) in C order (``z = a_prev @ W_l + b_l``), then ``b_l``, then, for a hidden layer of
 a network with BatchNorm, ``gamma_l`` and ``beta_l``.
 """
-import functools
-
 import numpy as np
 
 from . import _validation as check
 from ._backends import BACKENDS, kernels
-from ._kernels.codes import ACTIVATIONS, BN_EPS, BN_MOMENTUM, KIND_NAMES, LOSSES, WEIGHT
+from ._kernels.bundles import Network, RunningStats
+from ._kernels.codes import (ACTIVATIONS, BN_EPS, BN_MOMENTUM, COL_OFF, KIND_NAMES, LOSSES,
+                             N_OUT, OFF_B, OFF_BETA, OFF_GAMMA, OFF_W, N_IN, WEIGHT)
+from ._workspace import Workspace
 
 GRADIENT_METHODS = ("backprop", "forward", "finite_difference")
+# backprop's ``first`` layer for the whole gradient
+ALL_LAYERS = 0
 
 
 def default_eps(dtype):
@@ -23,7 +26,8 @@ def default_eps(dtype):
 
 
 def layer_table(sizes, batchnorm):
-    """The int64 layer table the kernels read (see fastgrad/_kernels/codes.py) and n_params."""
+    """The int64 layer table the kernels read (its columns are named in fastgrad/_kernels/codes.py)
+    and n_params."""
     rows, offset, col_off = [], 0, 0
     n_layers = len(sizes) - 1
     for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -44,7 +48,8 @@ class Dense:
     statistics ``running_mean``, ``running_var`` used in evaluation."""
 
     def __init__(self, params, row, running_mean=None, running_var=None):
-        n_in, n_out, off_W, off_b, off_gamma, off_beta, _ = (int(v) for v in row)
+        n_in, n_out, off_W, off_b = (int(row[c]) for c in (N_IN, N_OUT, OFF_W, OFF_B))
+        off_gamma, off_beta = int(row[OFF_GAMMA]), int(row[OFF_BETA])
         self.n_in, self.n_out = n_in, n_out
         self.W = params[off_W:off_b].reshape(n_in, n_out)
         self.b = params[off_b:off_b + n_out]
@@ -106,12 +111,18 @@ class MLP:
         # running statistics, per column, in the kernels' per-column layout
         self._running_mean = np.zeros(n_columns, dtype=self.dtype)
         self._running_var = np.ones(n_columns, dtype=self.dtype)
-        self.layers = [
-            Dense(self._params, row,
-                  self._running_mean[row[6]:row[6] + row[1]] if row[4] >= 0 else None,
-                  self._running_var[row[6]:row[6] + row[1]] if row[4] >= 0 else None)
-            for row in self.table
-        ]
+        self.layers = []
+        for row in self.table:
+            columns = slice(row[COL_OFF], row[COL_OFF] + row[N_OUT])
+            has_bn = row[OFF_GAMMA] >= 0
+            self.layers.append(Dense(self._params, row,
+                                     self._running_mean[columns] if has_bn else None,
+                                     self._running_var[columns] if has_bn else None))
+        # what the kernels receive (fastgrad/_kernels/bundles.py): the arrays above never move,
+        # so these bundles stay valid for the network's life
+        self.kernel_network = Network(self._params, self.table, ACTIVATIONS[self.activation],
+                                      LOSSES[self.loss_name])
+        self.kernel_running = RunningStats(self._running_mean, self._running_var, BN_MOMENTUM)
         self._initialise(seed)
 
     # ------------------------------------------------------------------ parameters
@@ -147,7 +158,7 @@ class MLP:
         """Coordinate j as (layer, name, index): ``(0, "W", (k, i))`` is W_0[k, i], ``(1, "b", i)``
         is b_1[i]; names are "W", "b", "gamma", "beta"."""
         j = check.check_coordinate(j, self.n_params)
-        l, kind, k, i = kernels("numpy").coordinate.decode(j, self.table)
+        l, kind, k, i = kernels("numpy").incremental.decode(j, self.table)
         return (int(l), KIND_NAMES[kind], (int(k), int(i)) if kind == WEIGHT else int(i))
 
     def index(self, layer, name, index):
@@ -155,13 +166,14 @@ class MLP:
         if not (isinstance(layer, (int, np.integer)) and 0 <= layer < len(self.layers)):
             raise ValueError(f"layer must be an integer in [0, {len(self.layers) - 1}]; got {layer!r}")
         check.check_choice("name", name, KIND_NAMES)
-        n_in, n_out, off_W, off_b, off_gamma, off_beta, _ = (int(v) for v in self.table[layer])
+        row = self.table[layer]
+        n_in, n_out = int(row[N_IN]), int(row[N_OUT])
         if name == "W":
             k, i = index
             if not (0 <= k < n_in and 0 <= i < n_out):
                 raise ValueError(f"index must lie in [0, {n_in}) x [0, {n_out}) for W; got {index!r}")
-            return off_W + k * n_out + i
-        offset = {"b": off_b, "gamma": off_gamma, "beta": off_beta}[name]
+            return int(row[OFF_W]) + k * n_out + i
+        offset = int(row[{"b": OFF_B, "gamma": OFF_GAMMA, "beta": OFF_BETA}[name]])
         if offset < 0:
             raise ValueError(f"layer {layer} has no {name} (BatchNorm only on hidden layers)")
         if not 0 <= index < n_out:
@@ -195,9 +207,8 @@ class MLP:
         point = Point(self, X)
         if training and self.batchnorm:
             point.forward(batch_stats=True)
-            point.kernels.parallel.update_running_stats(
-                self.table, len(X), point.mean, point.istd, self._running_mean,
-                self._running_var, BN_MOMENTUM)
+            point.kernels.mlp.update_running_stats(self.kernel_network, point.cache,
+                                                   self.kernel_running)
         else:
             point.mean[:] = self._running_mean
             point.istd[:] = 1 / np.sqrt(self._running_var + BN_EPS)
@@ -266,71 +277,52 @@ class Point:
 
     def __init__(self, net, X, T=None):
         self.net, self.X, self.T = net, X, T
-        self.kernels = kernels(net.backend)
-        N, dtype = len(X), net.dtype
-        n_columns = sum(net.sizes[1:])
-        self.Z = np.zeros(N * n_columns, dtype=dtype)
-        self.A = np.zeros(N * n_columns, dtype=dtype)
-        self.Zhat = np.zeros(N * n_columns if net.batchnorm else 0, dtype=dtype)
-        self.mean = np.zeros(n_columns, dtype=dtype)
-        self.istd = np.ones(n_columns, dtype=dtype)
-        n_out = net.sizes[-1]
-        self.logits = self.Z[N * (n_columns - n_out):].reshape(N, n_out)
-        self.act = ACTIVATIONS[net.activation]
-        self.loss_code = LOSSES[net.loss_name]
+        self.workspace = Workspace(net, len(X))
+        self.kernels = self.workspace.kernels
+        self.cache = self.workspace.cache(X)
+        self.loss_state = self.workspace.loss_state(T)
         self.loss = None
 
+    def __getattr__(self, name):
+        # the cached buffers: Z, A, Zhat, mean, istd, rowloss, G, Q, logits
+        if name in _BUFFERS:
+            return getattr(self.workspace, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def forward(self, batch_stats):
-        net = self.net
-        self.kernels.mlp.forward(self.X, net.params, net.table, self.act, batch_stats, self.Z,
-                                 self.A, self.Zhat, self.mean, self.istd)
+        self.kernels.mlp.forward(self.net.kernel_network, self.cache, batch_stats)
 
     def evaluate_loss(self):
-        N, n_out = self.logits.shape
-        self.rowloss = np.zeros(N, dtype=self.net.dtype)
-        self.G = np.zeros((N, n_out), dtype=self.net.dtype)
-        self.Q = np.zeros((n_out, N), dtype=self.net.dtype)
-        self.loss = float(self.kernels.mlp.loss(self.logits, self.T, self.loss_code,
-                                                self.rowloss, self.G, self.Q))
-
-    @functools.cached_property
-    def scratch(self):
-        """Work space of the per-coordinate kernels: a column, a row list, two N x widest."""
-        N, dtype = len(self.X), self.net.dtype
-        widest = max(self.net.sizes[1:])
-        return (np.zeros(N, dtype=dtype), np.zeros(N, dtype=np.int64),
-                np.zeros(N * widest, dtype=dtype), np.zeros(N * widest, dtype=dtype))
+        self.loss = float(self.kernels.mlp.loss(self.net.kernel_network, self.cache,
+                                                self.loss_state))
 
     def gradient(self, method="backprop", eps=None):
         """dJ/dparams at this point; see MLP.gradient."""
         check.check_choice("method", method, GRADIENT_METHODS)
         if eps is not None:
             check.check_positive("eps", eps)
-        net, k = self.net, self.kernels
+        net, k, scratch = self.net, self.kernels, self.workspace.scratch
         grad = np.zeros(net.n_params, dtype=net.dtype)
-        state = (self.Z, self.A, self.Zhat, self.istd)
         if method == "backprop":
-            _, _, work1, work2 = self.scratch
-            k.mlp.backprop(self.X, net.params, net.table, self.act, *state, self.G, grad,
-                           work1, work2, 0)
+            k.mlp.backprop(net.kernel_network, self.cache, self.loss_state, grad, scratch,
+                           ALL_LAYERS)
         elif method == "forward":
-            k.coordinate.forward_mode_gradient(self.X, net.params, net.table, self.act, *state,
-                                               self.G, grad, *self.scratch)
+            k.incremental.forward_mode_gradient(net.kernel_network, self.cache,
+                                                self.loss_state, grad, scratch)
         else:
             eps = default_eps(net.dtype) if eps is None else eps
-            k.coordinate.finite_difference_gradient(
-                self.X, net.params, net.table, self.act, self.loss_code, self.T, *state,
-                self.rowloss, self.Q, net.dtype.type(eps), grad, *self.scratch)
+            k.incremental.finite_difference_gradient(net.kernel_network, self.cache,
+                                                     self.loss_state, net.dtype.type(eps), grad,
+                                                     scratch)
         return grad
 
     def loss_change(self, j, delta):
         """J(θ + delta·e_j) − J(θ), re-evaluating only what coordinate j touches; θ is unchanged."""
         j = check.check_coordinate(j, self.net.n_params)
         delta = check.check_finite_number("delta", delta)
-        net = self.net
-        return float(self.kernels.coordinate.loss_change(
-            j, net.dtype.type(delta), self.X, net.params, net.table, self.act, self.loss_code,
-            self.T, self.Z, self.A, self.Zhat, self.istd, self.rowloss, self.Q, *self.scratch))
+        return float(self.kernels.incremental.loss_change(
+            j, self.net.dtype.type(delta), self.net.kernel_network, self.cache, self.loss_state,
+            self.workspace.scratch))
 
     def loss_at(self, j, delta):
         """J(θ + delta·e_j), re-evaluated incrementally from this cached point."""
@@ -339,7 +331,8 @@ class Point:
     def coordinate_derivative(self, j):
         """dJ/dθ_j at this point by forward mode (one coordinate)."""
         j = check.check_coordinate(j, self.net.n_params)
-        net = self.net
-        return float(self.kernels.coordinate.coordinate_derivative(
-            j, self.X, net.params, net.table, self.act, self.Z, self.A, self.Zhat, self.istd,
-            self.G, *self.scratch))
+        return float(self.kernels.incremental.coordinate_derivative(
+            j, self.net.kernel_network, self.cache, self.loss_state, self.workspace.scratch))
+
+
+_BUFFERS = frozenset(("Z", "A", "Zhat", "mean", "istd", "rowloss", "G", "Q", "logits"))

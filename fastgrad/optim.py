@@ -9,18 +9,22 @@ An optimizer keeps its state (momentum buffers, Adam's moments) aligned with ``n
 is bound to the first network it steps. The work buffers of a step are cached per batch size,
 so that once warmed a step allocates no arrays (for C-contiguous X in the network's dtype and
 integer labels or float targets that need no conversion).
+
+An optimizer pickles without its network and buffers but with its state (the moments and step
+counts): unpickled, it binds to the first network it steps, which must have the shape and dtype
+of the one it was bound to, and resumes exactly where it stopped.
 """
 import numbers
 
 import numpy as np
 
 from . import _validation as check
-from ._backends import kernels
-from ._kernels.codes import ACTIVATIONS, ADAM, BN_MOMENTUM, LOSSES, RMSPROP, SGD
-
-
-class NonFiniteStep(FloatingPointError):
-    """A step whose loss or update was not finite; nothing was changed."""
+from ._kernels import codes
+from ._kernels.bundles import OptimizerState
+from ._kernels.codes import (ADAM, LABEL_OUT_OF_RANGE, LR, NONFINITE_INPUT, NONFINITE_LOSS,
+                             N_HYPER, OK, RMSPROP, SGD)
+from ._workspace import NO_LABELS, Workspace
+from .errors import NonFiniteStep
 
 
 def _check_unit_interval(name, value, closed_left=True):
@@ -47,6 +51,7 @@ class Optimizer:
     def __init__(self, lr):
         self._lr = check.check_positive("lr", lr)
         self.net = None
+        self.state = self.steps = None
 
     @property
     def lr(self):
@@ -57,11 +62,29 @@ class Optimizer:
     @lr.setter
     def lr(self, value):
         self._lr = check.check_positive("lr", value)
-        if hasattr(self, "_hyper"):
-            self._hyper[0] = self._lr
+        if getattr(self, "_kernel_state", None) is not None:
+            self._kernel_state.hyper[LR] = self._lr
 
     def hyper(self):
+        """The hyperparameters in the kernels' slots (codes.py: LR, SGD_MOMENTUM, ...)."""
+        hyper = np.zeros(N_HYPER)
+        hyper[LR] = self.lr
+        for slot, value in self._slots().items():
+            hyper[getattr(codes, slot)] = value
+        return hyper
+
+    def _slots(self):
+        """{slot name in codes.py: value} of this optimizer's own hyperparameters."""
         raise NotImplementedError
+
+    def __getstate__(self):
+        # the state travels (checkpoints, other processes); the network and buffers do not
+        return {name: value for name, value in self.__dict__.items()
+                if name not in ("net", "_workspaces", "_kernel_state")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.net = None
 
     def __repr__(self):
         names = self.__init__.__code__.co_varnames[1:self.__init__.__code__.co_argcount]
@@ -75,21 +98,30 @@ class Optimizer:
 
         if not isinstance(net, MLP):
             raise TypeError(f"net must be a fastgrad.MLP; got {type(net).__name__}")
-        if self.net is None:
-            self.net = net
-            self.state = np.zeros((self.n_state, net.n_params), dtype=net.dtype)
-            self.steps = np.zeros(len(net.layers), dtype=np.int64)
-            self._hyper = self.hyper()
-            self._workspaces = {}
-        elif self.net is not net:
+        if self.net is not None:
             raise ValueError("this optimizer holds the state of another network; make a new "
                              "optimizer for each network")
+        if self.state is None:
+            state = np.zeros((self.n_state, net.n_params), dtype=net.dtype)
+            steps = np.zeros(len(net.layers), dtype=np.int64)
+        elif self.state.shape != (self.n_state, net.n_params) or self.state.dtype != net.dtype \
+                or self.steps.shape != (len(net.layers),):
+            raise ValueError(f"this optimizer's state is for {self.state.shape[1]} "
+                             f"{self.state.dtype} parameters in {len(self.steps)} layers; net "
+                             f"has {net.n_params} {net.dtype} parameters in {len(net.layers)}")
+        else:
+            state, steps = self.state, self.steps  # resuming: the state it was pickled with
+        self.net, self.state, self.steps = net, state, steps
+        self._kernel_state = OptimizerState(
+            self.code, self.hyper(), steps, state,
+            np.zeros((self.n_state + 1, net.n_params), dtype=net.dtype))
+        self._workspaces = {}
 
     def _load(self, X, y):
         """The batch size's cached workspace, and (X, T) checked and ready for the kernels."""
         X = check.check_X(X, self.net.sizes[0], self.net.dtype, finite=False)
         if len(X) not in self._workspaces:
-            self._workspaces[len(X)] = _Workspace(self.net, len(X), self.n_state)
+            self._workspaces[len(X)] = _BatchLoader(self.net, len(X))
         work = self._workspaces[len(X)]
         return (work, *work.load(X, y))
 
@@ -114,22 +146,19 @@ class Optimizer:
         """J on the batch (X, y) at the current parameters, computed in the step's cached
         buffers (BatchNorm on the batch's statistics; running statistics untouched)."""
         self._bind(net)
-        work, X, T = self._load(X, y)
-        mlp = kernels(net.backend).mlp
-        mlp.forward(X, net.params, net.table, work.act, True, work.Z, work.A, work.Zhat,
-                    work.mean, work.istd)
-        return float(mlp.loss(work.logits, T, work.loss_code, work.rowloss, work.G, work.Q))
+        work, cache, state = self._load(X, y)
+        mlp = work.kernels.mlp
+        mlp.forward(net.kernel_network, cache, True)
+        return float(mlp.loss(net.kernel_network, cache, state))
 
     def _take(self, X, y, first, last):
         net = self.net
-        work, X, T = self._load(X, y)
-        loss, status = kernels(net.backend).parallel.train_step(
-            X, T, net.params, net.table, work.act, work.loss_code, first, last, self.code,
-            self._hyper, self.steps, self.state, work.new, work.Z, work.A, work.Zhat, work.mean,
-            work.istd, work.rowloss, work.G, work.Q, work.grad, work.work1, work.work2,
-            net._running_mean, net._running_var, BN_MOMENTUM)
-        if status:
-            what = "loss" if status == 1 else "update"
+        work, cache, state = self._load(X, y)
+        loss, status = work.kernels.parallel.train_step(
+            net.kernel_network, cache, state, self._kernel_state, work.grad, work.scratch,
+            net.kernel_running, first, last)
+        if status != OK:
+            what = "loss" if status == NONFINITE_LOSS else "update"
             raise NonFiniteStep(f"the step's {what} is not finite (loss {loss}); the network and "
                                 "the optimizer were left as they were")
         return float(loss)
@@ -152,8 +181,9 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.weight_decay = _check_non_negative("weight_decay", weight_decay)
 
-    def hyper(self):
-        return np.array([self.lr, self.momentum, self.weight_decay, float(self.nesterov), 0.0])
+    def _slots(self):
+        return {"SGD_MOMENTUM": self.momentum, "SGD_WEIGHT_DECAY": self.weight_decay,
+                "SGD_NESTEROV": float(self.nesterov)}
 
 
 class Adam(Optimizer):
@@ -174,8 +204,9 @@ class Adam(Optimizer):
         self.eps = check.check_positive("eps", eps)
         self.weight_decay = _check_non_negative("weight_decay", weight_decay)
 
-    def hyper(self):
-        return np.array([self.lr, *self.betas, self.eps, self.weight_decay])
+    def _slots(self):
+        return {"ADAM_BETA1": self.betas[0], "ADAM_BETA2": self.betas[1], "ADAM_EPS": self.eps,
+                "ADAM_WEIGHT_DECAY": self.weight_decay}
 
 
 class RMSprop(Optimizer):
@@ -192,42 +223,24 @@ class RMSprop(Optimizer):
         self.momentum = _check_unit_interval("momentum", momentum)
         self.weight_decay = _check_non_negative("weight_decay", weight_decay)
 
-    def hyper(self):
-        return np.array([self.lr, self.alpha, self.eps, self.momentum, self.weight_decay])
+    def _slots(self):
+        return {"RMSPROP_ALPHA": self.alpha, "RMSPROP_EPS": self.eps,
+                "RMSPROP_MOMENTUM": self.momentum, "RMSPROP_WEIGHT_DECAY": self.weight_decay}
 
 
-class _Workspace:
-    """A step's buffers for one batch size, in the kernels' layout, and the checks and
-    conversions of (X, y) into them that allocate nothing when none are needed."""
+class _BatchLoader(Workspace):
+    """A step's workspace for one batch size, and the checks and conversions of (X, y) into it
+    that allocate nothing when none are needed."""
 
-    def __init__(self, net, N, n_state):
-        self.net, self.N = net, N
-        dtype, n_columns, n_out = net.dtype, sum(net.sizes[1:]), net.sizes[-1]
-        widest = max(net.sizes[1:])
-        self.Z = np.zeros(N * n_columns, dtype=dtype)
-        self.logits = self.Z[N * (n_columns - n_out):].reshape(N, n_out)
-        self.A = np.zeros(N * n_columns, dtype=dtype)
-        self.Zhat = np.zeros(N * n_columns if net.batchnorm else 0, dtype=dtype)
-        self.mean = np.zeros(n_columns, dtype=dtype)
-        self.istd = np.ones(n_columns, dtype=dtype)
-        self.rowloss = np.zeros(N, dtype=dtype)
-        self.G = np.zeros((N, n_out), dtype=dtype)
-        self.Q = np.zeros((n_out, N), dtype=dtype)
-        self.grad = np.zeros(net.n_params, dtype=dtype)
-        self.work1 = np.zeros(N * widest, dtype=dtype)
-        self.work2 = np.zeros(N * widest, dtype=dtype)
-        self.new = np.zeros((n_state + 1, net.n_params), dtype=dtype)
-        self.T = np.zeros((N, n_out), dtype=dtype)
-        self.no_labels = np.zeros(0, dtype=np.int64)
+    def __init__(self, net, N):
+        super().__init__(net, N)
+        n_out = net.sizes[-1]
         self.is_zero = np.zeros((N, n_out), dtype=bool)
         self.is_one = np.zeros((N, n_out), dtype=bool)
-        self.act = ACTIVATIONS[net.activation]
-        self.loss_code = LOSSES[net.loss_name]
-        self.kernels = kernels(net.backend).parallel
 
     def load(self, X, y):
-        """(X, T) for the kernel from X (checked by check_X but for NaN/inf) and y: T the loss's
-        targets (for cross-entropy, one-hot labels written into the cached buffer)."""
+        """The bundles (cache, loss state) for X (checked by check_X but for NaN/inf) and y: the
+        loss's targets (for cross-entropy, one-hot labels written into the cached buffer T)."""
         net, N, n_out = self.net, self.N, self.net.sizes[-1]
         y = np.asarray(y)
         if net.loss_name == "cross_entropy":
@@ -239,7 +252,7 @@ class _Workspace:
             labels, T = y.astype(np.int64, copy=False), self.T
         else:
             T = check.check_targets(y, N, n_out, net.loss_name, net.dtype, check_values=False)
-            labels = self.no_labels
+            labels = NO_LABELS
             # reductions, not element-wise masks: a NaN or inf anywhere shows in min or max
             if not (np.isfinite(T.min()) and np.isfinite(T.max())):
                 raise ValueError("y holds NaN or inf")
@@ -248,10 +261,10 @@ class _Workspace:
                 np.equal(T, 1, out=self.is_one)
                 if not np.logical_or(self.is_zero, self.is_one, out=self.is_zero).all():
                     raise ValueError("y must hold 0/1 targets for binary_cross_entropy")
-        status = self.kernels.load_batch(X, labels, T)
-        if status == 1:
+        status = self.kernels.parallel.load_batch(X, labels, T)
+        if status == NONFINITE_INPUT:
             raise ValueError("X holds NaN or inf")
-        if status == 2:
+        if status == LABEL_OUT_OF_RANGE:
             raise ValueError(f"y's labels must lie in [0, {n_out - 1}]; got range "
                              f"[{y.min()}, {y.max()}]")
-        return X, T
+        return self.cache(X), self.loss_state(T)

@@ -1,7 +1,7 @@
 """The sequential approach: sweeps of exact single-coordinate steps.
 
-    report = fastgrad.sweep(net, X, y, order="cyclic", lr=0.5)             # one sweep
-    history = fastgrad.train(net, X, y, approach="sequential", order="permutation", lr=0.5)
+    report = fastgrad.sweep(net, X, y, order="cyclic", lr=0.5)                  # one sweep
+    history = fastgrad.train(net, X, y, Sequential(order="permutation", lr=0.5))  # epochs
 
 A sweep takes ``n_params`` steps (orders below); each evaluates dJ/dθ_j at the current weights,
 which already hold every earlier step of the sweep, and moves θ_j alone:
@@ -23,7 +23,7 @@ hidden layer and several hundred with two (README, "Benchmarks").
 The kernel (one call per sweep) keeps the cached activations, BatchNorm statistics, logits,
 per-sample losses and softmax of the current point up to date after every step, so each step
 costs O(N × the work downstream of its coordinate) — O(N × n_out) for a weight of the last
-hidden layer — never a full forward and backward pass (DESIGN.md, "Incremental
+hidden layer — never a full forward and backward pass (docs/design.md, "Incremental
 re-evaluation"). With BatchNorm, the running statistics are updated once per sweep, from the
 batch statistics at its end.
 """
@@ -34,9 +34,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _validation as check
-from ._backends import kernels
-from ._kernels.codes import BN_MOMENTUM, STEP_RULES
-from .optim import NonFiniteStep
+from ._kernels.bundles import SweepPlan
+from ._kernels.codes import NONFINITE_STEP, PICK_GREEDILY, STEP_RULES
+from ._workspace import Workspace
+from .approach import Approach, EpochResult, check_positive_int
+from .errors import NonFiniteStep
 
 ORDERS = ("cyclic", "reverse", "permutation", "random", "greedy")
 
@@ -102,7 +104,7 @@ def draw_order(order, n_params, rng, n_steps=None):
     n_steps = n_params if n_steps is None else int(n_steps)
     if order == "random":
         return rng.integers(0, n_params, n_steps, dtype=np.int64)
-    return np.full(n_steps, -1, dtype=np.int64)  # greedy: the kernel picks each coordinate
+    return np.full(n_steps, PICK_GREEDILY, dtype=np.int64)  # the kernel picks each coordinate
 
 
 def check_step(step, lr):
@@ -127,33 +129,75 @@ def sweep(net, X, y, order="cyclic", lr=0.1, step="gradient", seed=None, n_steps
     order, greedy = check_order(order, net.n_params, n_steps)
     rule, lr = check_step(step, lr)
     coordinates = draw_order(order, net.n_params, np.random.default_rng(seed), n_steps)
-    return run_sweep(net, X, T, coordinates, greedy, rule, lr)
+    return run_sweep(net, Workspace(net, len(X)), X, T, SweepPlan(coordinates, greedy, rule, lr))
 
 
-def run_sweep(net, X, T, coordinates, greedy, rule, lr):
-    """One sweep on checked inputs: the kernel call and its report."""
-    from .network import Point
-
+def run_sweep(net, workspace, X, T, plan):
+    """One sweep on checked inputs, in ``workspace`` (for len(X) samples): the kernel call and
+    its report."""
     start = time.perf_counter()
-    point = Point(net, X, T)
-    N, n_out, dtype = len(X), net.sizes[-1], net.dtype
-    rowloss, G, Q = np.zeros(N, dtype), np.zeros((N, n_out), dtype), np.zeros((n_out, N), dtype)
-    grad0, grad = np.zeros(net.n_params, dtype), np.zeros(net.n_params, dtype)
-    _, _, work1, work2 = point.scratch
-    backend = kernels(net.backend)
-    status, steps, raised, flipped, loss_before = backend.sequential.sweep(
-        coordinates, greedy, rule, lr, X, T, net.params, net.table, point.act, point.loss_code,
-        point.Z, point.A, point.Zhat, point.mean, point.istd, rowloss, G, Q, grad0, grad, work1,
-        work2)
-    if status:
-        where = "a greedy step" if greedy else \
-            f"coordinate {coordinates[steps]}, {net.coordinate(int(coordinates[steps]))}"
+    k = workspace.kernels
+    cache, state = workspace.cache(X), workspace.loss_state(T)
+    status, steps, raised, flipped, loss_before = k.sequential.sweep(
+        net.kernel_network, cache, state, plan, workspace.start_grad, workspace.grad,
+        workspace.scratch)
+    if status == NONFINITE_STEP:
+        j = int(plan.order[steps])
+        where = "a greedy step" if plan.greedy else f"coordinate {j}, {net.coordinate(j)}"
         raise NonFiniteStep(f"step {steps + 1} of the sweep ({where}) made the loss non-finite; "
                             f"that step was undone, the {steps} before it were kept")
     # the kernel leaves the cached point of the final weights: per-sample losses and BatchNorm
     # statistics, kept exact to round-off by its incremental updates
     if net.batchnorm:
-        backend.parallel.update_running_stats(net.table, N, point.mean, point.istd,
-                                              net._running_mean, net._running_var, BN_MOMENTUM)
-    return SweepReport(float(loss_before), float(rowloss.mean()), int(steps), int(raised),
+        k.mlp.update_running_stats(net.kernel_network, cache, net.kernel_running)
+    return SweepReport(float(loss_before), float(state.rowloss.mean()), int(steps), int(raised),
                        int(flipped), time.perf_counter() - start)
+
+
+@dataclass
+class Sequential(Approach):
+    """One weight at a time: each epoch is a sweep of single-coordinate steps over all the
+    parameters on each batch (one sweep per batch with ``batch_size``, J that batch's mean
+    loss).
+
+    order : "cyclic" (default), "reverse", "permutation" (a fresh one every sweep), "random"
+        (n_params draws with replacement), "greedy" (Gauss–Southwell, n_params steps, each a
+        full pass) or an integer array of coordinates used as given.
+    lr : the learning rate (default 0.1); with ``step="newton"`` the bound on every step's size.
+    step : "gradient" (θ_j ← θ_j − lr·g) or "newton" (θ_j ← θ_j − g / max(h, 1/lr)).
+    batch_size : samples per sweep; None (the default) sweeps on the whole set.
+
+    Every step's effect on its batch's loss is known exactly, so raised steps are always
+    counted, at no cost."""
+
+    order: object = "cyclic"
+    lr: float = 0.1
+    step: str = "gradient"
+    batch_size: int | None = None
+
+    name = "sequential"
+
+    def __post_init__(self):
+        # the order's entries are checked against the network in check()
+        if isinstance(self.order, str):
+            check.check_choice("order", self.order, ORDERS)
+        self._rule, self.lr = check_step(self.step, self.lr)
+        self.batch_size = check_positive_int("batch_size", self.batch_size, allow_none=True)
+
+    def check(self, net, n_samples):
+        super().check(net, n_samples)
+        check_order(self.order, net.n_params)
+
+    def run_epoch(self, net, data, rng):
+        steps = raised = flipped = 0
+        order, greedy = check_order(self.order, net.n_params)
+        for sweep_number, (X, _, T) in enumerate(data.batches(self.batch_size, rng), 1):
+            plan = SweepPlan(draw_order(order, net.n_params, rng), greedy, self._rule, self.lr)
+            try:
+                report = run_sweep(net, data.workspace(len(X)), X, T, plan)
+            except NonFiniteStep as error:
+                raise NonFiniteStep(f"sweep {sweep_number}: {error}") from None
+            steps += report.steps
+            raised += report.raised
+            flipped += report.flipped
+        return EpochResult(steps, raised, flipped / steps)

@@ -1,26 +1,41 @@
-"""The training loop: ``fastgrad.train(net, X, y, approach=...)``.
+"""The training loop: ``fastgrad.train(net, X, y, approach, epochs=...)``.
 
-- ``approach="parallel"``: each step moves every weight at once along the gradient at the
-  current point, through ``optimizer.step``;
-- ``approach="layerwise"``: each step moves one layer, with its gradient at the current point
-  (the layers before it in the sweep have already moved), in ``layer_order``;
-- ``approach="sequential"``: each epoch is a sweep of single-coordinate steps (one per batch
-  with ``batch_size``), through the sweep kernel of fastgrad.sequential.
+The approach is an object that runs one epoch (fastgrad/approach.py):
 
+- ``Parallel(optimizer, batch_size)`` (fastgrad/parallel.py): each step moves every weight at
+  once along the gradient at the current point;
+- ``LayerWise(optimizer, order, batch_size)`` (fastgrad/layerwise.py): each step moves one
+  layer, with its gradient at the current point;
+- ``Sequential(order, lr, step, batch_size)`` (fastgrad/sequential.py): each epoch is a sweep of
+  single-coordinate steps (one per batch with a batch size).
+
+The names "parallel", "layerwise" and "sequential" stand for those objects with their defaults.
 The epoch loop, shuffling and bookkeeping stay in Python; each step is one kernel call.
 """
-import numbers
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import _validation as check
-from .optim import SGD, NonFiniteStep, Optimizer
-from .sequential import check_order, check_step, draw_order, run_sweep
+from .approach import Approach, TrainingData, check_positive_int
+from .errors import NonFiniteStep
+from .layerwise import LayerWise
+from .parallel import Parallel
+from .sequential import Sequential
 
-APPROACHES = ("parallel", "layerwise", "sequential")
-LAYER_ORDERS = ("forward", "backward", "random")
+APPROACHES = {"parallel": Parallel, "layerwise": LayerWise, "sequential": Sequential}
+
+
+def make_approach(approach):
+    """An approach object from an object or a name (the named approach with its defaults)."""
+    if isinstance(approach, Approach):
+        return approach
+    if isinstance(approach, str) and approach in APPROACHES:
+        return APPROACHES[approach]()
+    raise (ValueError if isinstance(approach, str) else TypeError)(
+        f"approach must be an approach object (Parallel, LayerWise, Sequential, ...) or one of "
+        f"{sorted(APPROACHES)}; got {approach!r}")
 
 
 @dataclass
@@ -74,37 +89,19 @@ def _evaluate(net, X, y):
     return loss, float(np.mean(net.predict(X) == np.asarray(y).reshape(-1)))
 
 
-def _check_positive_int(name, value, upper=None):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive integer; got {value!r}")
-    if value < 1 or (upper is not None and value > upper):
-        bound = f" and at most {upper}" if upper is not None else ""
-        raise ValueError(f"{name} must be at least 1{bound}; got {value}")
-    return int(value)
+def train(net, X, y, approach="parallel", epochs=10, seed=0, validation=None, callback=None):
+    """Train ``net`` on (X, y) with ``approach`` and return a History.
 
-
-def train(net, X, y, approach="parallel", optimizer=None, epochs=10, batch_size=None, seed=0,
-          validation=None, callback=None, layer_order="forward", count_raised=True, order=None,
-          lr=None, step=None):
-    """Train ``net`` on (X, y) and return a History.
-
-    optimizer : for the parallel and layer-wise approaches, a fastgrad.optim optimizer, default
-        SGD(lr=0.1); it keeps its state across calls.
+    approach : an approach object — ``Parallel(optimizer, batch_size)``, ``LayerWise(optimizer,
+        order)``, ``Sequential(order, lr, step, batch_size)`` — or one of their names for the
+        object with its defaults ("parallel" is full-batch SGD with lr 0.1). The approach keeps
+        its optimizer's state across calls.
     epochs : passes over the data.
-    batch_size : samples per step (None: the whole set, full-batch); the data are shuffled
-        at every epoch by a generator seeded with ``seed``; the last batch may be smaller.
+    seed : seeds the generator that reshuffles the data every epoch (with a batch size) and
+        draws the random orders.
     validation : (X_val, y_val), evaluated after every epoch.
     callback : ``callback(epoch, history)`` after every epoch (epochs count from 1); return True
         to stop training.
-    layer_order : for the layer-wise approach: "forward", "backward" or "random" (a fresh
-        permutation of the layers for every batch).
-    count_raised : re-evaluate each batch's loss after its step, to count the steps that raised
-        it (one extra forward pass per step). The sequential sweep always counts, for free.
-    order, lr, step : for the sequential approach (see fastgrad.sequential): the order of each
-        sweep ("cyclic" by default, "reverse", "permutation", "random", "greedy" or an index
-        array), the learning rate (default 0.1) and the step rule ("gradient" by default or
-        "newton"). Each epoch is one sweep over all the parameters on each batch: with
-        ``batch_size``, one sweep per batch, J that batch's mean loss.
 
     A step whose loss or update is not finite raises NonFiniteStep naming the epoch and step;
     the network keeps the weights it had before that step and the error carries ``history``.
@@ -114,29 +111,12 @@ def train(net, X, y, approach="parallel", optimizer=None, epochs=10, batch_size=
 
     if not isinstance(net, MLP):
         raise TypeError(f"net must be a fastgrad.MLP; got {type(net).__name__}")
-    check.check_choice("approach", approach, APPROACHES)
-    sequential = approach == "sequential"
-    if sequential:
-        if optimizer is not None:
-            raise ValueError("optimizer applies to the parallel and layer-wise approaches; the "
-                             "sequential one takes lr and step")
-        order, greedy = check_order("cyclic" if order is None else order, net.n_params)
-        rule, lr = check_step("gradient" if step is None else step, 0.1 if lr is None else lr)
-    else:
-        for name, value in (("order", order), ("lr", lr), ("step", step)):
-            if value is not None:
-                raise ValueError(f"{name} applies to approach='sequential'; the {approach} "
-                                 f"approach takes an optimizer (the learning rate is its lr)")
-        optimizer = SGD(lr=0.1) if optimizer is None else optimizer
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"optimizer must be a fastgrad.optim optimizer; got {optimizer!r}")
+    approach = make_approach(approach)
     X = check.check_X(X, net.sizes[0], net.dtype)
     T = check.check_targets(y, len(X), net.sizes[-1], net.loss_name, net.dtype)
     y = np.asarray(y)
-    epochs = _check_positive_int("epochs", epochs)
-    batch_size = len(X) if batch_size is None else _check_positive_int("batch_size", batch_size,
-                                                                       len(X))
-    check.check_choice("layer_order", layer_order, LAYER_ORDERS)
+    epochs = check_positive_int("epochs", epochs)
+    approach.check(net, len(X))
     if validation is not None:
         try:
             X_val, y_val = validation
@@ -146,64 +126,30 @@ def train(net, X, y, approach="parallel", optimizer=None, epochs=10, batch_size=
         check.check_targets(y_val, len(X_val), net.sizes[-1], net.loss_name, net.dtype)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable; got {callback!r}")
-    if not sequential:
-        optimizer._bind(net)
+    optimizer = getattr(approach, "optimizer", None)
+    if optimizer is not None:
+        optimizer._bind(net)  # before any step: a network it cannot serve fails here
 
     rng = np.random.default_rng(seed)
-    history = History(approach)
-    n_layers = len(net.layers)
+    data = TrainingData(net, X, y, T)
+    history = History(approach.name)
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
-        shuffle = rng.permutation(len(X)) if batch_size < len(X) else np.arange(len(X))
-        X_epoch, y_epoch, T_epoch = X[shuffle], y[shuffle], T[shuffle]
-        steps = raised = flipped = 0
-        for first in range(0, len(X), batch_size):
-            X_batch = X_epoch[first:first + batch_size]
-            y_batch = y_epoch[first:first + batch_size]
-            if sequential:
-                coordinates = draw_order(order, net.n_params, rng)
-                try:
-                    report = run_sweep(net, X_batch, T_epoch[first:first + batch_size],
-                                       coordinates, greedy, rule, lr)
-                except NonFiniteStep as error:
-                    failure = NonFiniteStep(f"epoch {epoch}, sweep {first // batch_size + 1}: "
-                                            f"{error}")
-                    failure.history = history
-                    raise failure from None
-                steps += report.steps
-                raised += report.raised
-                flipped += report.flipped
-                continue
-            if approach == "parallel":
-                layers = [None]
-            elif layer_order == "forward":
-                layers = range(n_layers)
-            elif layer_order == "backward":
-                layers = range(n_layers - 1, -1, -1)
-            else:
-                layers = rng.permutation(n_layers)
-            for layer in layers:
-                try:
-                    if layer is None:
-                        before = optimizer.step(net, X_batch, y_batch)
-                    else:
-                        before = optimizer.layer_step(net, X_batch, y_batch, int(layer))
-                except NonFiniteStep as error:
-                    failure = NonFiniteStep(f"epoch {epoch}, step {steps + 1}: {error}")
-                    failure.history = history
-                    raise failure from None
-                steps += 1
-                if count_raised and optimizer.batch_loss(net, X_batch, y_batch) > before:
-                    raised += 1
+        try:
+            result = approach.run_epoch(net, data, rng)
+        except NonFiniteStep as error:
+            failure = NonFiniteStep(f"epoch {epoch}, {error}")
+            failure.history = history
+            raise failure from None
         loss, accuracy = _evaluate(net, X, y)
         history.loss.append(loss)
         history.accuracy.append(accuracy)
         val_loss, val_accuracy = _evaluate(net, X_val, y_val) if validation is not None else (None, None)
         history.val_loss.append(val_loss)
         history.val_accuracy.append(val_accuracy)
-        history.steps.append(steps)
-        history.raised.append(raised)
-        history.flipped.append(flipped / steps if sequential else None)
+        history.steps.append(result.steps)
+        history.raised.append(result.raised)
+        history.flipped.append(result.flipped)
         history.time.append(time.perf_counter() - start)
         if callback is not None and callback(epoch, history):
             break

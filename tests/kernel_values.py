@@ -59,19 +59,18 @@ def optimizers():
 
 
 def train_runs(net, X, y):
-    """(label, history, network) for each approach; uses the current train API."""
+    """(label, history, network) for each approach."""
     runs = []
-    for approach, kwargs in (
-            ("parallel", {"optimizer": optim.Adam(0.01), "batch_size": 8}),
-            ("layerwise-forward", {"optimizer": optim.SGD(0.05), "layer_order": "forward"}),
-            ("layerwise-backward", {"optimizer": optim.SGD(0.05), "layer_order": "backward"}),
-            ("layerwise-random", {"optimizer": optim.SGD(0.05), "layer_order": "random",
-                                  "batch_size": 10}),
-            ("sequential", {"order": "permutation", "lr": 0.2, "batch_size": 10})):
+    for label, approach in (
+            ("parallel", fastgrad.Parallel(optim.Adam(0.01), batch_size=8)),
+            ("layerwise-forward", fastgrad.LayerWise(optim.SGD(0.05), order="forward")),
+            ("layerwise-backward", fastgrad.LayerWise(optim.SGD(0.05), order="backward")),
+            ("layerwise-random", fastgrad.LayerWise(optim.SGD(0.05), order="random",
+                                                    batch_size=10)),
+            ("sequential", fastgrad.Sequential(order="permutation", lr=0.2, batch_size=10))):
         twin = net.copy()
-        name = approach.split("-")[0]
-        history = fastgrad.train(twin, X, y, approach=name, epochs=2, seed=3, **kwargs)
-        runs.append((approach, history, twin))
+        history = fastgrad.train(twin, X, y, approach, epochs=2, seed=3)
+        runs.append((label, history, twin))
     return runs
 
 

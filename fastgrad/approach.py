@@ -1,0 +1,111 @@
+"""What every training approach is: a small dataclass of options, validated when it is made,
+that runs one epoch on a network (``fastgrad.train`` runs the epochs). It holds no network and
+no buffers, so it pickles (to another process, into a checkpoint) and one object can describe
+the runs of a whole experiment grid.
+
+To add an approach: subclass ``Approach`` as a dataclass, validate the options in
+``__post_init__`` (and against the network and data in ``check``), and write ``run_epoch``;
+docs/design.md, "Adding an approach", walks through it.
+"""
+import dataclasses
+import numbers
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class EpochResult:
+    """What one epoch did: optimizer or coordinate ``steps``, how many ``raised`` the loss of the
+    batch they were taken on, and (sequential sweeps; None otherwise) the ``flipped`` fraction of
+    steps whose derivative had the opposite sign from the gradient at the start of their sweep."""
+
+    steps: int
+    raised: int
+    flipped: float | None = None
+
+
+class TrainingData:
+    """The training set of one ``train`` call, checked: inputs ``X``, labels or targets ``y`` as
+    given, the loss's targets ``T`` (one-hot labels for cross-entropy), and the kernels'
+    workspaces, one per batch size, reused across epochs."""
+
+    def __init__(self, net, X, y, T):
+        self.net, self.X, self.y, self.T = net, X, y, T
+        self._workspaces = {}
+
+    def workspace(self, N):
+        from ._workspace import Workspace
+
+        if N not in self._workspaces:
+            self._workspaces[N] = Workspace(self.net, N)
+        return self._workspaces[N]
+
+    def batches(self, batch_size, rng):
+        """The epoch's batches (X, y, T): the whole set in order, or, with a batch size below
+        its length, a fresh permutation from ``rng`` cut into batches (the last may be smaller)."""
+        N = len(self.X)
+        batch_size = N if batch_size is None else batch_size
+        shuffle = rng.permutation(N) if batch_size < N else np.arange(N)
+        X, y, T = self.X[shuffle], self.y[shuffle], self.T[shuffle]
+        for first in range(0, N, batch_size):
+            last = first + batch_size
+            yield X[first:last], y[first:last], T[first:last]
+
+
+class Approach:
+    """The interface of a training approach (a dataclass subclass): ``name``, ``check`` and
+    ``run_epoch``. Its options are its dataclass fields; ``get_params`` and ``set_params`` read
+    and change them as scikit-learn's estimators do (``approach__lr`` in a grid search)."""
+
+    name = None
+
+    def check(self, net, n_samples):
+        """Validate the options against the network and the number of training samples, before
+        any weight moves (options that need neither are checked when the object is made)."""
+        batch_size = getattr(self, "batch_size", None)
+        if batch_size is not None and batch_size > n_samples:
+            raise ValueError(f"batch_size must be at most the number of samples ({n_samples}); "
+                             f"got {batch_size}")
+
+    def run_epoch(self, net, data, rng):
+        """One epoch on ``data`` (a TrainingData); returns an EpochResult. Raises NonFiniteStep
+        (its message naming the step) when a step's loss or update is not finite."""
+        raise NotImplementedError
+
+    def get_params(self, deep=True):
+        params = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        if deep:
+            for name, value in list(params.items()):
+                if hasattr(value, "get_params") and not isinstance(value, type):
+                    params.update({f"{name}__{k}": v for k, v in value.get_params().items()})
+        return params
+
+    def set_params(self, **params):
+        """Change options (re-validated); returns self."""
+        changes = {name: value for name, value in params.items() if "__" not in name}
+        unknown = set(changes) - {field.name for field in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no option {sorted(unknown)}; its "
+                             f"options are {[f.name for f in dataclasses.fields(self)]}")
+        for name, value in changes.items():
+            setattr(self, name, value)
+        self.__post_init__()
+        return self
+
+
+def check_positive_int(name, value, allow_none=False):
+    """A positive integer (or None when allowed)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer{' or None' if allow_none else ''}; "
+                        f"got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1; got {value}")
+    return int(value)
+
+
+def check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r}")
+    return bool(value)

@@ -1,0 +1,153 @@
+"""The cases and the clock every benchmark harness shares — ``fastgrad bench``, the asv suite
+(benchmarks/suite.py) and the pytest benchmarks (benchmarks/test_*.py): one table of network
+sizes with one set of names, the peers (a PyTorch eager step, a ``jax.jit`` step, the naive
+sequential sweep), the BLAS peak and the cold start of a fresh process.
+
+Measuring on a shared machine: time each side in its own block of calls (BLAS and OpenMP thread
+pools keep spinning after a call and slow whatever runs next) and report the best of a few.
+"""
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from .datasets import load_digits_standardised
+from .network import MLP
+
+# the networks every harness times, named by their number of weights (tanh, digits' 64 inputs
+# and 10 classes): 2,410, 19,210 and 52,510 with one hidden layer, 26,122 with two
+NETWORKS = {"2k": [64, 32, 10], "20k": [64, 256, 10], "50k": [64, 700, 10],
+            "2h-26k": [64, 128, 128, 10]}
+# the parallel step's cases: (network, batch size; None = all 1,797 digits)
+PARALLEL_CASES = {"minibatch 64-32-10, batch 64": ("2k", 64),
+                  "full batch 64-256-10": ("20k", None)}
+LR = 0.01
+
+
+def best_time(call, repeats=3, budget=1.0):
+    """The shortest of up to ``repeats`` timed calls, stopping once ``budget`` seconds are spent."""
+    times = []
+    while len(times) < repeats and sum(times) < budget:
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def timed(call, repeats=20, budget=2.0):
+    """best_time after one warming call (which compiles and allocates)."""
+    call()
+    return best_time(call, repeats, budget)
+
+
+def naive_sweep_step(net, X, y, lr):
+    """One step of the naive sequential sweep as a callable: a full forward and backward pass
+    at the current weights, then the next coordinate (cyclically) moves. A naive sweep is
+    n_params of these; the real sweep is tested against it (tests/torch_oracle.py) and timed
+    against it here."""
+    coordinates = iter(range(10 ** 12))
+
+    def step():
+        j = next(coordinates) % net.n_params
+        net.params[j] -= lr * net.gradient(X, y)[j]
+
+    return step
+
+
+# ---------------------------------------------------------------- peers
+def torch_step(sizes, X, y, lr=LR):
+    """One PyTorch eager SGD step of the same tanh network as a callable, or None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    dtype = torch.float64 if X.dtype == np.float64 else torch.float32
+    layers = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        layers += [torch.nn.Linear(n_in, n_out).to(dtype), torch.nn.Tanh()]
+    model = torch.nn.Sequential(*layers[:-1])
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    X, y = torch.as_tensor(X), torch.as_tensor(y)
+
+    def step():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(X), y)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step
+
+
+def jax_step(net, X, y, lr=LR):
+    """One ``jax.jit`` SGD step of net's tanh network as a callable, or None without JAX."""
+    try:
+        import jax
+    except ImportError:
+        return None
+    jnp = jax.numpy
+    params = [jnp.asarray(a) for layer in net.layers for a in (layer.W, layer.b)]
+    X, y = jnp.asarray(X), jnp.asarray(y)
+
+    def loss(params, X, y):
+        a = X
+        for l in range(0, len(params) - 2, 2):
+            a = jnp.tanh(a @ params[l] + params[l + 1])
+        logits = a @ params[-2] + params[-1]
+        return jnp.mean(jax.nn.logsumexp(logits, axis=1) - logits[jnp.arange(len(y)), y])
+
+    @jax.jit
+    def step(params, X, y):
+        value, grads = jax.value_and_grad(loss)(params, X, y)
+        return [p - lr * g for p, g in zip(params, grads)], value
+
+    state = {"params": params}
+
+    def run():
+        state["params"], value = step(state["params"], X, y)
+        return value.block_until_ready()
+
+    return run
+
+
+def step_flops(sizes, N):
+    """2 x the multiply-adds of a step's matrix products: a @ W and a.T @ delta per layer,
+    delta @ W.T for every layer but the first."""
+    products = [n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+    return 2 * N * (2 * sum(products) + sum(products[1:]))
+
+
+def blas_peak(n):
+    """GFLOP/s of a float32 n x n numpy matrix product."""
+    a, b = (np.random.default_rng(0).normal(size=(n, n)).astype(np.float32) for _ in range(2))
+    out = np.empty_like(a)
+    np.dot(a, b, out)
+    return 2 * n ** 3 / best_time(lambda: np.dot(a, b, out), repeats=5) / 1e9
+
+
+
+
+COLD_START = """
+import time, numpy as np
+start = time.perf_counter()
+import fastgrad
+X, y = fastgrad.datasets.load_digits_standardised(64)
+net = fastgrad.MLP([64, 32, 10], backend="{backend}")
+fastgrad.optim.SGD(0.1).step(net, X, y)
+net.gradient(X, y, method="forward")
+fastgrad.sweep(net, X, y)
+print(time.perf_counter() - start)
+"""
+
+
+def cold_start_seconds(backend, numba_cache_dir):
+    """Seconds from a fresh interpreter's ``import fastgrad`` to the end of a first step, a
+    forward-mode gradient and a sweep in ``backend``, Numba caching in numba_cache_dir."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(numba_cache_dir)}
+    output = subprocess.run([sys.executable, "-c", COLD_START.format(backend=backend)],
+                            env=env, capture_output=True, text=True, check=True)
+    return float(output.stdout.split()[-1])
+
+

@@ -1,0 +1,72 @@
+"""The parallel approach: stand at the current point, compute every partial derivative there
+(backprop), then move all weights at once with an optimizer of fastgrad.optim.
+
+    history = fastgrad.train(net, X, y, Parallel(Adam(1e-3), batch_size=64), epochs=20)
+
+Each step is one fused kernel call (forward pass, loss, backprop, update); the epoch loop and
+the batching stay in Python.
+"""
+from dataclasses import dataclass, field
+
+from .approach import Approach, EpochResult, check_bool, check_positive_int
+from .errors import NonFiniteStep
+from .optim import SGD, Optimizer
+
+
+def check_optimizer(optimizer):
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be a fastgrad.optim optimizer (SGD, Adam, RMSprop); "
+                        f"got {optimizer!r}")
+    return optimizer
+
+
+def take_step(optimizer, net, X, y, layer, count_raised):
+    """One optimizer step on the batch (X, y) — every layer (``layer=None``) or one — and whether
+    it raised the batch's loss (re-evaluated after the step when ``count_raised``; else False)."""
+    if layer is None:
+        before = optimizer.step(net, X, y)
+    else:
+        before = optimizer.layer_step(net, X, y, int(layer))
+    return count_raised and optimizer.batch_loss(net, X, y) > before
+
+
+def run_steps(optimizer, net, data, rng, batch_size, count_raised, layers_of_batch):
+    """The epoch loop shared by the parallel and layer-wise approaches: for each batch, one step
+    per entry of ``layers_of_batch(rng)`` (None: all layers at once)."""
+    steps = raised = 0
+    for X, y, _ in data.batches(batch_size, rng):
+        for layer in layers_of_batch(rng):
+            try:
+                raised += take_step(optimizer, net, X, y, layer, count_raised)
+            except NonFiniteStep as error:
+                raise NonFiniteStep(f"step {steps + 1}: {error}") from None
+            steps += 1
+    return EpochResult(steps, raised)
+
+
+@dataclass
+class Parallel(Approach):
+    """Every weight at once, along the gradient at the current point.
+
+    optimizer : a fastgrad.optim optimizer (default SGD(lr=0.1)); it keeps its state (momentum,
+        Adam's moments) across epochs and ``train`` calls.
+    batch_size : samples per step; None (the default) is full-batch gradient descent. With a
+        batch size the data are reshuffled every epoch; the last batch may be smaller.
+    count_raised : re-evaluate each batch's loss after its step to count the steps that raised
+        it (one extra forward pass per step).
+    """
+
+    optimizer: Optimizer = field(default_factory=lambda: SGD(lr=0.1))
+    batch_size: int | None = None
+    count_raised: bool = True
+
+    name = "parallel"
+
+    def __post_init__(self):
+        check_optimizer(self.optimizer)
+        self.batch_size = check_positive_int("batch_size", self.batch_size, allow_none=True)
+        self.count_raised = check_bool("count_raised", self.count_raised)
+
+    def run_epoch(self, net, data, rng):
+        return run_steps(self.optimizer, net, data, rng, self.batch_size, self.count_raised,
+                         lambda rng: (None,))
