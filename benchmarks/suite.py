@@ -1,5 +1,5 @@
 """The airspeed-velocity suite: the parallel approach against the sequential one as networks
-grow from about 1,000 to over 50,000 weights (one and two hidden layers), on scikit-learn's
+grow from about 2,400 to over 50,000 weights (one and two hidden layers), on scikit-learn's
 standardised digits. Every jitted kernel is warmed in ``setup`` (a small call compiles it or
 loads it from Numba's cache), so no ``time_`` benchmark times the compiler; ``ColdStart``
 times the compiler and the Cython backend's first call on purpose, in fresh processes.
@@ -12,12 +12,12 @@ import time
 
 
 import fastgrad
-from fastgrad.cli import load_digits_standardised
+from fastgrad.datasets import load_digits_standardised
+from fastgrad.benchmarking import NETWORKS, naive_sweep_step
 from fastgrad.optim import SGD
 
-# about 1k, 20k and 50k weights with one hidden layer, and 26k with two
-SIZES = {"1k": [64, 16, 10], "20k": [64, 256, 10], "50k": [64, 700, 10],
-         "2h-26k": [64, 128, 128, 10]}
+# about 2k, 20k and 50k weights with one hidden layer, and 26k with two
+SIZES = NETWORKS
 BACKENDS = ["numba", "cython"]
 LR = 0.1
 
@@ -81,7 +81,7 @@ class Sequential:
 class Gradients:
     """The three gradient methods at the current point, float64, all digits."""
 
-    params = (["1k", "20k"], ["backprop", "forward", "finite_difference"], BACKENDS)
+    params = (["2k", "20k"], ["backprop", "forward", "finite_difference"], BACKENDS)
     param_names = ["size", "method", "backend"]
 
     def setup(self, size, method, backend):
@@ -126,12 +126,8 @@ class Ratios:
     track_sweep_over_epoch.unit = "full-batch epochs"
 
     def track_speedup_over_naive(self, size):
-        naive = self.net.copy()
-
-        def naive_step(j):
-            naive.params[j] -= LR * naive.gradient(self.X, self.y)[j]
-
-        per_step = min(seconds_of(lambda j=j: naive_step(j)) for j in range(30))
+        naive_step = naive_sweep_step(self.net.copy(), self.X, self.y, LR)
+        per_step = min(seconds_of(naive_step) for _ in range(30))
         return per_step * self.net.n_params / self.sweep
 
     track_speedup_over_naive.unit = "x"
@@ -152,10 +148,10 @@ class LossReached:
 
     def train(self, approach, **budget):
         net = self.net.copy()
-        options = ({"lr": LR} if approach == "sequential" else
-                   {"optimizer": SGD(LR), "batch_size": 64 if approach == "parallel" else None})
-        return fastgrad.train(net, self.X, self.y, approach=approach, count_raised=False,
-                              **options, **budget).loss[-1]
+        approach = {"parallel": fastgrad.Parallel(SGD(LR), batch_size=64, count_raised=False),
+                    "layerwise": fastgrad.LayerWise(SGD(LR), count_raised=False),
+                    "sequential": fastgrad.Sequential(lr=LR)}[approach]
+        return fastgrad.train(net, self.X, self.y, approach, **budget).loss[-1]
 
     def track_loss_after_3_epochs(self, approach):
         return self.train(approach, epochs=3)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import fastgrad
-from fastgrad.cli import load_digits_standardised
+from fastgrad.datasets import load_digits_standardised
 
 SIZES = [64, 32, 10]
 
@@ -52,7 +52,10 @@ def jax_loss(problem):
     jnp = jax.numpy
     net, X, y = problem
     X, y = jnp.asarray(X), jnp.asarray(y)
-    (n0, n1, oW0, ob0, *_), (_, n2, oW1, ob1, *_) = net.table.tolist()
+    # the layers' slices of the flat parameter vector (params' order: W_0, b_0, W_1, b_1)
+    n0, n1, n2 = net.sizes
+    oW0, ob0 = 0, n0 * n1
+    oW1, ob1 = ob0 + n1, ob0 + n1 + n1 * n2
 
     def loss(theta):
         hidden = jnp.tanh(X @ theta[oW0:ob0].reshape(n0, n1) + theta[ob0:ob0 + n1])

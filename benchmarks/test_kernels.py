@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import fastgrad
-from fastgrad.cli import load_digits_standardised
+from fastgrad.datasets import load_digits_standardised
 from fastgrad.optim import SGD
 
 BACKENDS = ["numpy", "numba", "cython"]

@@ -10,22 +10,16 @@ import numpy as np
 import pytest
 
 import fastgrad
-from fastgrad.cli import load_digits_standardised
-from fastgrad.bench import jax_step, step_flops, torch_step
+from fastgrad.datasets import load_digits_standardised
+from fastgrad.benchmarking import LR, NETWORKS, PARALLEL_CASES, jax_step, step_flops, torch_step
 from fastgrad.optim import SGD
 
-LR = 0.01
-CASES = {
-    "minibatch step 64-32-10, batch 64, float32": ([64, 32, 10], 64),
-    "full-batch step 64-256-10, 1797 digits, float32": ([64, 256, 10], None),
-}
-
-
-@pytest.fixture(scope="module", params=list(CASES), ids=["minibatch", "fullbatch"])
+@pytest.fixture(scope="module", params=list(PARALLEL_CASES), ids=["minibatch", "fullbatch"])
 def case(request):
-    sizes, N = CASES[request.param]
+    size, N = PARALLEL_CASES[request.param]
+    sizes = NETWORKS[size]
     X, y = load_digits_standardised(N)
-    return request.param, sizes, X.astype(np.float32), y
+    return f"{request.param}, float32", sizes, X.astype(np.float32), y
 
 
 @pytest.mark.parametrize("backend", ["numba", "cython"])

@@ -10,8 +10,8 @@ to all n_params). float64, tanh, cross-entropy, all 1,797 standardised digits. R
 import pytest
 
 import fastgrad
-from fastgrad.cli import load_digits_standardised
-from fastgrad.bench import SWEEP_SIZES as SIZES, torch_step
+from fastgrad.datasets import load_digits_standardised
+from fastgrad.benchmarking import NETWORKS as SIZES, naive_sweep_step, torch_step
 from fastgrad.optim import SGD
 
 LR = 0.1
@@ -67,12 +67,7 @@ def test_naive_single_coordinate_step(benchmark, digits, size):
     X, y = digits
     net = fastgrad.MLP(SIZES[size], seed=0)
     benchmark.group = group(size)
-    coordinate = iter(range(net.n_params))
-
-    def naive_step():
-        j = next(coordinate)
-        net.params[j] -= LR * net.gradient(X, y)[j]
-
+    naive_step = naive_sweep_step(net, X, y, LR)
     naive_step()
     benchmark.pedantic(naive_step, rounds=50, iterations=1)
     benchmark.extra_info["naive sweep s"] = benchmark.stats.stats.min * net.n_params

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import fastgrad
-from fastgrad import diagnostics
+from fastgrad import Parallel, diagnostics
 from fastgrad.optim import SGD, Adam
 
 
@@ -29,10 +29,10 @@ def test_smoothness_finds_L_of_least_squares(least_squares, record_property):
 
 def test_gradient_descent_decreases_below_2_over_L_and_increases_above(least_squares):
     net, X, y, L = least_squares
-    below = fastgrad.train(net.copy(), X, y, optimizer=SGD(1.9 / L), epochs=60)
+    below = fastgrad.train(net.copy(), X, y, Parallel(SGD(1.9 / L)), epochs=60)
     assert sum(below.raised) == 0
     assert all(np.diff([net.loss(X, y), *below.loss]) < 0)
-    above = fastgrad.train(net.copy(), X, y, optimizer=SGD(2.1 / L), epochs=60)
+    above = fastgrad.train(net.copy(), X, y, Parallel(SGD(2.1 / L)), epochs=60)
     assert above.loss[-1] > 100 * net.loss(X, y)
     assert sum(above.raised) > 0
 
@@ -47,7 +47,7 @@ def test_the_largest_armijo_step_sits_near_2_over_L(least_squares):
 
 def test_momentum_and_adam_raise_the_loss_where_small_step_gd_never_does(least_squares):
     net, X, y, L = least_squares
-    runs = {name: fastgrad.train(net.copy(), X, y, optimizer=optimizer, epochs=100)
+    runs = {name: fastgrad.train(net.copy(), X, y, Parallel(optimizer), epochs=100)
             for name, optimizer in [("gd", SGD(0.5 / L)), ("momentum", SGD(0.5 / L, momentum=0.9)),
                                     ("adam", Adam(0.1))]}
     assert sum(runs["gd"].raised) == 0

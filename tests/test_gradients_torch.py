@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from conftest import ARCHITECTURES, BACKENDS, make_problem, relative_error
+from helpers import ARCHITECTURES, BACKENDS, make_problem, relative_error
 from torch_oracle import torch_loss_and_gradient
 
 TOLERANCE = {"backprop": 1e-10, "forward": 1e-10, "finite_difference": 1e-6}

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import fastgrad
-from conftest import BACKENDS, make_problem, relative_error
+from helpers import BACKENDS, make_problem, relative_error
 
 
 def test_parameter_vector_follows_the_documented_order():

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from fastgrad.optim import SGD, Adam, RMSprop
-from conftest import BACKENDS, make_problem, relative_error
+from helpers import BACKENDS, make_problem, relative_error
 from torch_oracle import torch_loss
 
 OPTIMIZERS = [

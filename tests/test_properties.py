@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastgrad
-from conftest import relative_error
+from helpers import relative_error
 
 architectures = st.fixed_dictionaries({
     "hidden": st.lists(st.integers(1, 6), min_size=1, max_size=3),
@@ -38,7 +38,7 @@ def build(spec, backend="numpy", dtype="float64"):
     return net, X, y
 
 
-# (the examples are the same on every run unless HYPOTHESIS_PROFILE=explore: see conftest.py)
+# (the examples are the same on every run unless HYPOTHESIS_PROFILE=explore: see tests/conftest.py)
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 import fastgrad
-from fastgrad.cli import load_digits_standardised
-from fastgrad.optim import SGD, NonFiniteStep
-from conftest import ARCHITECTURES, BACKENDS, make_problem, relative_error
+from fastgrad.datasets import load_digits_standardised
+from fastgrad import NonFiniteStep, Parallel, Sequential
+from fastgrad.optim import SGD
+from helpers import ARCHITECTURES, BACKENDS, make_problem, relative_error
 from torch_oracle import torch_naive_sweep
 
 LR = 0.3
@@ -123,8 +124,8 @@ def test_the_sweep_order_does_not_bias_the_loss_reached(digits, record_property)
         final = {}
         for order in ("cyclic", "reverse", "permutation"):
             net = fastgrad.MLP([64, 16, 10], "tanh", seed=seed)
-            history = fastgrad.train(net, X, y, approach="sequential", order=order, lr=1.0,
-                                     epochs=3, seed=seed)
+            history = fastgrad.train(net, X, y, Sequential(order=order, lr=1.0), epochs=3,
+                                     seed=seed)
             final[order] = history.loss[-1]
         spread = (max(final.values()) - min(final.values())) / min(final.values())
         spreads.append(spread)
@@ -141,9 +142,9 @@ def test_the_sweep_lowers_the_loss_where_full_batch_gd_oscillates(digits, record
     lr = 8.0
     gd_net = fastgrad.MLP([64, 16, 10], "tanh", seed=0)
     start = gd_net.loss(X, y)
-    gd = fastgrad.train(gd_net, X, y, optimizer=SGD(lr), epochs=10, count_raised=False).loss
+    gd = fastgrad.train(gd_net, X, y, Parallel(SGD(lr), count_raised=False), epochs=10).loss
     seq_net = fastgrad.MLP([64, 16, 10], "tanh", seed=0)
-    history = fastgrad.train(seq_net, X, y, approach="sequential", lr=lr, epochs=5)
+    history = fastgrad.train(seq_net, X, y, Sequential(lr=lr), epochs=5)
     record_property("gd_losses", [start] + gd)
     record_property("sequential_losses", [start] + history.loss)
     print(f"lr {lr}: GD {np.round([start] + gd, 3)}\n        sequential "
@@ -156,21 +157,33 @@ def test_the_sweep_lowers_the_loss_where_full_batch_gd_oscillates(digits, record
 def test_history_reports_each_sweep(digits):
     X, y = digits
     net = fastgrad.MLP([64, 8, 10], "tanh", seed=0)
-    history = fastgrad.train(net, X[:300], y[:300], approach="sequential", epochs=2, lr=0.5,
-                             order="permutation", validation=(X[300:400], y[300:400]))
+    history = fastgrad.train(net, X[:300], y[:300], Sequential(order="permutation", lr=0.5),
+                             epochs=2, validation=(X[300:400], y[300:400]))
     assert history.approach == "sequential"
     assert history.steps == [net.n_params] * 2
     assert all(0 <= f <= 1 for f in history.flipped)
     assert len(history.val_loss) == 2 and history.time[0] > 0
     assert "flipped" in str(history)
-    minibatch = fastgrad.train(net.copy(), X[:300], y[:300], approach="sequential", epochs=1,
-                               batch_size=100, lr=0.5)
+    minibatch = fastgrad.train(net.copy(), X[:300], y[:300],
+                               Sequential(lr=0.5, batch_size=100), epochs=1)
     assert minibatch.steps == [3 * net.n_params]
 
 
 def test_newton_steps_fall_back_to_lr_where_the_curvature_is_small():
-    # a relu network with dead units has h = 0 along their coordinates: the step is -lr g
+    # along many coordinates of a relu network the loss is flat or nearly so (h < 1/lr, h = 0
+    # through dead units): there the Newton step is the gradient step -lr g
+    import torch
+
+    from torch_oracle import torch_loss
+
     net, X, y = make_problem((6,), "relu")
+    theta = torch.tensor(net.params)
+    gradient = torch.func.grad(lambda t: torch_loss(net, t, X, y))(theta).numpy()
+    curvature = torch.autograd.functional.hessian(lambda t: torch_loss(net, t, X, y),
+                                                  theta).diagonal().numpy()
+    falls_back = (curvature < 1 / LR) & (np.abs(gradient) > 1e-8)
+    assert falls_back.sum() >= 5, "the case under test must occur at the first steps"
+    assert (curvature > 1 / LR).any(), "and so must a true Newton step"
     order = np.arange(net.n_params)
     params_newton, _ = sweep_in("numba", net, X, y, [order], "newton")
     expected, _, _ = torch_naive_sweep(net, X, y, order, "newton", LR)
@@ -198,9 +211,9 @@ def test_bad_sweep_arguments_move_no_weight(kwargs, error, match, backend):
     before = net.params.copy()
     with pytest.raises(error, match=match):
         fastgrad.sweep(net, X, y, **kwargs)
-    if "n_steps" not in kwargs:  # train draws n_params steps per sweep
+    if "n_steps" not in kwargs:  # Sequential draws n_params steps per sweep
         with pytest.raises(error, match=match):
-            fastgrad.train(net, X, y, approach="sequential", epochs=1, **kwargs)
+            fastgrad.train(net, X, y, Sequential(**kwargs), epochs=1)
     np.testing.assert_array_equal(net.params, before)
 
 
@@ -219,5 +232,5 @@ def test_a_sweep_that_overflows_stops_with_the_last_finite_weights(backend):
     np.testing.assert_array_equal(net.params, replay.params)
     assert np.isfinite(net.loss(X, y))
     with pytest.raises(NonFiniteStep, match="epoch 1, sweep 1") as failure:
-        fastgrad.train(net, X, y, approach="sequential", lr=1e200, epochs=2)
+        fastgrad.train(net, X, y, Sequential(lr=1e200), epochs=2)
     assert failure.value.history.epochs == 0

@@ -6,8 +6,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 import fastgrad
-from fastgrad.optim import SGD, Adam, NonFiniteStep, RMSprop
-from conftest import BACKENDS, make_problem
+from fastgrad import LayerWise, NonFiniteStep, Parallel, Sequential
+from fastgrad.optim import SGD, Adam, RMSprop
+from helpers import BACKENDS, make_problem
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +25,8 @@ def digits():
 def test_adam_reaches_97_percent_on_digits(digits, backend, record_property):
     X_train, X_test, y_train, y_test = digits
     net = fastgrad.MLP([64, 256, 10], backend=backend, seed=0)
-    history = fastgrad.train(net, X_train, y_train, optimizer=Adam(1e-3), epochs=20,
-                             batch_size=32, validation=(X_test, y_test))
+    history = fastgrad.train(net, X_train, y_train, Parallel(Adam(1e-3), batch_size=32),
+                             epochs=20, validation=(X_test, y_test))
     accuracy = float(np.mean(net.predict(X_test) == y_test))
     record_property("test_accuracy", accuracy)
     print(f"64-256-10, Adam(1e-3), 20 epochs of batch 32: test accuracy {accuracy:.4f}")
@@ -37,8 +38,8 @@ def test_adam_reaches_97_percent_on_digits(digits, backend, record_property):
 def test_history_records_every_epoch(digits):
     X_train, X_test, y_train, y_test = digits
     net = fastgrad.MLP([64, 16, 10], backend="numba")
-    history = fastgrad.train(net, X_train, y_train, optimizer=SGD(0.05), epochs=3,
-                             batch_size=100, validation=(X_test, y_test))
+    history = fastgrad.train(net, X_train, y_train, Parallel(SGD(0.05), batch_size=100),
+                             epochs=3, validation=(X_test, y_test))
     assert history.epochs == 3 and history.approach == "parallel"
     assert history.steps == [14, 14, 14]  # ceil(1347 / 100)
     assert all(0 <= r <= 14 for r in history.raised)
@@ -53,7 +54,7 @@ def test_training_is_reproducible_and_the_seed_shuffles(digits):
     runs = []
     for seed in (1, 1, 2):
         net = fastgrad.MLP([64, 8, 10], backend="cython")
-        fastgrad.train(net, X_train, y_train, optimizer=SGD(0.1), epochs=2, batch_size=50,
+        fastgrad.train(net, X_train, y_train, Parallel(SGD(0.1), batch_size=50), epochs=2,
                        seed=seed)
         runs.append(net.params.copy())
     np.testing.assert_array_equal(runs[0], runs[1])
@@ -64,20 +65,20 @@ def test_training_is_reproducible_and_the_seed_shuffles(digits):
 def test_layerwise_training_lowers_the_loss(digits, order):
     X_train, _, y_train, _ = digits
     net = fastgrad.MLP([64, 32, 16, 10], backend="numba")
-    history = fastgrad.train(net, X_train, y_train, approach="layerwise", optimizer=SGD(0.1),
-                             epochs=3, batch_size=200, layer_order=order)
+    history = fastgrad.train(net, X_train, y_train,
+                             LayerWise(SGD(0.1), order=order, batch_size=200), epochs=3)
     assert history.steps == [21, 21, 21]  # 7 batches x 3 layers
     assert history.loss[-1] < history.loss[0]
 
 
-def test_layerwise_full_batch_forward_order_equals_layer_steps_by_hand():
+@pytest.mark.parametrize("order, layers", [("forward", (0, 1, 2)), ("backward", (2, 1, 0))])
+def test_layerwise_full_batch_sweeps_equal_layer_steps_by_hand(order, layers):
     net, X, y = make_problem((5, 4), "tanh", backend="numba", n_samples=20)
     twin = net.copy()
-    fastgrad.train(net, X, y, approach="layerwise", optimizer=SGD(0.1), epochs=2,
-                   layer_order="backward")
+    fastgrad.train(net, X, y, LayerWise(SGD(0.1), order=order), epochs=2)
     optimizer = SGD(0.1)
     for _ in range(2):
-        for layer in (2, 1, 0):
+        for layer in layers:
             optimizer.layer_step(twin, X, y, layer)
     np.testing.assert_array_equal(net.params, twin.params)
 
@@ -97,10 +98,14 @@ def test_callback_can_stop_training():
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_diverging_run_stops_with_the_epoch_and_step_and_finite_weights(backend):
     net, X, y = make_problem((8,), "relu", loss="mse", backend=backend, n_samples=30)
-    with pytest.raises(NonFiniteStep, match=r"epoch \d+, step \d+") as failure:
-        fastgrad.train(net, X, y, optimizer=SGD(lr=50.0), epochs=500, batch_size=10)
+    with pytest.raises(NonFiniteStep, match=r"epoch (\d+), step (\d+)") as failure:
+        fastgrad.train(net, X, y, Parallel(SGD(lr=50.0), batch_size=10), epochs=500)
     assert np.isfinite(net.params).all()
-    assert failure.value.history.epochs >= 0
+    epoch, step = (int(n) for n in failure.match.groups())
+    assert 1 <= step <= 3  # three batches of 10 per epoch
+    # the history holds every epoch completed before the failing one
+    history = failure.value.history
+    assert history.epochs == epoch - 1 and history.steps == [3] * (epoch - 1)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -137,19 +142,15 @@ def test_a_warm_step_allocates_no_arrays():
 
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(approach="greedy"), ValueError, "approach"),
-    (dict(approach="sequential", optimizer=SGD(0.1)), ValueError, "optimizer"),
-    (dict(approach="parallel", lr=0.1), ValueError, "lr"),
-    (dict(approach="layerwise", order="cyclic"), ValueError, "order"),
-    (dict(optimizer="adam"), TypeError, "optimizer"),
+    (dict(approach=SGD(0.1)), TypeError, "approach"),
+    (dict(approach=Parallel(batch_size=10)), ValueError, "batch_size"),
+    (dict(approach=Sequential(order=np.array([0, 10 ** 6]))), ValueError, "order"),
     (dict(epochs=0), ValueError, "epochs"),
     (dict(epochs=2.5), TypeError, "epochs"),
-    (dict(batch_size=0), ValueError, "batch_size"),
-    (dict(batch_size=10), ValueError, "batch_size"),
-    (dict(layer_order="sideways"), ValueError, "layer_order"),
     (dict(validation=np.zeros(3)), TypeError, "validation"),
     (dict(callback=3), TypeError, "callback"),
 ])
-def test_bad_training_arguments(kwargs, error, match):
+def test_bad_training_arguments_move_no_weight(kwargs, error, match):
     net, X, y = make_problem((4,), backend="numba")
     before = net.params.copy()
     with pytest.raises(error, match=match):
@@ -202,3 +203,74 @@ def test_an_optimizer_checks_regression_and_binary_targets(backend):
     with pytest.raises(ValueError, match="0/1 targets"):
         SGD(0.1).step(net, X, y + 0.5)
     assert np.isfinite(SGD(0.1).step(net, X, y))
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: Parallel(optimizer="adam"), TypeError, "optimizer"),
+    (lambda: Parallel(batch_size=0), ValueError, "batch_size"),
+    (lambda: Parallel(batch_size=2.5), TypeError, "batch_size"),
+    (lambda: Parallel(count_raised="yes"), TypeError, "count_raised"),
+    (lambda: LayerWise(order="sideways"), ValueError, "order"),
+    (lambda: LayerWise(SGD(0.1), order="cyclic"), ValueError, "order"),
+    (lambda: Sequential(order="sideways"), ValueError, "order"),
+    (lambda: Sequential(lr=0), ValueError, "lr"),
+    (lambda: Sequential(step="line_search"), ValueError, "step"),
+    (lambda: Sequential(batch_size=-1), ValueError, "batch_size"),
+    (lambda: Sequential().set_params(lr=-1.0), ValueError, "lr"),
+    (lambda: Sequential().set_params(momentum=0.9), ValueError, "momentum"),
+])
+def test_an_approach_checks_its_options_when_made(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_a_name_is_the_approach_with_its_defaults():
+    net, X, y = make_problem((4,), backend="numba", n_samples=20)
+    for name, approach in (("parallel", Parallel()), ("layerwise", LayerWise()),
+                           ("sequential", Sequential())):
+        by_name, by_object = net.copy(), net.copy()
+        first = fastgrad.train(by_name, X, y, name, epochs=2)
+        second = fastgrad.train(by_object, X, y, approach, epochs=2)
+        np.testing.assert_array_equal(by_name.params, by_object.params)
+        assert first.loss == second.loss and first.approach == name
+
+
+def test_approaches_pickle_and_resume_exactly():
+    """An approach travels to another process (or a checkpoint) with its optimizer's state, but
+    no network: training on, unpickled, gives the weights of an uninterrupted run."""
+    import pickle
+
+    net, X, y = make_problem((6,), "tanh", True, backend="numba", n_samples=24)
+    straight = net.copy()
+    fastgrad.train(straight, X, y, Parallel(Adam(0.01), batch_size=8), epochs=4, seed=1)
+    for approach in (Parallel(Adam(0.01), batch_size=8), LayerWise(RMSprop(0.01)),
+                     Sequential(order=np.arange(net.n_params)[::-1], step="newton")):
+        assert isinstance(pickle.loads(pickle.dumps(approach)), type(approach))
+    approach = Parallel(Adam(0.01), batch_size=8)
+    resumed = net.copy()
+    fastgrad.train(resumed, X, y, approach, epochs=4, seed=1)
+    np.testing.assert_array_equal(resumed.params, straight.params)
+    # two epochs, a pickle round trip of the approach (optimizer state, no network), two more
+    first_half = net.copy()
+    approach = Parallel(Adam(0.01), batch_size=8)
+    fastgrad.train(first_half, X, y, approach, epochs=2, seed=1)
+    carried = pickle.loads(pickle.dumps(approach))
+    assert carried.optimizer.net is None and carried.optimizer.steps.tolist() == [6, 6]
+    continued = fastgrad.train(first_half, X, y, carried, epochs=2, seed=2)
+    assert continued.epochs == 2
+    replay = net.copy()
+    approach = Parallel(Adam(0.01), batch_size=8)
+    fastgrad.train(replay, X, y, approach, epochs=2, seed=1)
+    fastgrad.train(replay, X, y, approach, epochs=2, seed=2)
+    np.testing.assert_array_equal(first_half.params, replay.params)
+    with pytest.raises(ValueError, match="parameters"):
+        fastgrad.train(make_problem((3,), backend="numba")[0], X[:, :5], y,
+                       pickle.loads(pickle.dumps(approach)), epochs=1)
+
+
+def test_approach_options_read_and_change_like_estimator_parameters():
+    approach = Sequential(order="permutation", lr=0.5)
+    assert approach.get_params() == {"order": "permutation", "lr": 0.5, "step": "gradient",
+                                     "batch_size": None}
+    assert approach.set_params(step="newton", lr=0.25) is approach
+    assert (approach.step, approach.lr) == ("newton", 0.25)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import fastgrad
-from conftest import make_problem
+from helpers import make_problem
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
