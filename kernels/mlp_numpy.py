@@ -1,5 +1,7 @@
-"""Forward pass, loss and backprop of an MLP: the numpy reference the Numba and Cython twins
-(``mlp_numba.py``, ``mlp_cython.pyx``) are tested against. Layout: see ``codes.py``.
+"""Forward pass, loss, backprop and BatchNorm's running statistics of an MLP: the numpy
+reference the Numba and Cython twins (``mlp_numba.py``, ``mlp_cython.pyx``) are tested against.
+Each entry point takes the bundles of ``bundles.py`` (docs/design.md, "The kernel interface");
+the flat layout of parameters and cached buffers is described in ``codes.py``.
 
 A hidden layer is ``z = a_prev @ W + b``, then with BatchNorm ``u = gamma * zhat + beta`` where
 ``zhat = (z - mean) * istd``, else ``u = z``, then ``a = act(u)``. The last layer's ``z`` is the
@@ -7,14 +9,18 @@ logits, fed to the loss.
 """
 import numpy as np
 
-from .codes import (BN_EPS, COL_OFF, CROSS_ENTROPY, IDENTITY, MODERATE_CHANGE, MSE, N_OUT, RELU,
-                    SIGMOID, SMALL_CHANGE, TANH, TANH_SINGLE_CLAMP, TANH_SINGLE_P, TANH_SINGLE_Q)
+from .codes import (BN_EPS, COL_OFF, CROSS_ENTROPY, IDENTITY, MODERATE_CHANGE, MSE, N_IN, N_OUT,
+                    OFF_B, OFF_BETA, OFF_GAMMA, OFF_W, RELU, SIGMOID, SMALL_CHANGE, TANH,
+                    TANH_SINGLE_CLAMP, TANH_SINGLE_P, TANH_SINGLE_Q)
 
 
 # ---------------------------------------------------------------- views of the flat buffers
 def layer_params(params, table, l):
-    """(W, b, gamma, beta) of layer l as views into ``params``; gamma/beta are None without BN."""
-    n_in, n_out, off_W, off_b, off_gamma, off_beta, _ = table[l]
+    """(W, b, gamma, beta) of layer l as views into ``params`` (or into a gradient of the same
+    layout); gamma/beta are None without BatchNorm."""
+    n_in, n_out = table[l, N_IN], table[l, N_OUT]
+    off_W, off_b = table[l, OFF_W], table[l, OFF_B]
+    off_gamma, off_beta = table[l, OFF_GAMMA], table[l, OFF_BETA]
     W = params[off_W:off_W + n_in * n_out].reshape(n_in, n_out)
     b = params[off_b:off_b + n_out]
     if off_gamma < 0:
@@ -22,20 +28,31 @@ def layer_params(params, table, l):
     return W, b, params[off_gamma:off_gamma + n_out], params[off_beta:off_beta + n_out]
 
 
+def weights(params, table, l):
+    """Layer l's (n_in, n_out) weight matrix W, a view into ``params``."""
+    return layer_params(params, table, l)[0]
+
+
 def block(buf, N, table, l):
-    """Layer l's (N, n_out) block of a per-sample buffer."""
+    """Layer l's (N, n_out) block of a per-sample buffer (cache.Z, A or Zhat)."""
     start = N * table[l, COL_OFF]
     return buf[start:start + N * table[l, N_OUT]].reshape(N, table[l, N_OUT])
 
 
 def columns(buf, table, l):
-    """Layer l's (n_out,) block of a per-column buffer."""
+    """Layer l's (n_out,) block of a per-column buffer (cache.mean or istd, running.mean or var)."""
     return buf[table[l, COL_OFF]:table[l, COL_OFF] + table[l, N_OUT]]
 
 
-def layer_input(X, A, table, l):
-    """What layer l reads: X for the first layer, the previous layer's activations after it."""
-    return X if l == 0 else block(A, len(X), table, l - 1)
+def layer_input(cache, table, l):
+    """What layer l reads: the inputs X for the first layer, the previous layer's activations
+    after it."""
+    return cache.X if l == 0 else block(cache.A, len(cache.X), table, l - 1)
+
+
+def output_logits(net, cache):
+    """The last layer's block of cache.Z: the (N, n_out) logits."""
+    return block(cache.Z, len(cache.X), net.table, len(net.table) - 1)
 
 
 # ---------------------------------------------------------------- activations and losses
@@ -139,36 +156,40 @@ def activation_change(act, u, a, du):
 
 
 # ---------------------------------------------------------------- the kernels
-def forward(X, params, table, act, batch_stats, Z, A, Zhat, mean, istd):
-    """Fill Z, A (and Zhat) for the whole network. With ``batch_stats`` BatchNorm uses (and
-    stores in mean/istd) the batch's mean and 1/sqrt(biased var + eps); else the given ones."""
-    N, n_layers = len(X), len(table)
+def forward(net, cache, batch_stats):
+    """Fill cache.Z, A (and Zhat) for the whole network at net.params. With ``batch_stats``
+    BatchNorm normalises with (and stores in cache.mean, istd) the batch's mean and
+    1/sqrt(biased var + eps); else with the ones cache.mean, istd hold (evaluation)."""
+    table, N, n_layers = net.table, len(cache.X), len(net.table)
     for l in range(n_layers):
-        W, b, gamma, beta = layer_params(params, table, l)
-        z = block(Z, N, table, l)
-        z[:] = layer_input(X, A, table, l) @ W + b
+        W, b, gamma, beta = layer_params(net.params, table, l)
+        z = block(cache.Z, N, table, l)
+        z[:] = layer_input(cache, table, l) @ W + b
         if l == n_layers - 1:
-            break
+            break  # z is the logits: no BatchNorm, no activation
         u = z
         if gamma is not None:
-            m, s = columns(mean, table, l), columns(istd, table, l)
+            mean, istd = columns(cache.mean, table, l), columns(cache.istd, table, l)
             if batch_stats:
-                _, m[:], s[:] = batch_normalise(z)
-            zhat = block(Zhat, N, table, l)
-            zhat[:] = (z - m) * s
+                _, mean[:], istd[:] = batch_normalise(z)
+            zhat = block(cache.Zhat, N, table, l)
+            zhat[:] = (z - mean) * istd
             u = gamma * zhat + beta
-        block(A, N, table, l)[:] = activate(act, u)
+        block(cache.A, N, table, l)[:] = activate(net.act, u)
 
 
-def loss(logits, T, loss_code, rowloss, G, Q):
-    """J = mean of the per-sample losses (stored in rowloss); G = dJ/dlogits; Q (n_out, N) the
-    transposed loss state (see loss_state) that loss changes are computed from."""
+def loss(net, cache, state):
+    """J = mean of the per-sample losses of the logits (the last layer's block of cache.Z)
+    against state.T, for the loss ``net.loss``. Fills state.rowloss (the per-sample losses),
+    state.G = dJ/dlogits and state.Q (n_out, N), the transposed loss state (see loss_state)
+    that loss changes are computed from."""
+    logits, T = output_logits(net, cache), state.T
     N = len(logits)
-    rowloss[:] = row_losses(loss_code, logits, T)
-    q = loss_state(loss_code, logits, T)
-    G[:] = row_loss_gradients(loss_code, q, T) / N
-    Q[:] = q.T
-    return rowloss.sum() / N
+    state.rowloss[:] = row_losses(net.loss, logits, T)
+    q = loss_state(net.loss, logits, T)
+    state.G[:] = row_loss_gradients(net.loss, q, T) / N
+    state.Q[:] = q.T
+    return state.rowloss.sum() / N
 
 
 def batch_normalise(z):
@@ -195,27 +216,43 @@ def batchnorm_jacobian(dzhat, zhat, istd):
     return istd * (dzhat - dzhat.mean(axis=0) - zhat * (dzhat * zhat).mean(axis=0))
 
 
-def backprop(X, params, table, act, Z, A, Zhat, istd, G, grad, work1, work2, first):
-    """grad = dJ/dparams by reverse mode, from the cached forward pass and G = dJ/dlogits, for
-    layers first .. last (the rest of grad is left as it was). (work1, work2 are the compiled
-    twins' scratch space; unused here.)"""
-    N, n_layers = len(X), len(table)
-    delta = G  # dJ/dz of the current layer
-    for l in range(n_layers - 1, first - 1, -1):
-        W, _, _, _ = layer_params(params, table, l)
+def backprop(net, cache, state, grad, scratch, first):
+    """grad = dJ/dparams by reverse mode, from the cached forward pass (cache) and state.G =
+    dJ/dlogits, for layers first .. last (first = 0: the whole gradient; the rest of grad is
+    left as it was). (scratch.work1, work2 are the compiled twins' work space; unused here.)"""
+    table, N = net.table, len(cache.X)
+    delta = state.G  # dJ/dz of the current layer
+    for l in range(len(table) - 1, first - 1, -1):
         gW, gb, _, _ = layer_params(grad, table, l)
-        gW[:] = layer_input(X, A, table, l).T @ delta
+        gW[:] = layer_input(cache, table, l).T @ delta
         gb[:] = delta.sum(axis=0)
         if l == first:
             break
-        # step back into layer l-1: through the activation, then BatchNorm
-        du = (delta @ W.T) * activation_slope(act, block(A, N, table, l - 1))
-        _, _, gamma, _ = layer_params(params, table, l - 1)
+        # step back into layer l-1: through the activation (du = dJ/du), then BatchNorm
+        du = (delta @ weights(net.params, table, l).T) * activation_slope(
+            net.act, block(cache.A, N, table, l - 1))
+        _, _, gamma, _ = layer_params(net.params, table, l - 1)
         if gamma is None:
             delta = du
             continue
-        zhat = block(Zhat, N, table, l - 1)
+        zhat = block(cache.Zhat, N, table, l - 1)
         _, _, g_gamma, g_beta = layer_params(grad, table, l - 1)
         g_gamma[:] = (du * zhat).sum(axis=0)
         g_beta[:] = du.sum(axis=0)
-        delta = batchnorm_jacobian(du * gamma, zhat, columns(istd, table, l - 1))
+        delta = batchnorm_jacobian(du * gamma, zhat, columns(cache.istd, table, l - 1))
+
+
+def update_running_stats(net, cache, running):
+    """BatchNorm's running statistics (running.mean, var) after a training batch of N =
+    len(cache.X) samples whose statistics cache.mean, istd hold, as torch does: running = (1 -
+    momentum) running + momentum * batch, with the unbiased batch variance."""
+    table, N, momentum = net.table, len(cache.X), running.momentum
+    for l in range(len(table) - 1):
+        if table[l, OFF_GAMMA] < 0:
+            continue  # a layer without BatchNorm
+        istd = columns(cache.istd, table, l)
+        # the biased variance 1/istd² - eps, made unbiased
+        variance = (1 / istd ** 2 - BN_EPS) * N / max(N - 1, 1)
+        running_mean, running_var = columns(running.mean, table, l), columns(running.var, table, l)
+        running_mean[:] = (1 - momentum) * running_mean + momentum * columns(cache.mean, table, l)
+        running_var[:] = (1 - momentum) * running_var + momentum * variance

@@ -1,40 +1,46 @@
 """The parallel approach: optimizer updates with torch.optim's rules and the fused training step
 (forward, loss, backprop, update). The numpy reference of ``parallel_numba.py`` and
-``parallel_cython.pyx``.
+``parallel_cython.pyx``; ``train_step`` takes the bundles of ``bundles.py`` (docs/design.md,
+"The kernel interface").
 
-``hyper`` (float64, 5 values) holds an optimizer's hyperparameters:
-  SGD:     lr, momentum, weight_decay, nesterov (0/1), unused
-  Adam:    lr, beta1, beta2, eps, weight_decay
-  RMSprop: lr, alpha, eps, momentum, weight_decay
-``state`` (n_state, P) its state (SGD: momentum buffer; Adam: exp_avg, exp_avg_sq; RMSprop:
-square_avg, momentum buffer); ``steps`` (per layer) how many updates each layer has had.
+An optimizer is its ``code`` (codes.SGD, ADAM, RMSPROP) and its hyperparameters ``hyper``
+(float64, N_HYPER values) in the slots codes.py names: LR first for every optimizer, then
+SGD_MOMENTUM, SGD_WEIGHT_DECAY, SGD_NESTEROV (0/1); ADAM_BETA1, ADAM_BETA2, ADAM_EPS,
+ADAM_WEIGHT_DECAY; RMSPROP_ALPHA, RMSPROP_EPS, RMSPROP_MOMENTUM, RMSPROP_WEIGHT_DECAY. Its
+``state`` (n_state, P) holds SGD's momentum buffer, Adam's exp_avg and exp_avg_sq, or RMSprop's
+square_avg and momentum buffer; ``steps`` (per layer) how many updates each layer has had.
 """
 import numpy as np
 
-from .codes import ADAM, BN_EPS, COL_OFF, N_OUT, OFF_GAMMA, OFF_W, SGD
-from .mlp_numpy import backprop, forward, loss
+from .codes import (ADAM, ADAM_BETA1, ADAM_BETA2, ADAM_EPS, ADAM_WEIGHT_DECAY, LABEL_OUT_OF_RANGE,
+                    LR, NONFINITE_INPUT, NONFINITE_LOSS, NONFINITE_UPDATE, OFF_W, OK, RMSPROP_ALPHA,
+                    RMSPROP_EPS, RMSPROP_MOMENTUM, RMSPROP_WEIGHT_DECAY, SGD, SGD_MOMENTUM,
+                    SGD_NESTEROV, SGD_WEIGHT_DECAY)
+from .mlp_numpy import backprop, forward, loss, update_running_stats
 
 
 def load_batch(X, labels, T):
     """Check a batch and, for cross-entropy (labels not empty), write T = one-hot(labels).
-    Returns 0, or 1 when X holds NaN or inf, or 2 when a label is outside [0, n_out)."""
+    Returns OK, or NONFINITE_INPUT when X holds NaN or inf, or LABEL_OUT_OF_RANGE when a label
+    is outside [0, n_out)."""
     if not np.isfinite(X).all():
-        return 1
+        return NONFINITE_INPUT
     if len(labels):
         if labels.min() < 0 or labels.max() >= T.shape[1]:
-            return 2
+            return LABEL_OUT_OF_RANGE
         T[:] = 0
         T[np.arange(len(labels)), labels] = 1
-    return 0
+    return OK
 
 
-def update(opt, hyper, step, params, grad, state, new):
-    """One update of the parameters ``params`` with gradient ``grad`` (the ``step``-th, counting
-    from 1), computed into ``new`` — new[0] the parameters, new[1:] the state — leaving params
-    and state untouched. Returns whether every new value is finite."""
-    if opt == SGD:
-        lr, momentum, weight_decay, nesterov = hyper[:4]
-        g = grad + weight_decay * params
+def update(code, hyper, step, params, grad, state, new):
+    """One update by optimizer ``code`` of the parameters ``params`` with gradient ``grad`` (the
+    ``step``-th, counting from 1), computed into ``new`` — new[0] the parameters, new[1:] the
+    state — leaving params and state untouched. Returns whether every new value is finite."""
+    lr = hyper[LR]
+    if code == SGD:
+        momentum, nesterov = hyper[SGD_MOMENTUM], hyper[SGD_NESTEROV]
+        g = grad + hyper[SGD_WEIGHT_DECAY] * params
         new[1:] = state
         if momentum != 0:
             # torch: buf = g on the first step, then buf = momentum * buf + g
@@ -42,19 +48,19 @@ def update(opt, hyper, step, params, grad, state, new):
             new[1] = buf
             g = g + momentum * buf if nesterov else buf
         new[0] = params - lr * g
-    elif opt == ADAM:
-        lr, beta1, beta2, eps, weight_decay = hyper
-        g = grad + weight_decay * params
+    elif code == ADAM:
+        beta1, beta2 = hyper[ADAM_BETA1], hyper[ADAM_BETA2]
+        g = grad + hyper[ADAM_WEIGHT_DECAY] * params
         m = state[0] + (1 - beta1) * (g - state[0])  # torch: exp_avg.lerp_(g, 1 - beta1)
         v = beta2 * state[1] + (1 - beta2) * g * g
-        denom = np.sqrt(v) / np.sqrt(1 - beta2 ** step) + eps
+        denom = np.sqrt(v) / np.sqrt(1 - beta2 ** step) + hyper[ADAM_EPS]
         new[0] = params - (lr / (1 - beta1 ** step)) * (m / denom)
         new[1], new[2] = m, v
-    else:
-        lr, alpha, eps, momentum, weight_decay = hyper
-        g = grad + weight_decay * params
+    else:  # RMSPROP
+        alpha, momentum = hyper[RMSPROP_ALPHA], hyper[RMSPROP_MOMENTUM]
+        g = grad + hyper[RMSPROP_WEIGHT_DECAY] * params
         square_avg = alpha * state[0] + (1 - alpha) * g * g
-        avg = np.sqrt(square_avg) + eps
+        avg = np.sqrt(square_avg) + hyper[RMSPROP_EPS]
         new[1], new[2] = square_avg, state[1]
         if momentum > 0:
             new[2] = momentum * state[1] + g / avg
@@ -64,40 +70,35 @@ def update(opt, hyper, step, params, grad, state, new):
     return bool(np.isfinite(new).all())
 
 
-def update_running_stats(table, N, mean, istd, running_mean, running_var, momentum):
-    """BatchNorm's running statistics after a training batch of N samples, as torch does:
-    running = (1 - momentum) running + momentum * batch, with the unbiased batch variance."""
-    for l in range(len(table) - 1):
-        if table[l, OFF_GAMMA] < 0:
-            continue
-        cols = slice(table[l, COL_OFF], table[l, COL_OFF] + table[l, N_OUT])
-        variance = (1 / istd[cols] ** 2 - BN_EPS) * N / max(N - 1, 1)
-        running_mean[cols] = (1 - momentum) * running_mean[cols] + momentum * mean[cols]
-        running_var[cols] = (1 - momentum) * running_var[cols] + momentum * variance
+def layer_span(net, first, last):
+    """(lo, hi): layers first..last's parameters are params[lo:hi], one contiguous run from
+    layer first's W to the next layer's W (or the end)."""
+    table = net.table
+    hi = table[last + 1, OFF_W] if last + 1 < len(table) else len(net.params)
+    return table[first, OFF_W], hi
 
 
-def train_step(X, T, params, table, act, loss_code, first, last, opt, hyper, steps, state, new,
-               Z, A, Zhat, mean, istd, rowloss, G, Q, grad, work1, work2, running_mean,
-               running_var, bn_momentum):
-    """One step on the batch (X, T) moving layers first..last (all of them: the parallel step;
-    one: a layer-wise step): forward pass with batch statistics, loss, backprop down to layer
-    ``first``, and the optimizer's update of those layers' parameters. Returns (loss, status):
-    status 0 the step was taken; 1 the loss was not finite and 2 the update was not, and then
-    nothing changed (parameters, optimizer state, running statistics)."""
-    N, n_out = len(X), table[-1, N_OUT]
-    logits = Z[len(Z) - N * n_out:].reshape(N, n_out)
+def train_step(net, cache, state, optimizer, grad, scratch, running, first, last):
+    """One step on the batch (cache.X, state.T) moving layers first..last (all of them: the
+    parallel step; one: a layer-wise step): forward pass with batch statistics, loss, backprop
+    down to layer ``first``, the optimizer's update of those layers' parameters and BatchNorm's
+    running statistics. Returns (J before the step, status): OK the step was taken;
+    NONFINITE_LOSS the loss was not finite, NONFINITE_UPDATE the update was not, and then
+    nothing changed (parameters, optimizer state and steps, running statistics)."""
     with np.errstate(over="ignore", invalid="ignore"):  # a non-finite loss is reported by status
-        forward(X, params, table, act, True, Z, A, Zhat, mean, istd)
-        J = loss(logits, T, loss_code, rowloss, G, Q)
+        forward(net, cache, True)
+        J = loss(net, cache, state)
     if not np.isfinite(J):
-        return J, 1
-    backprop(X, params, table, act, Z, A, Zhat, istd, G, grad, work1, work2, first)
-    lo, hi = table[first, OFF_W], (table[last + 1, OFF_W] if last + 1 < len(table) else len(params))
-    if not update(opt, hyper, steps[first] + 1, params[lo:hi], grad[lo:hi], state[:, lo:hi],
-                  new[:, lo:hi]):
-        return J, 2
+        return J, NONFINITE_LOSS
+    backprop(net, cache, state, grad, scratch, first)
+    # the update is computed into optimizer.new and copied over only once it is finite
+    lo, hi = layer_span(net, first, last)
+    params, buffers, new = net.params, optimizer.state, optimizer.new
+    if not update(optimizer.code, optimizer.hyper, optimizer.steps[first] + 1, params[lo:hi],
+                  grad[lo:hi], buffers[:, lo:hi], new[:, lo:hi]):
+        return J, NONFINITE_UPDATE
     params[lo:hi] = new[0, lo:hi]
-    state[:, lo:hi] = new[1:, lo:hi]
-    steps[first:last + 1] += 1
-    update_running_stats(table, N, mean, istd, running_mean, running_var, bn_momentum)
-    return J, 0
+    buffers[:, lo:hi] = new[1:, lo:hi]
+    optimizer.steps[first:last + 1] += 1
+    update_running_stats(net, cache, running)
+    return J, OK

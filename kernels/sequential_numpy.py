@@ -4,36 +4,39 @@
 
 keeping the cached point (activations, BatchNorm statistics, logits, per-sample losses and the
 loss state) up to date after every step, so that each derivative costs only the work downstream
-of its coordinate (DESIGN.md, "Incremental re-evaluation"). The numpy reference of
+of its coordinate (docs/design.md, "Incremental re-evaluation"). The numpy reference of
 ``sequential_numba.py`` and ``sequential_cython.pyx``: every step written with whole-array
-operations over all samples, for a reader to follow.
+operations over all samples, for a reader to follow. ``sweep`` takes the bundles of
+``bundles.py`` (docs/design.md, "The kernel interface").
 
-A coordinate of layer l feeds column i of that layer (see coordinate_numpy.decode). Its first
-and second derivatives along e_j are pushed front to back in forward mode (a tangent t and a
-second-order tangent s per activation): through Dense, t and s move linearly; through the
-activation a = f(u): t_a = f'(u) t_u, s_a = f''(u) t_u² + f'(u) s_u; through training-mode
-BatchNorm, see ``batchnorm_tangents``; at the loss, g = Σ G·t and
+A coordinate of layer l feeds column i of that layer (see incremental_numpy.decode and
+source_column). Its first and second derivatives along e_j are pushed front to back in forward
+mode (a tangent t and a second-order tangent s per activation): through Dense, t and s move
+linearly; through the activation a = f(u): t_a = f'(u) t_u, s_a = f''(u) t_u² + f'(u) s_u;
+through training-mode BatchNorm, see ``batchnorm_tangents``; at the loss, g = Σ G·t and
 h = Σ G·s + Σ_r t_rᵀ H_r t_r / N with H_r the per-sample loss Hessian in the logits.
 
-Step rules: ``GRADIENT`` θ_j ← θ_j − lr·g; ``NEWTON`` θ_j ← θ_j − g / max(h, 1/lr): where the
-curvature along the coordinate is below 1/lr (including h ≤ 0, where Newton's step would go
-uphill or be unbounded) the step falls back to the gradient step with lr, so lr caps its size.
+Step rules (plan.rule): ``GRADIENT`` θ_j ← θ_j − lr·g; ``NEWTON`` θ_j ← θ_j − g / max(h, 1/lr):
+where the curvature along the coordinate is below 1/lr (including h ≤ 0, where Newton's step
+would go uphill or be unbounded) the step falls back to the gradient step with lr, so lr caps
+its size.
 
-``sweep`` returns (status, steps, raised, flipped, J at the start; rowloss then holds the
-per-sample losses at the end): status 0 done, 1 a step made the loss
-non-finite (that step is undone, so ``params`` holds the last finite weights; the cached point
-is then stale), ``steps`` the number of steps kept, ``raised`` how many of them increased J by
-more than RAISED_ULPS units in its last place (the summed per-sample changes, exact where the
-logits move by a rank-1 term; smaller changes are round-off), ``flipped`` how
-many had a derivative of the opposite sign from the gradient at the start of the sweep.
+``sweep`` returns (status, steps, raised, flipped, J at the start; state.rowloss then holds the
+per-sample losses at the end): status OK done, NONFINITE_STEP a step made the loss non-finite
+(that step is undone, so ``net.params`` holds the last finite weights; the cached point is then
+stale), ``steps`` the number of steps kept, ``raised`` how many of them increased J by more
+than RAISED_ULPS units in its last place (the summed per-sample changes, exact where the logits
+move by a rank-1 term; smaller changes are round-off), ``flipped`` how many had a derivative
+of the opposite sign from the gradient at the start of the sweep.
 """
 import numpy as np
 
-from .codes import BIAS, CROSS_ENTROPY, GRADIENT, MSE, N_OUT, RAISED_ULPS, RELU, SIGMOID, TANH
-from .coordinate_numpy import source_column
+from .codes import (BIAS, CROSS_ENTROPY, GRADIENT, MSE, N_OUT, NONFINITE_STEP, OK, RAISED_ULPS,
+                    RELU, SIGMOID, TANH)
+from .incremental_numpy import source_column
 from .mlp_numpy import (activate, backprop, batch_normalise, batchnorm_jacobian, block, columns,
-                        forward, layer_params, loss as evaluate_loss, loss_state,
-                        row_loss_changes, row_loss_gradients)
+                        forward, layer_params, loss as evaluate_loss, loss_state, output_logits,
+                        row_loss_changes, row_loss_gradients, weights)
 
 
 def activation_derivatives(act, a):
@@ -70,117 +73,123 @@ def loss_curvature(loss, q, t):
     return q[:, 0] * (1 - q[:, 0]) * t[:, 0] ** 2
 
 
-def derivatives(j, newton, X, params, table, act, loss, A, Zhat, istd, G, Q):
+def derivatives(j, newton, net, cache, state):
     """(g, h): dJ/dθ_j and (when newton) d²J/dθ_j² at the cached point, by forward mode."""
-    N, out = len(X), len(table) - 1
-    l, kind, k, i, v = source_column(j, X, params, table, A, Zhat)
-    t = np.zeros((N, table[l, N_OUT]), dtype=X.dtype)
+    params, table, act = net.params, net.table, net.act
+    N, out = len(cache.X), len(table) - 1
+    l, kind, k, i, v = source_column(j, net, cache)
+    # t, s: the first and second tangents of layer l's z (W, b) or u (gamma, beta): only
+    # column i moves, and linearly in θ_j, so s starts at 0
+    t = np.zeros((N, table[l, N_OUT]), dtype=cache.X.dtype)
     t[:, i] = v
     s = np.zeros_like(t)
     for m in range(l, out):
         _, _, gamma, _ = layer_params(params, table, m)
         if gamma is not None and not (m == l and kind > BIAS):
             # t, s are tangents of z; BatchNorm turns them into tangents of u = gamma zhat + beta
-            t, s = batchnorm_tangents(t, s, block(Zhat, N, table, m), columns(istd, table, m))
+            t, s = batchnorm_tangents(t, s, block(cache.Zhat, N, table, m),
+                                      columns(cache.istd, table, m))
             t, s = gamma * t, gamma * s
-        slope, curve = activation_derivatives(act, block(A, N, table, m))
+        slope, curve = activation_derivatives(act, block(cache.A, N, table, m))
         t, s = slope * t, curve * t * t + slope * s
-        W_next = layer_params(params, table, m + 1)[0]
+        W_next = weights(params, table, m + 1)
         t, s = t @ W_next, s @ W_next
-    g = (G * t).sum()
+    g = (state.G * t).sum()
     if not newton:
         return g, 0.0
-    return g, (G * s).sum() + loss_curvature(loss, Q.T, t).sum() / N
+    return g, (state.G * s).sum() + loss_curvature(net.loss, state.Q.T, t).sum() / N
 
 
-def step_size(rule, lr, g, h):
+def step_size(plan, g, h):
     """The move of θ_j: −lr g, or −g / max(h, 1/lr) for Newton."""
-    if rule == GRADIENT:
-        return -lr * g
-    return -g / max(h, 1 / lr)
+    if plan.rule == GRADIENT:
+        return -plan.lr * g
+    return -g / max(h, 1 / plan.lr)
 
 
-def apply_step(j, delta, X, T, params, table, act, loss, Z, A, Zhat, mean, istd, rowloss, G, Q):
+def apply_step(j, delta, net, cache, state):
     """θ_j += delta and the cached point follows it; returns the N per-sample loss changes.
     Column i of layer l moves (z by delta·v for W and b; u for gamma and beta), then with
     BatchNorm its statistics; the next layer's z moves by outer(Δa_i, W_next[i]); every later
     layer is recomputed; the per-sample losses move by their exact changes (row_loss_changes)
     and the loss state is recomputed from the new logits."""
-    N, out = len(X), len(table) - 1
-    l, kind, k, i, v = source_column(j, X, params, table, A, Zhat)
-    logits = block(Z, N, table, out)
+    params, table, act, T, rowloss = net.params, net.table, net.act, state.T, state.rowloss
+    N, out = len(cache.X), len(table) - 1
+    l, kind, k, i, v = source_column(j, net, cache)
+    logits = output_logits(net, cache)
     old_logits = logits.copy()
     params[j] += delta
-    z = block(Z, N, table, l)
+    z = block(cache.Z, N, table, l)
     if kind <= BIAS:
-        z[:, i] += delta * v
+        z[:, i] += delta * v  # W, b move z's column i; gamma, beta only u's
     if l < out:
         _, _, gamma, beta = layer_params(params, table, l)
         u = z[:, i]
         if gamma is not None:
-            zhat, m, s = batch_normalise(z[:, i:i + 1])
-            columns(mean, table, l)[i], columns(istd, table, l)[i] = m[0], s[0]
-            block(Zhat, N, table, l)[:, i] = zhat[:, 0]
+            # column i's batch statistics change with it
+            zhat, mean_i, istd_i = batch_normalise(z[:, i:i + 1])
+            columns(cache.mean, table, l)[i] = mean_i[0]
+            columns(cache.istd, table, l)[i] = istd_i[0]
+            block(cache.Zhat, N, table, l)[:, i] = zhat[:, 0]
             u = gamma[i] * zhat[:, 0] + beta[i]
-        a = block(A, N, table, l)
+        a = block(cache.A, N, table, l)
         new = activate(act, u)
         change = new - a[:, i]
         a[:, i] = new
-        block(Z, N, table, l + 1)[:] += np.outer(change, layer_params(params, table, l + 1)[0][i])
+        block(cache.Z, N, table, l + 1)[:] += np.outer(change, weights(params, table, l + 1)[i])
+        # every later layer recomputed from its (moved) z
         for m in range(l + 1, out):
-            z_m = block(Z, N, table, m)
-            _, b_m, gamma, beta = layer_params(params, table, m)
+            z_m = block(cache.Z, N, table, m)
+            _, _, gamma, beta = layer_params(params, table, m)
             u = z_m
             if gamma is not None:
-                zhat, columns(mean, table, m)[:], columns(istd, table, m)[:] = batch_normalise(z_m)
-                block(Zhat, N, table, m)[:] = zhat
+                zhat, columns(cache.mean, table, m)[:], columns(cache.istd, table, m)[:] = \
+                    batch_normalise(z_m)
+                block(cache.Zhat, N, table, m)[:] = zhat
                 u = gamma * zhat + beta
-            block(A, N, table, m)[:] = activate(act, u)
+            block(cache.A, N, table, m)[:] = activate(act, u)
             W_next, b_next, _, _ = layer_params(params, table, m + 1)
-            block(Z, N, table, m + 1)[:] = block(A, N, table, m) @ W_next + b_next
-    changes = row_loss_changes(loss, old_logits, Q.T, T, rowloss, logits - old_logits)
+            block(cache.Z, N, table, m + 1)[:] = block(cache.A, N, table, m) @ W_next + b_next
+    changes = row_loss_changes(net.loss, old_logits, state.Q.T, T, rowloss, logits - old_logits)
     rowloss += changes
-    q = loss_state(loss, logits, T)
-    Q[:] = q.T
-    G[:] = row_loss_gradients(loss, q, T) / N
+    q = loss_state(net.loss, logits, T)
+    state.Q[:] = q.T
+    state.G[:] = row_loss_gradients(net.loss, q, T) / N
     return changes
 
 
-def load_point(X, T, params, table, act, loss, Z, A, Zhat, mean, istd, rowloss, G, Q, grad,
-               work1, work2):
-    """A full forward pass, loss and backprop (into grad) at params."""
-    forward(X, params, table, act, True, Z, A, Zhat, mean, istd)
-    evaluate_loss(block(Z, len(X), table, len(table) - 1), T, loss, rowloss, G, Q)
-    backprop(X, params, table, act, Z, A, Zhat, istd, G, grad, work1, work2, 0)
+def load_point(net, cache, state, grad, scratch):
+    """A full forward pass (batch statistics), loss and backprop (into grad) at net.params."""
+    forward(net, cache, True)
+    evaluate_loss(net, cache, state)
+    backprop(net, cache, state, grad, scratch, 0)
 
 
-def sweep(order, greedy, rule, lr, X, T, params, table, act, loss, Z, A, Zhat, mean, istd,
-          rowloss, G, Q, grad0, grad, work1, work2):
-    """One sweep: len(order) single-coordinate steps at the current point, coordinates taken
-    from ``order`` or, when ``greedy``, the one with the largest |dJ/dθ_j| (a full backprop per
-    step). Starts from a full forward pass; grad0 receives the gradient at the start. Returns
-    (status, steps, raised, flipped, J at the start); see the module docstring."""
-    load_point(X, T, params, table, act, loss, Z, A, Zhat, mean, istd, rowloss, G, Q, grad0,
-               work1, work2)
+def sweep(net, cache, state, plan, grad0, grad, scratch):
+    """One sweep: len(plan.order) single-coordinate steps at the current point, coordinates
+    taken from ``plan.order`` or, when ``plan.greedy``, the one with the largest |dJ/dθ_j| (a
+    full backprop per step, into ``grad``). Starts from a full forward pass; grad0 receives the
+    gradient at the start. Returns (status, steps, raised, flipped, J at the start); see the
+    module docstring."""
+    params, rowloss = net.params, state.rowloss
+    load_point(net, cache, state, grad0, scratch)
     start = rowloss.mean()
     raised = flipped = 0
-    newton = rule != GRADIENT
-    for step in range(len(order)):
-        if greedy:
+    newton = plan.rule != GRADIENT
+    for step in range(len(plan.order)):
+        if plan.greedy:
             # Gauss–Southwell: a full forward and backward pass at the current point
-            load_point(X, T, params, table, act, loss, Z, A, Zhat, mean, istd, rowloss, G, Q,
-                       grad, work1, work2)
+            load_point(net, cache, state, grad, scratch)
             j = int(np.argmax(np.abs(grad)))
         else:
-            j = order[step]
-        g, h = derivatives(j, newton, X, params, table, act, loss, A, Zhat, istd, G, Q)
+            j = plan.order[step]
+        g, h = derivatives(j, newton, net, cache, state)
         old = params[j]
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            changes = apply_step(j, step_size(rule, lr, g, h), X, T, params, table, act, loss, Z,
-                                 A, Zhat, mean, istd, rowloss, G, Q)
+            changes = apply_step(j, step_size(plan, g, h), net, cache, state)
         if not np.isfinite(rowloss.sum()):
-            params[j] = old
-            return 1, step, raised, flipped, start
-        raised += changes.sum() > RAISED_ULPS * np.finfo(X.dtype).eps * rowloss.sum()
+            params[j] = old  # undo the step; the cached point stays stale
+            return NONFINITE_STEP, step, raised, flipped, start
+        raised += changes.sum() > RAISED_ULPS * np.finfo(cache.X.dtype).eps * rowloss.sum()
         flipped += g * grad0[j] < 0
-    return 0, len(order), raised, flipped, start
+    return OK, len(plan.order), raised, flipped, start

@@ -1,4 +1,6 @@
 """fastgrad.train: the parallel and layer-wise approaches, History, callbacks, failures."""
+import re
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
@@ -101,7 +103,8 @@ def test_a_diverging_run_stops_with_the_epoch_and_step_and_finite_weights(backen
     with pytest.raises(NonFiniteStep, match=r"epoch (\d+), step (\d+)") as failure:
         fastgrad.train(net, X, y, Parallel(SGD(lr=50.0), batch_size=10), epochs=500)
     assert np.isfinite(net.params).all()
-    epoch, step = (int(n) for n in failure.match.groups())
+    epoch, step = (int(n) for n in re.search(r"epoch (\d+), step (\d+)",
+                                             str(failure.value)).groups())
     assert 1 <= step <= 3  # three batches of 10 per epoch
     # the history holds every epoch completed before the failing one
     history = failure.value.history
