@@ -190,6 +190,21 @@ class MLP:
         twin._running_var[:] = self._running_var
         return twin
 
+    def __getstate__(self):
+        # the architecture and the arrays; the layer views and kernel bundles are rebuilt
+        # (pickled as they are, the views would become copies, detached from params)
+        return {"sizes": self.sizes, "activation": self.activation, "batchnorm": self.batchnorm,
+                "loss": self.loss_name, "dtype": self.dtype.name, "seed": self.seed,
+                "backend": self.backend, "params": self._params,
+                "running_mean": self._running_mean, "running_var": self._running_var}
+
+    def __setstate__(self, state):
+        self.__init__(state["sizes"], state["activation"], state["batchnorm"], state["loss"],
+                      state["dtype"], state["seed"], state["backend"])
+        self._params[:] = state["params"]
+        self._running_mean[:] = state["running_mean"]
+        self._running_var[:] = state["running_var"]
+
     def __repr__(self):
         return (f"MLP({list(self.sizes)}, activation={self.activation!r}, "
                 f"batchnorm={self.batchnorm}, loss={self.loss_name!r}, dtype={self.dtype.name!r}, "

@@ -53,6 +53,22 @@ def test_copy_is_independent():
     assert net.layers[0].running_mean[0] == 0.0
 
 
+def test_a_pickled_network_is_the_same_network_with_live_views():
+    import pickle
+
+    net, X, y = make_problem((5, 4), "relu", True, backend="numpy", n_samples=10)
+    net.forward(X, training=True)  # running statistics away from their initial values
+    twin = pickle.loads(pickle.dumps(net))
+    np.testing.assert_array_equal(twin.params, net.params)
+    np.testing.assert_array_equal(twin._running_var, net._running_var)
+    assert twin.loss(X, y) == net.loss(X, y)
+    np.testing.assert_array_equal(twin.predict(X), net.predict(X))
+    twin.params = twin.params + 1  # the layer views follow the new network's vector
+    np.testing.assert_array_equal(twin.layers[1].W.ravel(), twin.params[
+        net.index(1, "W", (0, 0)):net.index(1, "W", (0, 0)) + 20])
+    assert not np.shares_memory(twin.params, net.params)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_dtype_is_kept_throughout(backend, dtype):
