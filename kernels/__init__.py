@@ -10,8 +10,10 @@
 
 ``*_numpy`` is the readable reference, ``*_numba`` the Numba twin, ``*_cython`` the Cython twin
 (built by setup.py; ``common.pxi``, ``mlp.pxi`` and ``incremental.pxi`` hold the nogil helpers
-the ``.pyx`` files include). Every entry point takes the bundles of ``bundles`` (the network,
-the cached point, the loss state, scratch, ...: namedtuples built by the Python layer);
-``codes`` holds the layout and the integer codes they share. See docs/design.md, "The kernel
+the ``.pyx`` files include, ``bundles.pxi`` the structs the bundles are unpacked into, and
+``codes.pxi`` — written by setup.py from ``codes.py``, never by hand — the constants). Every
+entry point takes the bundles of ``bundles`` (the network, the cached point, the loss state,
+scratch, ...: namedtuples built by the Python layer); ``codes`` holds the layout and the
+integer codes they share. See docs/design.md, "The kernel
 interface".
 """
