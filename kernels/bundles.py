@@ -1,8 +1,8 @@
 """The bundles every kernel entry point takes, in all three backends: what travels together,
 named once. They are plain namedtuples of arrays and numbers, so that Numba's nopython mode takes
 them (and caches the kernels compiled for them) and a Cython ``def`` entry point unpacks each
-once into the structs of bundles.pxi. fastgrad's Python layer builds them (fastgrad/_workspace.py) after
-validating every input; a kernel trusts what it receives. See docs/design.md, "The kernel
+once into the structs of bundles.pxi. fastgrad's Python layer builds them
+(fastgrad/_workspace.py) after validating every input; a kernel trusts what it receives. See docs/design.md, "The kernel
 interface".
 
 Shapes: N samples, P = n_params, L layers, C = sum of the layers' widths (every layer's output

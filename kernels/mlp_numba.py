@@ -1,7 +1,11 @@
-"""Forward pass, loss and backprop of an MLP: the Numba twin of ``mlp_numpy.py`` (same arguments,
-same results to round-off). Layout: see ``codes.py``. Matrix products go to BLAS through
-``np.dot(a, b, out)``; the element-wise work is written as loops over rows then columns, so the
-inner loop runs along contiguous memory.
+"""Forward pass, loss, backprop and BatchNorm's running statistics of an MLP: the Numba twin of
+``mlp_numpy.py`` (same arguments, same results to round-off). Each entry point takes the bundles
+of ``bundles.py``: ``forward(net, cache, batch_stats)``, ``loss(net, cache, state)``,
+``backprop(net, cache, state, grad, scratch, first)``, ``update_running_stats(net, cache,
+running)`` (docs/design.md, "The kernel interface"); the flat layout of parameters and cached
+buffers is described in ``codes.py``. Matrix products go to BLAS through ``np.dot(a, b, out)``;
+the element-wise work is written as loops over rows then columns, so the inner loop runs along
+contiguous memory.
 """
 import functools
 
@@ -9,9 +13,9 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-from .codes import (BINARY_CROSS_ENTROPY, BN_EPS, CROSS_ENTROPY, IDENTITY, MODERATE_CHANGE, MSE,
-                    RELU, SIGMOID, SMALL_CHANGE, TANH, TANH_SINGLE_CLAMP, TANH_SINGLE_P,
-                    TANH_SINGLE_Q)
+from .codes import (BINARY_CROSS_ENTROPY, BN_EPS, COL_OFF, CROSS_ENTROPY, IDENTITY,
+                    MODERATE_CHANGE, MSE, N_IN, N_OUT, OFF_B, OFF_BETA, OFF_GAMMA, OFF_W, RELU,
+                    SIGMOID, SMALL_CHANGE, TANH, TANH_SINGLE_CLAMP, TANH_SINGLE_P, TANH_SINGLE_Q)
 
 
 # Every kernel: compiled once and cached on disk; division by zero gives inf or NaN as in numpy
@@ -246,16 +250,30 @@ def row_loss_change(loss, z, q, t, rowloss, dz):
 # ---------------------------------------------------------------- views of the flat buffers
 @kernel
 def weights(params, table, l):
-    """W_l, shape (n_in, n_out), as a view into params."""
-    start = table[l, 2]
-    return params[start:start + table[l, 0] * table[l, 1]].reshape(table[l, 0], table[l, 1])
+    """W_l, shape (n_in, n_out), as a view into params (or into a gradient of the same layout)."""
+    start = table[l, OFF_W]
+    return params[start:start + table[l, N_IN] * table[l, N_OUT]].reshape(table[l, N_IN],
+                                                                           table[l, N_OUT])
+
+
+@kernel
+def kind_offset(table, l, kind):
+    """Where layer l's parameters of one kind (WEIGHT, BIAS, GAMMA, BETA) start in params: the
+    table's offset columns follow the kinds' order (codes.py)."""
+    return table[l, OFF_W + kind]
 
 
 @kernel
 def block(buf, N, table, l):
-    """Layer l's (N, n_out) block of a per-sample buffer."""
-    start = N * table[l, 6]
-    return buf[start:start + N * table[l, 1]].reshape(N, table[l, 1])
+    """Layer l's (N, n_out) block of a per-sample buffer (cache.Z, A or Zhat)."""
+    start = N * table[l, COL_OFF]
+    return buf[start:start + N * table[l, N_OUT]].reshape(N, table[l, N_OUT])
+
+
+@kernel
+def output_logits(net, cache):
+    """The last layer's block of cache.Z: the (N, n_out) logits."""
+    return block(cache.Z, cache.X.shape[0], net.table, net.table.shape[0] - 1)
 
 
 @kernel
@@ -339,11 +357,16 @@ def normalise_and_activate(act, z, zhat, gamma, beta, mean, istd, a):
 
 # ---------------------------------------------------------------- the kernels
 @kernel
-def forward(X, params, table, act, batch_stats, Z, A, Zhat, mean, istd):
-    """Fill Z, A (and Zhat) for the whole network; see mlp_numpy.forward."""
+def forward(net, cache, batch_stats):
+    """Fill cache.Z, A (and Zhat) for the whole network at net.params; with ``batch_stats``
+    BatchNorm uses (and stores in cache.mean, istd) the batch's statistics. See
+    mlp_numpy.forward."""
+    params, table, act = net.params, net.table, net.act
+    X, Z, A, Zhat, mean, istd = cache.X, cache.Z, cache.A, cache.Zhat, cache.mean, cache.istd
     N, n_layers = X.shape[0], table.shape[0]
     for l in range(n_layers):
-        n_out, off_b, off_gamma, c0 = table[l, 1], table[l, 3], table[l, 4], table[l, 6]
+        n_out, off_b, off_gamma = table[l, N_OUT], table[l, OFF_B], table[l, OFF_GAMMA]
+        c0 = table[l, COL_OFF]
         W, b = weights(params, table, l), params[off_b:off_b + n_out]
         z = block(Z, N, table, l)
         if l == 0:
@@ -357,16 +380,20 @@ def forward(X, params, table, act, batch_stats, Z, A, Zhat, mean, istd):
             m, s = mean[c0:c0 + n_out], istd[c0:c0 + n_out]
             if batch_stats:
                 column_stats(z, m, s)
-            gamma, beta = params[off_gamma:off_gamma + n_out], params[table[l, 5]:table[l, 5] + n_out]
+            off_beta = table[l, OFF_BETA]
+            gamma, beta = params[off_gamma:off_gamma + n_out], params[off_beta:off_beta + n_out]
             normalise_and_activate(act, z, block(Zhat, N, table, l), gamma, beta, m, s, a)
         else:
             activate_all(act, z, a)
 
 
 @kernel
-def loss(logits, T, loss_code, rowloss, G, Q):
-    """J = mean of the per-sample losses (stored in rowloss); G = dJ/dlogits; Q (n_out, N) the
-    transposed loss state; see mlp_numpy.loss."""
+def loss(net, cache, state):
+    """J = mean of the per-sample losses of the logits (the last layer's block of cache.Z)
+    against state.T for the loss net.loss; fills state.rowloss (the per-sample losses),
+    state.G = dJ/dlogits and state.Q (n_out, N), the transposed loss state. See mlp_numpy.loss."""
+    logits, T, loss_code = output_logits(net, cache), state.T, net.loss
+    rowloss, G, Q = state.rowloss, state.G, state.Q
     N, n_out = logits.shape
     q = np.empty(n_out, dtype=logits.dtype)
     total = 0.0
@@ -381,13 +408,17 @@ def loss(logits, T, loss_code, rowloss, G, Q):
 
 
 @kernel
-def backprop(X, params, table, act, Z, A, Zhat, istd, G, grad, work1, work2, first):
-    """grad = dJ/dparams by reverse mode for layers first .. last; see mlp_numpy.backprop.
-    delta (dJ/dz of the current layer) alternates between work1 and work2."""
+def backprop(net, cache, state, grad, scratch, first):
+    """grad = dJ/dparams by reverse mode, from the cached point and state.G = dJ/dlogits, for
+    layers first .. last; see mlp_numpy.backprop. delta (dJ/dz of the current layer) alternates
+    between scratch.work1 and scratch.work2."""
+    params, table, act = net.params, net.table, net.act
+    X, A, Zhat, istd = cache.X, cache.A, cache.Zhat, cache.istd
+    work1, work2 = scratch.work1, scratch.work2
     N, n_layers = X.shape[0], table.shape[0]
-    delta = G
+    delta = state.G
     for l in range(n_layers - 1, first - 1, -1):
-        n_in, n_out, off_b = table[l, 0], table[l, 1], table[l, 3]
+        n_in, n_out, off_b = table[l, N_IN], table[l, N_OUT], table[l, OFF_B]
         W = weights(params, table, l)
         gW, gb = weights(grad, table, l), grad[off_b:off_b + n_out]
         # gW = a_in.T @ delta
@@ -407,7 +438,8 @@ def backprop(X, params, table, act, Z, A, Zhat, istd, G, grad, work1, work2, fir
         # du = (delta @ W.T) * act'(a_prev)
         np.dot(delta, W.T, du)
         multiply_by_slope(act, block(A, N, table, l - 1), du)
-        off_gamma, off_beta, c0 = table[l - 1, 4], table[l - 1, 5], table[l - 1, 6]
+        off_gamma, off_beta = table[l - 1, OFF_GAMMA], table[l - 1, OFF_BETA]
+        c0 = table[l - 1, COL_OFF]
         if off_gamma >= 0:
             zhat = block(Zhat, N, table, l - 1)
             g_gamma, g_beta = grad[off_gamma:off_gamma + n_in], grad[off_beta:off_beta + n_in]
@@ -420,3 +452,20 @@ def backprop(X, params, table, act, Z, A, Zhat, istd, G, grad, work1, work2, fir
                     g_beta[c] += du[r, c]
             batchnorm_jacobian(du, zhat, istd[c0:c0 + n_in], params[off_gamma:off_gamma + n_in])
         delta = du
+
+
+@kernel
+def update_running_stats(net, cache, running):
+    """BatchNorm's running statistics (running.mean, var, with running.momentum) after a
+    training batch of N = cache.X.shape[0] samples, from its statistics cache.mean, istd; see
+    mlp_numpy.update_running_stats."""
+    table, N, mean, istd = net.table, cache.X.shape[0], cache.mean, cache.istd
+    running_mean, running_var, momentum = running.mean, running.var, running.momentum
+    for l in range(table.shape[0] - 1):
+        if table[l, OFF_GAMMA] < 0:
+            continue
+        # running = (1 - momentum) running + momentum * (batch mean, unbiased batch variance)
+        for c in range(table[l, COL_OFF], table[l, COL_OFF] + table[l, N_OUT]):
+            variance = (1.0 / istd[c] ** 2 - BN_EPS) * N / max(N - 1, 1)
+            running_mean[c] = (1.0 - momentum) * running_mean[c] + momentum * mean[c]
+            running_var[c] = (1.0 - momentum) * running_var[c] + momentum * variance

@@ -1,5 +1,6 @@
 """The sequential sweep: the Numba twin of ``sequential_numpy.py`` (read its docstring first;
-same arguments, same results).
+same arguments, same results). The entry point ``sweep(net, cache, state, plan, grad0, grad,
+scratch)`` takes the bundles of ``bundles.py`` (docs/design.md, "The kernel interface").
 
 The sweep works on a transposed copy of the cached point, one row per column of the network
 (``ZT``, ``AT``, ``ZhatT``: layer l's block is ``buf[N*c0 : N*(c0 + n_out)].reshape(n_out, N)``;
@@ -13,15 +14,40 @@ derivatives and its step touch O(N n_out) numbers: the logits move by a rank-1 t
 per-sample losses and softmax follow through exact change identities (``logit_changes``); a
 deeper coordinate's change is pushed through each later layer (``layer_change``: activation
 changes by the same identities, then one matrix product per layer), O(N width²) per step.
+
+The transposed copies and the loss state travel together as a ``Transposed`` bundle and the
+sweep's own buffers as a ``SweepScratch`` bundle (both namedtuples below), built once per sweep
+inside the kernel.
 """
+from collections import namedtuple
+
 import numpy as np
 
-from .codes import (BETA, BIAS, BN_EPS, CROSS_ENTROPY, GAMMA, GRADIENT, MODERATE_CHANGE, MSE,
-                    RAISED_ULPS, SIGMOID, SMALL_CHANGE, TANH, TINY_CHANGE, WEIGHT)
-from .coordinate_numba import activation_changes, decode, largest_magnitude
+from .codes import (BETA, BIAS, BN_EPS, COL_OFF, CROSS_ENTROPY, GAMMA, GRADIENT, MODERATE_CHANGE,
+                    MSE, N_OUT, NONFINITE_STEP, OFF_BETA, OFF_GAMMA, OK, RAISED_ULPS, SIGMOID,
+                    SMALL_CHANGE, TANH, TINY_CHANGE, WEIGHT)
+from .incremental_numba import activation_changes, decode, largest_magnitude
 from .mlp_numba import (activation_slope, backprop, block, expm1_small, expm1_tiny,
                         forward, kernel, log1p_small, log1p_tiny, loss as evaluate_loss,
                         row_loss_and_state, weights)
+
+# The cached point as the sweep works on it, transposed (see the module docstring): ``XT``
+# (n_in, N) the inputs; ``ZT``, ``AT``, ``ZhatT`` the Dense outputs, activations and normalised
+# values, every layer's block (n_out, N); ``TT`` (n_out, N) the targets and ``labels`` (N,)
+# cross-entropy's class labels (zeros for the other losses); ``QT`` the loss state (n_out, N):
+# state.Q itself, which loss() already writes transposed, not a copy; ``scale`` (N,) its
+# per-sample scale; ``x_bounds`` (n_in,) max |XT[k]| per input.
+Transposed = namedtuple("Transposed", "XT ZT AT ZhatT TT labels QT scale x_bounds")
+
+# The sweep's work space, one buffer per use: ``ones`` (N,) ones (the source column of b and
+# beta); ``t``, ``s`` (N,) a column's first and second tangents and ``y`` (N,), ``row``
+# (n_out,) scratch of the derivatives; ``du`` (N,) the change of the column a step moves, ``e``
+# (N,) expm1 of the logits' moves, ``changes`` (N,) each sample's loss change, ``u_old`` (N,) a
+# column's activation input before the step, ``old_zhat`` (N,) its normalised values before the
+# step; ``work`` (4, widest N): the tangents of a layer (derivatives) or its change (apply_step,
+# layer_change); ``logit_work`` (3, max(N, n_out)): logit_changes' scratch.
+SweepScratch = namedtuple("SweepScratch",
+                          "ones t s y row du e changes u_old old_zhat work logit_work")
 
 
 # ---------------------------------------------------------------- columns and tangents
@@ -41,6 +67,7 @@ def batchnorm_column_tangents(t, s, zhat, istd, gamma, second):
     u = gamma * zhat + beta; see sequential_numpy.batchnorm_tangents."""
     N = t.shape[0]
     mean_t = rho = 0.0
+    # mean_t = t.mean(); rho = (zhat * t).mean()
     for r in range(N):
         mean_t += t[r]
         rho += zhat[r] * t[r]
@@ -65,6 +92,7 @@ def batchnorm_column_tangents(t, s, zhat, istd, gamma, second):
 @kernel
 def through_activation(act, a, t, s, second):
     """In place: t, s tangents of u become those of a = act(u): s = act'' t² + act' s, t = act' t."""
+    # one sample at a time
     for r in range(t.shape[0]):
         slope = activation_slope(act, a[r])
         if second:
@@ -73,22 +101,22 @@ def through_activation(act, a, t, s, second):
 
 
 @kernel
-def source_column(kind, l, k, i, XT, AT, ZhatT, table, ones):
+def source_column(kind, l, k, i, table, trans, ones):
     """d(column i of z, or of u for gamma/beta)/dθ as a view: the input column (W), zhat's
-    column (gamma) or ``ones`` (b, beta)."""
+    column (gamma) or ``ones`` (b, beta). trans: the Transposed point."""
     N = ones.shape[0]
     if kind == WEIGHT:
-        return XT[k] if l == 0 else transposed(AT, N, table, l - 1)[k]
+        return trans.XT[k] if l == 0 else transposed(trans.AT, N, table, l - 1)[k]
     if kind == GAMMA:
-        return transposed(ZhatT, N, table, l)[i]
+        return transposed(trans.ZhatT, N, table, l)[i]
     return ones
 
 
 @kernel
 def transposed(buf, N, table, l):
     """Layer l's (n_out, N) block of a transposed per-sample buffer."""
-    start = N * table[l, 6]
-    return buf[start:start + N * table[l, 1]].reshape(table[l, 1], N)
+    start = N * table[l, COL_OFF]
+    return buf[start:start + N * table[l, N_OUT]].reshape(table[l, N_OUT], N)
 
 
 # ---------------------------------------------------------------- reductions
@@ -126,6 +154,7 @@ def curvature(loss, QT, scale, t, r):
     n_out = QT.shape[0]
     total = 0.0
     if loss == MSE:
+        # total = t @ t
         for c in range(n_out):
             total += t[c] * t[c]
         return 2.0 * total / n_out
@@ -141,16 +170,18 @@ def curvature(loss, QT, scale, t, r):
 
 
 @kernel
-def output_derivatives(loss, w, ta, sa, QT, scale, TT, labels, newton, y, row):
+def output_derivatives(loss, w, ta, sa, trans, newton, y, row):
     """(g, h) when the logits move along w by ta_r per sample (second tangent sa_r w): g = Σ_r
-    ta_r (G_r · w), h = Σ_r sa_r (G_r · w) + Σ_r ta_r² wᵀ H_r w / N. y: (N,), row: (n_out,)
-    scratch."""
+    ta_r (G_r · w), h = Σ_r sa_r (G_r · w) + Σ_r ta_r² wᵀ H_r w / N, from the loss state of
+    the Transposed point trans. y: (N,), row: (n_out,) scratch."""
+    QT, scale, TT, labels = trans.QT, trans.scale, trans.TT, trans.labels
     n_out, N = QT.shape
     # y = N G @ w, one class at a time along the samples
     y[:] = 0.0
     for c in range(n_out):
         for r in range(N):
             y[r] += QT[c, r] * w[c]
+    # y = N G @ w: q @ w - w[label] (cross-entropy), 2 (q @ w) / n_out (mse), (q - t) w (bce)
     if loss == CROSS_ENTROPY:
         for r in range(N):
             y[r] = y[r] * scale[r] - w[labels[r]]
@@ -164,6 +195,7 @@ def output_derivatives(loss, w, ta, sa, QT, scale, TT, labels, newton, y, row):
     if not newton:
         return g / N, 0.0
     h = 0.0
+    # h = sa @ y + Σ_r curvature of row r along ta_r w
     for r in range(N):
         h += sa[r] * y[r]
     for r in range(N):
@@ -174,10 +206,13 @@ def output_derivatives(loss, w, ta, sa, QT, scale, TT, labels, newton, y, row):
 
 
 @kernel
-def block_loss_derivatives(loss, T1, S1, QT, scale, TT, newton, row):
-    """(g, h) when the logits have tangents T1 and second tangents S1 (n_out, N)."""
+def block_loss_derivatives(loss, T1, S1, trans, newton, row):
+    """(g, h) when the logits have tangents T1 and second tangents S1 (n_out, N), from the loss
+    state of the Transposed point trans. row: (n_out,) scratch."""
+    QT, scale, TT = trans.QT, trans.scale, trans.TT
     n_out, N = QT.shape
     g = h = 0.0
+    # g = (N G * T1).sum() / N; h = (N G * S1).sum() / N + Σ_r curvature of row r along T1[:, r]
     for c in range(n_out):
         for r in range(N):
             G = slope(loss, QT, scale, TT, c, r)
@@ -193,13 +228,16 @@ def block_loss_derivatives(loss, T1, S1, QT, scale, TT, newton, row):
 
 
 @kernel
-def derivatives(j, newton, params, table, act, loss, XT, AT, ZhatT, istd, QT, scale, TT, labels,
-                ones, t, s, y, row, work):
+def derivatives(j, newton, net, cache, trans, buffers):
     """(g, h) of coordinate j at the cached point, by forward mode; see sequential_numpy.
-    ones: (N,) ones; t, s, y: (N,) scratch, row (n_out,); work: 4 blocks of (widest, N)."""
+    derivatives. Reads cache.istd and the Transposed point trans; uses buffers.ones, t, s, y,
+    row and the 4 blocks of buffers.work."""
+    params, table, act, loss, istd = net.params, net.table, net.act, net.loss, cache.istd
+    QT, scale, TT, AT, ZhatT = trans.QT, trans.scale, trans.TT, trans.AT, trans.ZhatT
+    t, s, row, work = buffers.t, buffers.s, buffers.row, buffers.work
     N, out = t.shape[0], table.shape[0] - 1
     l, kind, k, i = decode(j, table)
-    t[:] = source_column(kind, l, k, i, XT, AT, ZhatT, table, ones)
+    t[:] = source_column(kind, l, k, i, table, trans, buffers.ones)
     s[:] = 0.0
     if l == out:
         # the logits' column i moves by t
@@ -208,36 +246,39 @@ def derivatives(j, newton, params, table, act, loss, XT, AT, ZhatT, istd, QT, sc
             g += slope(loss, QT, scale, TT, i, r) * t[r]
         if newton:
             row[:] = 0.0
+            # h = Σ_r curvature of row r along t[r] e_i
             for r in range(N):
                 row[i] = t[r]
                 h += curvature(loss, QT, scale, row, r)
         return g / N, h / N
-    off_gamma, c0 = table[l, 4], table[l, 6]
+    off_gamma, c0 = table[l, OFF_GAMMA], table[l, COL_OFF]
     if off_gamma >= 0 and kind <= BIAS:
         batchnorm_column_tangents(t, s, transposed(ZhatT, N, table, l)[i], istd[c0 + i],
                                   params[off_gamma + i], newton)
     through_activation(act, transposed(AT, N, table, l)[i], t, s, newton)
     w = weights(params, table, l + 1)[i]
     if l + 1 == out:
-        return output_derivatives(loss, w, t, s, QT, scale, TT, labels, newton, y, row)
+        return output_derivatives(loss, w, t, s, trans, newton, buffers.y, row)
     # deeper: the next layer's tangents are outer(w, t), then layer after layer
-    width = table[l + 1, 1]
+    width = table[l + 1, N_OUT]
     T1 = work[0, :width * N].reshape(width, N)
     S1 = work[1, :width * N].reshape(width, N)
+    # T1, S1 = np.outer(w, t), np.outer(w, s)
     for c in range(width):
         for r in range(N):
             T1[c, r] = w[c] * t[r]
             S1[c, r] = w[c] * s[r]
     for m in range(l + 1, out):
-        width, off_g, cm = table[m, 1], table[m, 4], table[m, 6]
+        width, off_g, cm = table[m, N_OUT], table[m, OFF_GAMMA], table[m, COL_OFF]
         a = transposed(AT, N, table, m)
+        # every column of layer m through its BatchNorm and activation
         for c in range(width):
             if off_g >= 0:
                 batchnorm_column_tangents(T1[c], S1[c], transposed(ZhatT, N, table, m)[c],
                                           istd[cm + c], params[off_g + c], newton)
             through_activation(act, a[c], T1[c], S1[c], newton)
         # tangents of the next z: W_{m+1}ᵀ @ T1, into the other pair of work blocks
-        n_next = table[m + 1, 1]
+        n_next = table[m + 1, N_OUT]
         pair = 2 if (m - l) % 2 == 1 else 0
         T_next = work[pair, :n_next * N].reshape(n_next, N)
         S_next = work[pair + 1, :n_next * N].reshape(n_next, N)
@@ -245,7 +286,7 @@ def derivatives(j, newton, params, table, act, loss, XT, AT, ZhatT, istd, QT, sc
         np.dot(W_t, T1, T_next)
         np.dot(W_t, S1, S_next)
         T1, S1 = T_next, S_next
-    return block_loss_derivatives(loss, T1, S1, QT, scale, TT, newton, row)
+    return block_loss_derivatives(loss, T1, S1, trans, newton, row)
 
 
 # ---------------------------------------------------------------- the step and the cache
@@ -255,10 +296,12 @@ SCALE_LOW, SCALE_HIGH = 2.0 ** -60, 2.0 ** 60
 
 
 @kernel
-def refresh_loss_state(loss, LT, TT, QT, scale, rowloss, r, q, z, tr):
-    """Sample r's loss and loss state recomputed from its logits, scale 1 (q, z, tr: (n_out,)
-    scratch)."""
+def refresh_loss_state(loss, LT, trans, rowloss, r, q, z, tr):
+    """Sample r's loss and its loss state in the Transposed point trans recomputed from its
+    logits LT[:, r], scale 1 (q, z, tr: (n_out,) scratch)."""
+    TT, QT, scale = trans.TT, trans.QT, trans.scale
     n_out = LT.shape[0]
+    # z, tr = LT[:, r], TT[:, r]
     for c in range(n_out):
         z[c] = LT[c, r]
         tr[c] = TT[c, r]
@@ -309,22 +352,24 @@ def expm1_of_moves(D, w, d, rank1, c, tier, e):
 
 
 @kernel(fastmath={"contract"})
-def logit_changes(loss, LT, TT, labels, QT, scale, rowloss, D, w, d, rank1, bound, e, changes,
-                  scratch):
+def logit_changes(loss, LT, trans, rowloss, D, w, d, rank1, bound, buffers):
     """The logits move by D (n_out, N), or by outer(w, d) when rank1 (sample r's by d_r w, D
-    unused), every move at most bound in magnitude; rowloss and the loss state follow and
-    changes receives each sample's exact loss change. Cross-entropy: with x the sample's move,
-    e_c = expm1(x_c) and S = Σ_c q_c e_c, the loss changes by log1p(S) − x_label and q_c
-    becomes q_c (1 + e_c)/(1 + S): QT_c grows by QT_c e_c and the sample's scale shrinks by
-    1/(1 + S). Binary cross-entropy is its one-logit case (sigmoid(z + x) =
-    q (1 + e)/(1 + q e)); mse: the residual moves by x. While bound <= SMALL_CHANGE (or
-    TINY_CHANGE) Taylor forms of expm1 and log1p keep the loops branch-free; moves beyond
-    MODERATE_CHANGE are taken directly, q_c e^(x_c) / Σ q e^x with the largest x_c factored out.
-    Only binary cross-entropy keeps LT (its logits): the other losses' states hold all they
-    need. e: (N,) scratch; scratch: (3, max(N, n_out))."""
+    unused), every move at most bound in magnitude; rowloss and the loss state (trans.QT,
+    scale) follow and buffers.changes receives each sample's exact loss change. Cross-entropy:
+    with x the sample's move, e_c = expm1(x_c) and S = Σ_c q_c e_c, the loss changes by
+    log1p(S) − x_label and q_c becomes q_c (1 + e_c)/(1 + S): QT_c grows by QT_c e_c and the
+    sample's scale shrinks by 1/(1 + S). Binary cross-entropy is its one-logit case
+    (sigmoid(z + x) = q (1 + e)/(1 + q e)); mse: the residual moves by x. While bound <=
+    SMALL_CHANGE (or TINY_CHANGE) Taylor forms of expm1 and log1p keep the loops branch-free;
+    moves beyond MODERATE_CHANGE are taken directly, q_c e^(x_c) / Σ q e^x with the largest x_c
+    factored out. Only binary cross-entropy keeps LT (its logits): the other losses' states
+    hold all they need. Scratch: buffers.e (N,) and buffers.logit_work (3, max(N, n_out))."""
+    TT, labels, QT, scale = trans.TT, trans.labels, trans.QT, trans.scale
+    e, changes, scratch = buffers.e, buffers.changes, buffers.logit_work
     n_out, N = QT.shape
     changes[:] = 0.0
     if loss == MSE:
+        # the residual moves by x: each sample's loss by mean(x (2 q + x))
         for c in range(n_out):
             logit_moves(D, w, d, rank1, c, e)
             for r in range(N):
@@ -335,6 +380,7 @@ def logit_changes(loss, LT, TT, labels, QT, scale, rowloss, D, w, d, rank1, boun
         return
     q, z, tr = scratch[0, :n_out], scratch[1, :n_out], scratch[2, :n_out]
     if loss == CROSS_ENTROPY and bound > MODERATE_CHANGE:
+        # each sample's softmax and loss recomputed from q e^x, the largest x factored out
         for r in range(N):
             shift = logit_move(D, w, d, rank1, 0, r)
             for c in range(n_out):
@@ -350,10 +396,11 @@ def logit_changes(loss, LT, TT, labels, QT, scale, rowloss, D, w, d, rank1, boun
             rowloss[r] += changes[r]
         return
     if bound > MODERATE_CHANGE:
+        # binary cross-entropy: each sample's loss and state recomputed from its moved logit
         for r in range(N):
             old = rowloss[r]
             LT[0, r] += logit_move(D, w, d, rank1, 0, r)
-            refresh_loss_state(loss, LT, TT, QT, scale, rowloss, r, q, z, tr)
+            refresh_loss_state(loss, LT, trans, rowloss, r, q, z, tr)
             changes[r] = rowloss[r] - old
         return
     tiny, small = bound <= TINY_CHANGE, bound <= SMALL_CHANGE
@@ -372,6 +419,7 @@ def logit_changes(loss, LT, TT, labels, QT, scale, rowloss, D, w, d, rank1, boun
             S[r] += grow
             QT[c, r] += grow
     if loss == CROSS_ENTROPY:
+        # changes = -x[label]
         for r in range(N):
             changes[r] = -logit_move(D, w, d, rank1, labels[r], r)
     # each sample's change and new scale; |S| <= max |e| < 2 TINY_CHANGE, or < 1/16
@@ -399,6 +447,7 @@ def logit_changes(loss, LT, TT, labels, QT, scale, rowloss, D, w, d, rank1, boun
             QT[0, r] *= scale[r]
             scale[r] = 1.0
         return
+    # renormalise the samples whose scale left [SCALE_LOW, SCALE_HIGH]
     for r in range(N):
         if not SCALE_LOW < scale[r] < SCALE_HIGH:
             for c in range(n_out):
@@ -411,6 +460,7 @@ def column_statistics(z, zhat):
     """One column's training-mode BatchNorm: zhat = (z − mean) istd; returns (mean, istd)."""
     N = z.shape[0]
     mean = 0.0
+    # mean = z.mean()
     for r in range(N):
         mean += z[r]
     mean /= N
@@ -424,15 +474,19 @@ def column_statistics(z, zhat):
 
 
 @kernel
-def apply_step(j, delta, params, table, act, loss, XT, x_bounds, ZT, AT, ZhatT, mean, istd, TT,
-               labels, QT, scale, rowloss, changes, ones, du, e, work, scratch):
-    """θ_j += delta and the transposed cached point follows; changes receives each sample's
-    loss change. See sequential_numpy.apply_step. x_bounds: max |X[:, k]| per input; ones: (N,)
-    ones; du, e: (N,) scratch; work: (4, widest N). Bounds on the changes, mostly known without a scan,
-    choose the vectorised small-change paths."""
-    N, out = ones.shape[0], table.shape[0] - 1
+def apply_step(j, delta, net, cache, state, trans, buffers):
+    """θ_j += delta and the Transposed point trans (with cache.mean, istd and state.rowloss)
+    follows; buffers.changes receives each sample's loss change. See sequential_numpy.
+    apply_step. Uses buffers.ones, du, u_old, work (and, through logit_changes, e and
+    logit_work). Bounds on the changes, mostly known without a scan, choose the vectorised
+    small-change paths."""
+    params, table, act, loss = net.params, net.table, net.act, net.loss
+    mean, istd, rowloss = cache.mean, cache.istd, state.rowloss
+    ZT, AT, ZhatT, x_bounds = trans.ZT, trans.AT, trans.ZhatT, trans.x_bounds
+    du, u_old, work = buffers.du, buffers.u_old, buffers.work
+    N, out = buffers.ones.shape[0], table.shape[0] - 1
     l, kind, k, i = decode(j, table)
-    v = source_column(kind, l, k, i, XT, AT, ZhatT, table, ones)
+    v = source_column(kind, l, k, i, table, trans, buffers.ones)
     # source_bound >= max |v|: X's column bound, 1 for a tanh or sigmoid input, b and beta
     if kind == WEIGHT and l == 0:
         source_bound = x_bounds[k]
@@ -441,38 +495,41 @@ def apply_step(j, delta, params, table, act, loss, XT, x_bounds, ZT, AT, ZhatT, 
     else:
         source_bound = largest_magnitude(v)
     z = transposed(ZT, N, table, l)[i]
-    n_out = table[out, 1]
+    n_out = table[out, N_OUT]
     if l == out:
         # only logit i moves, by delta v: rank 1 with w = e_i
         params[j] += delta
         unit = work[0, :n_out]
         unit[:] = 0.0
         unit[i] = 1.0
+        # du = delta * v
         for r in range(N):
             du[r] = delta * v[r]
-        logit_changes(loss, ZT_logits(ZT, N, table), TT, labels, QT, scale, rowloss,
-                      work[1, :0].reshape(0, N), unit, du, True, abs(delta) * source_bound, e,
-                      changes, scratch)
+        logit_changes(loss, ZT_logits(ZT, N, table), trans, rowloss, work[1, :0].reshape(0, N),
+                      unit, du, True, abs(delta) * source_bound, buffers)
         return
-    off_gamma, off_beta, c0 = table[l, 4], table[l, 5], table[l, 6]
+    off_gamma, off_beta, c0 = table[l, OFF_GAMMA], table[l, OFF_BETA], table[l, COL_OFF]
     a = transposed(AT, N, table, l)[i]
-    u_old = scratch[1, :N]
     if off_gamma >= 0:
         zhat = transposed(ZhatT, N, table, l)[i]
         gamma, beta = params[off_gamma + i], params[off_beta + i]
+        # u_old = gamma * zhat + beta
         for r in range(N):
             u_old[r] = gamma * zhat[r] + beta
         params[j] += delta
         if kind <= BIAS:
+            # z += delta * v, then the column's statistics and zhat follow
             for r in range(N):
                 z[r] += delta * v[r]
             mean[c0 + i], istd[c0 + i] = column_statistics(z, zhat)
         gamma, beta = params[off_gamma + i], params[off_beta + i]
+        # du = the new u - u_old
         for r in range(N):
             du[r] = gamma * zhat[r] + beta - u_old[r]
         bound = largest_magnitude(du) if kind <= BIAS else abs(delta) * source_bound
     else:
         params[j] += delta
+        # u_old = z; du = delta * v; z += du
         for r in range(N):
             u_old[r] = z[r]
             du[r] = delta * v[r]
@@ -482,6 +539,7 @@ def apply_step(j, delta, params, table, act, loss, XT, x_bounds, ZT, AT, ZhatT, 
     # max |act'|, which is 1, or 1/4 for sigmoid
     activation_changes(act, u_old, a, du, bound)
     bound *= 0.25 if act == SIGMOID else 1.0
+    # a += du
     for r in range(N):
         a[r] += du[r]
     # the next layer's z moves by outer(w, du): the logits' move when it is the last layer;
@@ -489,36 +547,39 @@ def apply_step(j, delta, params, table, act, loss, XT, x_bounds, ZT, AT, ZhatT, 
     w = weights(params, table, l + 1)[i]
     bound *= largest_magnitude(w)
     if l + 1 == out:
-        logit_changes(loss, ZT_logits(ZT, N, table), TT, labels, QT, scale, rowloss,
-                      work[0, :0].reshape(0, N), w, du, True, bound, e, changes, scratch)
+        logit_changes(loss, ZT_logits(ZT, N, table), trans, rowloss, work[0, :0].reshape(0, N),
+                      w, du, True, bound, buffers)
         return
     D = work[0, :w.shape[0] * N].reshape(w.shape[0], N)
+    # D = np.outer(w, du)
     for c in range(w.shape[0]):
         for r in range(N):
             D[c, r] = w[c] * du[r]
     for m in range(l + 1, out):
-        D = layer_change(m, D, bound, params, table, act, ZT, AT, ZhatT, mean, istd,
-                         scratch[1, :N], du, work[(m - l) % 2])
+        D = layer_change(m, D, bound, net, cache, trans, buffers, work[(m - l) % 2])
         bound = largest_magnitude(D.reshape(D.size))
-    logit_changes(loss, ZT_logits(ZT, N, table), TT, labels, QT, scale, rowloss, D, w, du,
-                  False, bound, e, changes, scratch)
+    logit_changes(loss, ZT_logits(ZT, N, table), trans, rowloss, D, w, du, False, bound, buffers)
 
 
 @kernel
-def layer_change(m, D, bound, params, table, act, ZT, AT, ZhatT, mean, istd, u_old, old_zhat,
-                 out):
-    """Hidden layer m's z moves by D (width, N), every |D| <= bound: its columns follow (with
-    BatchNorm, their statistics too) and the next layer's change W_{m+1}ᵀ @ Δa is returned,
-    a view of out. u_old, old_zhat: (N,) scratch."""
+def layer_change(m, D, bound, net, cache, trans, buffers, out):
+    """Hidden layer m's z moves by D (width, N), every |D| <= bound: its columns in the
+    Transposed point trans follow (with BatchNorm, their statistics cache.mean, istd too) and
+    the next layer's change W_{m+1}ᵀ @ Δa is returned, a view of out. Uses buffers.u_old and
+    old_zhat."""
+    params, table, act = net.params, net.table, net.act
+    mean, istd = cache.mean, cache.istd
+    u_old, old_zhat = buffers.u_old, buffers.old_zhat
     width, N = D.shape
-    off_g, off_bt, cm = table[m, 4], table[m, 5], table[m, 6]
-    z, a = transposed(ZT, N, table, m), transposed(AT, N, table, m)
+    off_g, off_bt, cm = table[m, OFF_GAMMA], table[m, OFF_BETA], table[m, COL_OFF]
+    z, a = transposed(trans.ZT, N, table, m), transposed(trans.AT, N, table, m)
+    # one column at a time: z[c] += D[c], then its activations (and statistics) follow
     for c in range(width):
         d = D[c]
         column_bound = bound
         if off_g >= 0:
             # d becomes the change of u = gamma * zhat + beta
-            zhat = transposed(ZhatT, N, table, m)[c]
+            zhat = transposed(trans.ZhatT, N, table, m)[c]
             gamma, beta = params[off_g + c], params[off_bt + c]
             for r in range(N):
                 old_zhat[r] = zhat[r]
@@ -535,7 +596,7 @@ def layer_change(m, D, bound, params, table, act, ZT, AT, ZhatT, mean, istd, u_o
         activation_changes(act, u_old, a[c], d, column_bound)
         for r in range(N):
             a[c, r] += d[r]
-    n_next = table[m + 1, 1]
+    n_next = table[m + 1, N_OUT]
     D_next = out[:n_next * N].reshape(n_next, N)
     np.dot(weights(params, table, m + 1).T, D, D_next)
     return D_next
@@ -557,70 +618,68 @@ def transpose_into(buf, N, table, out):
 
 
 @kernel
-def load_point(X, T, params, table, act, loss, Z, A, Zhat, mean, istd, rowloss, G, Q, grad,
-               work1, work2, ZT, AT, ZhatT, scale):
-    """A full forward pass, loss and backprop (grad) at params, and the transposed copies of
-    the cached point the sweep works on (Q is already transposed; scale = 1)."""
-    N, out = X.shape[0], table.shape[0] - 1
-    forward(X, params, table, act, True, Z, A, Zhat, mean, istd)
-    evaluate_loss(block(Z, N, table, out), T, loss, rowloss, G, Q)
-    backprop(X, params, table, act, Z, A, Zhat, istd, G, grad, work1, work2, 0)
-    transpose_into(Z, N, table, ZT)
-    transpose_into(A, N, table, AT)
-    transpose_into(Zhat, N, table, ZhatT)
-    scale[:] = 1.0
+def load_point(net, cache, state, grad, scratch, trans):
+    """A full forward pass, loss and backprop (grad) at net.params, and the transposed copies
+    of the cached point in trans the sweep works on (state.Q is already transposed; scale =
+    1)."""
+    N = cache.X.shape[0]
+    forward(net, cache, True)
+    evaluate_loss(net, cache, state)
+    backprop(net, cache, state, grad, scratch, 0)
+    transpose_into(cache.Z, N, net.table, trans.ZT)
+    transpose_into(cache.A, N, net.table, trans.AT)
+    transpose_into(cache.Zhat, N, net.table, trans.ZhatT)
+    trans.scale[:] = 1.0
 
 
 @kernel
-def sweep(order, greedy, rule, lr, X, T, params, table, act, loss, Z, A, Zhat, mean, istd,
-          rowloss, G, Q, grad0, grad, work1, work2):
-    """One sweep; see sequential_numpy.sweep."""
+def sweep(net, cache, state, plan, grad0, grad, scratch):
+    """One sweep of the plan's steps; returns (status, steps, raised, flipped, J at the start),
+    status OK or NONFINITE_STEP. See sequential_numpy.sweep."""
+    params, table, loss = net.params, net.table, net.loss
+    X, T, Q, rowloss = cache.X, state.T, state.Q, state.rowloss
+    order, rule, lr = plan.order, plan.rule, plan.lr
     N, out = X.shape[0], table.shape[0] - 1
-    n_out = table[out, 1]
+    n_out = table[out, N_OUT]
     dtype = X.dtype
-    XT = np.ascontiguousarray(X.T)
-    ZT, AT, ZhatT = np.empty_like(Z), np.empty_like(A), np.empty_like(Zhat)
-    TT = np.ascontiguousarray(T.T)
     labels = np.zeros(N, dtype=np.int64)  # cross-entropy's class labels, from the one-hot T
     if loss == CROSS_ENTROPY:
         for r in range(N):
             labels[r] = np.argmax(T[r])
-    QT, scale = Q, np.ones(N, dtype=dtype)  # Q is already (n_out, N)
-    work = np.empty((4, np.max(table[:, 1]) * N), dtype=dtype)
-    scratch = np.empty((3, max(N, n_out)), dtype=dtype)
-    t, s, y, e, changes = (np.empty(N, dtype), np.empty(N, dtype), np.empty(N, dtype),
-                           np.empty(N, dtype), np.empty(N, dtype))
-    row, ones = np.empty(n_out, dtype=dtype), np.ones(N, dtype=dtype)
-    load_point(X, T, params, table, act, loss, Z, A, Zhat, mean, istd, rowloss, G, Q, grad0,
-               work1, work2, ZT, AT, ZhatT, scale)
-    x_bounds = np.empty(X.shape[1], dtype=dtype)
+    trans = Transposed(np.ascontiguousarray(X.T), np.empty_like(cache.Z), np.empty_like(cache.A),
+                       np.empty_like(cache.Zhat), np.ascontiguousarray(T.T), labels,
+                       Q,  # already (n_out, N)
+                       np.ones(N, dtype=dtype), np.empty(X.shape[1], dtype=dtype))
+    buffers = SweepScratch(np.ones(N, dtype=dtype), np.empty(N, dtype), np.empty(N, dtype),
+                           np.empty(N, dtype), np.empty(n_out, dtype=dtype), np.empty(N, dtype),
+                           np.empty(N, dtype), np.empty(N, dtype), np.empty(N, dtype),
+                           np.empty(N, dtype), np.empty((4, np.max(table[:, N_OUT]) * N), dtype),
+                           np.empty((3, max(N, n_out)), dtype=dtype))
+    load_point(net, cache, state, grad0, scratch, trans)
     for k in range(X.shape[1]):
-        x_bounds[k] = largest_magnitude(XT[k])
+        trans.x_bounds[k] = largest_magnitude(trans.XT[k])
     newton = rule != GRADIENT
     eps = np.finfo(dtype).eps
     level = total_of(rowloss)  # N J, kept up to date by the steps' changes
     start = level / N
     raised = flipped = 0
     for step in range(order.shape[0]):
-        if greedy:
+        if plan.greedy:
             # Gauss–Southwell: a full forward and backward pass at the current point
-            load_point(X, T, params, table, act, loss, Z, A, Zhat, mean, istd, rowloss, G, Q,
-                       grad, work1, work2, ZT, AT, ZhatT, scale)
+            load_point(net, cache, state, grad, scratch, trans)
             level = total_of(rowloss)
             j = np.argmax(np.abs(grad))
         else:
             j = order[step]
-        g, h = derivatives(j, newton, params, table, act, loss, XT, AT, ZhatT, istd, QT, scale,
-                           TT, labels, ones, t, s, y, row, work)
+        g, h = derivatives(j, newton, net, cache, trans, buffers)
         delta = -lr * g if rule == GRADIENT else -g / max(h, 1.0 / lr)
         old = params[j]
-        apply_step(j, delta, params, table, act, loss, XT, x_bounds, ZT, AT, ZhatT, mean, istd,
-                   TT, labels, QT, scale, rowloss, changes, ones, s, e, work, scratch)
-        total = total_of(changes)
+        apply_step(j, delta, net, cache, state, trans, buffers)
+        total = total_of(buffers.changes)
         if not np.isfinite(total):
             params[j] = old
-            return 1, step, raised, flipped, start
+            return NONFINITE_STEP, step, raised, flipped, start
         level += total
         raised += total > RAISED_ULPS * eps * level
         flipped += g * grad0[j] < 0.0
-    return 0, order.shape[0], raised, flipped, start
+    return OK, order.shape[0], raised, flipped, start
