@@ -36,6 +36,7 @@ def orders_of(net):
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", ["gradient", "newton"])
 @pytest.mark.parametrize("hidden, activation, batchnorm, loss", ARCHITECTURES)
 def test_sweeps_in_every_order_equal_the_naive_sweep(hidden, activation, batchnorm, loss, step):
@@ -115,6 +116,7 @@ def digits():
     return load_digits_standardised(None)
 
 
+@pytest.mark.slow
 def test_the_sweep_order_does_not_bias_the_loss_reached(digits, record_property):
     """The order question: cyclic, reverse and permutation sweeps from the same starting
     weights reach comparable losses after the same number of sweeps, for several seeds."""
@@ -135,6 +137,7 @@ def test_the_sweep_order_does_not_bias_the_loss_reached(digits, record_property)
     record_property("relative_spreads", spreads)
 
 
+@pytest.mark.slow
 def test_the_sweep_lowers_the_loss_where_full_batch_gd_oscillates(digits, record_property):
     """At lr = 8 on 64-16-10 tanh, full-batch GD raises the loss on some epochs while every
     sequential sweep (and every single step of it) lowers it."""

@@ -23,6 +23,7 @@ def digits():
     return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["numba", "cython"])
 def test_adam_reaches_97_percent_on_digits(digits, backend, record_property):
     X_train, X_test, y_train, y_test = digits
