@@ -20,12 +20,12 @@ from .codes import (BETA, BIAS, COL_OFF, GAMMA, MODERATE_CHANGE, MSE, N_IN, N_OU
                     OFF_BETA, OFF_GAMMA, OFF_W, SIGMOID, SMALL_CHANGE, TANH, WEIGHT)
 from .mlp_numba import (activation_change, activation_slope, batchnorm_change, batchnorm_jacobian,
                         block, expm1_small, kernel, kind_offset, log1p_small, logit_change,
-                        output_logits, row_loss_change, tanh_small, weights)
+                        row_loss_change, tanh_small, weights)
 
 
 @kernel
 def decode(j, table):
-    """(layer, kind, k, i) of coordinate j; see coordinate_numpy.decode."""
+    """(layer, kind, k, i) of coordinate j; see incremental_numpy.decode."""
     l = table.shape[0] - 1
     while table[l, OFF_W] > j:
         l -= 1
@@ -41,15 +41,14 @@ def decode(j, table):
 
 
 @kernel
-def layer_input_column(cache, table, l, k, col):
+def layer_input_column(X, A, table, l, k, col):
     # col = (X if l == 0 else A_{l-1})[:, k]
-    X = cache.X
     N = X.shape[0]
     if l == 0:
         for r in range(N):
             col[r] = X[r, k]
     else:
-        a_in = block(cache.A, N, table, l - 1)
+        a_in = block(A, N, table, l - 1)
         for r in range(N):
             col[r] = a_in[r, k]
 
@@ -83,14 +82,14 @@ def next_layer(w_row, col, rows, m, work):
 def coordinate_derivative(j, net, cache, state, scratch):
     """dJ/dθ_j in forward mode, from state.G; see incremental_numpy.coordinate_derivative."""
     params, table, act = net.params, net.table, net.act
-    A, Zhat, istd, G = cache.A, cache.Zhat, cache.istd, state.G
+    X, A, Zhat, istd, G = cache.X, cache.A, cache.Zhat, cache.istd, state.G
     col, rows, work1, work2 = scratch.column, scratch.rows, scratch.work1, scratch.work2
-    N, n_layers = cache.X.shape[0], table.shape[0]
+    N, n_layers = X.shape[0], table.shape[0]
     l, kind, k, i = decode(j, table)
     off_gamma, c0 = table[l, OFF_GAMMA], table[l, COL_OFF]
     # the tangent of column i: of z (W, b) or of u = gamma * zhat + beta (gamma, beta)
     if kind == WEIGHT:
-        layer_input_column(cache, table, l, k, col)
+        layer_input_column(X, A, table, l, k, col)
     elif kind == GAMMA:
         zhat = block(Zhat, N, table, l)
         for r in range(N):
@@ -153,9 +152,9 @@ Column = namedtuple("Column", "l i C M")
 def load_column(net, cache, l, i, C):
     """C[U], C[ACT], C[ZHAT] = column i of hidden layer l; returns max |zhat| (0 without
     BatchNorm)."""
-    params, table = net.params, net.table
+    params, table, Z, A, Zhat = net.params, net.table, cache.Z, cache.A, cache.Zhat
     N = C.shape[1]
-    z, a = block(cache.Z, N, table, l), block(cache.A, N, table, l)
+    z, a = block(Z, N, table, l), block(A, N, table, l)
     off_gamma = table[l, OFF_GAMMA]
     # C[U], C[ACT] = z[:, i], a[:, i] (u = gamma * zhat[:, i] + beta[i] with BatchNorm)
     if off_gamma < 0:
@@ -163,7 +162,7 @@ def load_column(net, cache, l, i, C):
             C[U, r] = z[r, i]
             C[ACT, r] = a[r, i]
         return 0.0
-    zhat = block(cache.Zhat, N, table, l)
+    zhat = block(Zhat, N, table, l)
     g, b = params[off_gamma + i], params[table[l, OFF_BETA] + i]
     for r in range(N):
         C[ZHAT, r] = zhat[r, i]
@@ -176,9 +175,9 @@ def load_column(net, cache, l, i, C):
 def load_inputs(cache, table, l, inputs, bounds):
     """inputs[:n_in] = the transposed input of layer l (X, or the previous activations);
     bounds[k] = max |inputs[k]|."""
-    X = cache.X
+    X, A = cache.X, cache.A
     N = X.shape[0]
-    a_in = X if l == 0 else block(cache.A, N, table, l - 1)
+    a_in = X if l == 0 else block(A, N, table, l - 1)
     # inputs[:n_in] = a_in.T
     for r in range(N):
         for k in range(table[l, N_IN]):
@@ -287,12 +286,12 @@ def loss_change(j, delta, net, cache, state, scratch):
     """J(θ + delta e_j) − J(θ) with θ unchanged, from state.T, rowloss and Q; see
     incremental_numpy.loss_change. (scratch.column: room for the input column a W coordinate
     reads.)"""
-    table, col = net.table, scratch.column
-    N, n_layers = cache.X.shape[0], table.shape[0]
+    table, X, col = net.table, cache.X, scratch.column
+    N, n_layers = X.shape[0], table.shape[0]
     l, kind, k, i = decode(j, table)
     if kind == WEIGHT:
-        layer_input_column(cache, table, l, k, col)
-    column = Column(l, i, np.empty((4, N), dtype=cache.X.dtype), np.empty((MOMENTS, N)))
+        layer_input_column(X, cache.A, table, l, k, col)
+    column = Column(l, i, np.empty((4, N), dtype=X.dtype), np.empty((MOMENTS, N)))
     zhat_bound = 0.0
     if l < n_layers - 1:
         zhat_bound = load_column(net, cache, l, i, column.C)
@@ -320,7 +319,7 @@ def column_loss_change(column, kind, delta, source, source_bound, net, cache, st
     N, n_layers = C.shape[1], table.shape[0]
     out = n_layers - 1
     n_out = table[out, N_OUT]
-    logits = output_logits(net, cache)
+    logits = block(Z, N, table, out)
     # col = the change of column i of z (W, b) or of u = gamma * zhat + beta (gamma, beta)
     col = C[CHANGE]
     if kind == WEIGHT:

@@ -15,9 +15,9 @@ per-sample losses and softmax follow through exact change identities (``logit_ch
 deeper coordinate's change is pushed through each later layer (``layer_change``: activation
 changes by the same identities, then one matrix product per layer), O(N width²) per step.
 
-The transposed copies and the loss state travel together as a ``Transposed`` bundle and the
-sweep's own buffers as a ``SweepScratch`` bundle (both namedtuples below), built once per sweep
-inside the kernel.
+Inside the kernel, the transposed point, its loss state and the sweep's own buffers travel as
+the module's namedtuple bundles (``Transposed``, ``TransposedLoss``, ``SweepScratch``,
+``LogitScratch``, ``Hidden``), built once per sweep (``Hidden`` once per deep step).
 """
 from collections import namedtuple
 
@@ -31,23 +31,39 @@ from .mlp_numba import (activation_slope, backprop, block, expm1_small, expm1_ti
                         forward, kernel, log1p_small, log1p_tiny, loss as evaluate_loss,
                         row_loss_and_state, weights)
 
-# The cached point as the sweep works on it, transposed (see the module docstring): ``XT``
-# (n_in, N) the inputs; ``ZT``, ``AT``, ``ZhatT`` the Dense outputs, activations and normalised
-# values, every layer's block (n_out, N); ``TT`` (n_out, N) the targets and ``labels`` (N,)
-# cross-entropy's class labels (zeros for the other losses); ``QT`` the loss state (n_out, N):
-# state.Q itself, which loss() already writes transposed, not a copy; ``scale`` (N,) its
-# per-sample scale; ``x_bounds`` (n_in,) max |XT[k]| per input.
-Transposed = namedtuple("Transposed", "XT ZT AT ZhatT TT labels QT scale x_bounds")
+# The sweep's bundles. A helper called once per step unpacks the fields it uses at its top, by
+# name, and passes on only the bundles its callees read whole: Numba keeps a reference count per
+# array, and a bundle still alive across a call costs an atomic increment and decrement of every
+# array in it on each call (here, several percent of a small network's step).
+#
+# The cached point, transposed (see the module docstring): ``XT`` (n_in, N) the inputs; ``ZT``,
+# ``AT``, ``ZhatT`` the Dense outputs, activations and normalised values, every layer's block
+# (n_out, N); ``x_bounds`` (n_in,) max |XT[k]| per input.
+Transposed = namedtuple("Transposed", "XT ZT AT ZhatT x_bounds")
+
+# The loss state as the sweep keeps it: ``TT`` (n_out, N) the targets, ``labels`` (N,)
+# cross-entropy's class labels (zeros for the other losses), ``QT`` (n_out, N) the loss state
+# (state.Q itself, which loss() writes transposed already) and ``scale`` (N,) its per-sample
+# scale.
+TransposedLoss = namedtuple("TransposedLoss", "TT labels QT scale")
 
 # The sweep's work space, one buffer per use: ``ones`` (N,) ones (the source column of b and
 # beta); ``t``, ``s`` (N,) a column's first and second tangents and ``y`` (N,), ``row``
-# (n_out,) scratch of the derivatives; ``du`` (N,) the change of the column a step moves, ``e``
-# (N,) expm1 of the logits' moves, ``changes`` (N,) each sample's loss change, ``u_old`` (N,) a
-# column's activation input before the step, ``old_zhat`` (N,) its normalised values before the
-# step; ``work`` (4, widest N): the tangents of a layer (derivatives) or its change (apply_step,
-# layer_change); ``logit_work`` (3, max(N, n_out)): logit_changes' scratch.
-SweepScratch = namedtuple("SweepScratch",
-                          "ones t s y row du e changes u_old old_zhat work logit_work")
+# (n_out,) scratch of the derivatives; ``du`` (N,) the change of the column a step moves,
+# ``u_old`` (N,) a column's activation input before the step, ``old_zhat`` (N,) its normalised
+# values before the step; ``work`` (4, widest N): the tangents of a layer (derivatives) or its
+# change (apply_step, layer_change).
+SweepScratch = namedtuple("SweepScratch", "ones t s y row du u_old old_zhat work")
+
+# logit_changes' buffers: ``e`` (N,) expm1 of the logits' moves, ``changes`` (N,) each sample's
+# loss change, ``rows`` (3, max(N, n_out)): one sample's softmax, logits and targets (large
+# moves) or every sample's sum S (small ones).
+LogitScratch = namedtuple("LogitScratch", "e changes rows")
+
+# What layer_change updates: the hidden layers' transposed blocks ``ZT``, ``AT``, ``ZhatT`` and
+# their BatchNorm statistics ``mean``, ``istd`` (cache.mean, istd). apply_step builds it only
+# for a step that reaches past the next layer, so that its other steps hold no extra bundle.
+Hidden = namedtuple("Hidden", "ZT AT ZhatT mean istd")
 
 
 # ---------------------------------------------------------------- columns and tangents
@@ -91,7 +107,8 @@ def batchnorm_column_tangents(t, s, zhat, istd, gamma, second):
 
 @kernel
 def through_activation(act, a, t, s, second):
-    """In place: t, s tangents of u become those of a = act(u): s = act'' t² + act' s, t = act' t."""
+    """In place: t, s tangents of u become those of a = act(u): s = act'' t² + act' s,
+    t = act' t."""
     # one sample at a time
     for r in range(t.shape[0]):
         slope = activation_slope(act, a[r])
@@ -101,14 +118,14 @@ def through_activation(act, a, t, s, second):
 
 
 @kernel
-def source_column(kind, l, k, i, table, trans, ones):
+def source_column(kind, l, k, i, XT, AT, ZhatT, table, ones):
     """d(column i of z, or of u for gamma/beta)/dθ as a view: the input column (W), zhat's
-    column (gamma) or ``ones`` (b, beta). trans: the Transposed point."""
+    column (gamma) or ``ones`` (b, beta)."""
     N = ones.shape[0]
     if kind == WEIGHT:
-        return trans.XT[k] if l == 0 else transposed(trans.AT, N, table, l - 1)[k]
+        return XT[k] if l == 0 else transposed(AT, N, table, l - 1)[k]
     if kind == GAMMA:
-        return transposed(trans.ZhatT, N, table, l)[i]
+        return transposed(ZhatT, N, table, l)[i]
     return ones
 
 
@@ -170,18 +187,19 @@ def curvature(loss, QT, scale, t, r):
 
 
 @kernel
-def output_derivatives(loss, w, ta, sa, trans, newton, y, row):
+def output_derivatives(loss, w, ta, sa, tloss, newton, y, row):
     """(g, h) when the logits move along w by ta_r per sample (second tangent sa_r w): g = Σ_r
-    ta_r (G_r · w), h = Σ_r sa_r (G_r · w) + Σ_r ta_r² wᵀ H_r w / N, from the loss state of
-    the Transposed point trans. y: (N,), row: (n_out,) scratch."""
-    QT, scale, TT, labels = trans.QT, trans.scale, trans.TT, trans.labels
+    ta_r (G_r · w), h = Σ_r sa_r (G_r · w) + Σ_r ta_r² wᵀ H_r w / N, from the TransposedLoss
+    tloss. y: (N,), row: (n_out,) scratch."""
+    TT, labels, QT, scale = tloss.TT, tloss.labels, tloss.QT, tloss.scale
     n_out, N = QT.shape
     # y = N G @ w, one class at a time along the samples
     y[:] = 0.0
     for c in range(n_out):
         for r in range(N):
             y[r] += QT[c, r] * w[c]
-    # y = N G @ w: q @ w - w[label] (cross-entropy), 2 (q @ w) / n_out (mse), (q - t) w (bce)
+    # then the targets' part: y = scale y - w[label] (cross-entropy), 2 y / n_out (mse),
+    # y - t w (binary cross-entropy)
     if loss == CROSS_ENTROPY:
         for r in range(N):
             y[r] = y[r] * scale[r] - w[labels[r]]
@@ -206,10 +224,10 @@ def output_derivatives(loss, w, ta, sa, trans, newton, y, row):
 
 
 @kernel
-def block_loss_derivatives(loss, T1, S1, trans, newton, row):
-    """(g, h) when the logits have tangents T1 and second tangents S1 (n_out, N), from the loss
-    state of the Transposed point trans. row: (n_out,) scratch."""
-    QT, scale, TT = trans.QT, trans.scale, trans.TT
+def block_loss_derivatives(loss, T1, S1, tloss, newton, row):
+    """(g, h) when the logits have tangents T1 and second tangents S1 (n_out, N), from the
+    TransposedLoss tloss. row: (n_out,) scratch."""
+    TT, QT, scale = tloss.TT, tloss.QT, tloss.scale
     n_out, N = QT.shape
     g = h = 0.0
     # g = (N G * T1).sum() / N; h = (N G * S1).sum() / N + Σ_r curvature of row r along T1[:, r]
@@ -228,19 +246,21 @@ def block_loss_derivatives(loss, T1, S1, trans, newton, row):
 
 
 @kernel
-def derivatives(j, newton, net, cache, trans, buffers):
+def derivatives(j, newton, net, cache, trans, tloss, buffers):
     """(g, h) of coordinate j at the cached point, by forward mode; see sequential_numpy.
-    derivatives. Reads cache.istd and the Transposed point trans; uses buffers.ones, t, s, y,
-    row and the 4 blocks of buffers.work."""
+    derivatives. Reads cache.istd, the Transposed point trans and the TransposedLoss tloss;
+    uses buffers.ones, t, s, y, row and the 4 blocks of buffers.work."""
     params, table, act, loss, istd = net.params, net.table, net.act, net.loss, cache.istd
-    QT, scale, TT, AT, ZhatT = trans.QT, trans.scale, trans.TT, trans.AT, trans.ZhatT
-    t, s, row, work = buffers.t, buffers.s, buffers.row, buffers.work
+    XT, AT, ZhatT = trans.XT, trans.AT, trans.ZhatT
+    ones, t, s, y, row, work = (buffers.ones, buffers.t, buffers.s, buffers.y, buffers.row,
+                                buffers.work)
     N, out = t.shape[0], table.shape[0] - 1
     l, kind, k, i = decode(j, table)
-    t[:] = source_column(kind, l, k, i, table, trans, buffers.ones)
+    t[:] = source_column(kind, l, k, i, XT, AT, ZhatT, table, ones)
     s[:] = 0.0
     if l == out:
         # the logits' column i moves by t
+        TT, QT, scale = tloss.TT, tloss.QT, tloss.scale
         g = h = 0.0
         for r in range(N):
             g += slope(loss, QT, scale, TT, i, r) * t[r]
@@ -258,7 +278,7 @@ def derivatives(j, newton, net, cache, trans, buffers):
     through_activation(act, transposed(AT, N, table, l)[i], t, s, newton)
     w = weights(params, table, l + 1)[i]
     if l + 1 == out:
-        return output_derivatives(loss, w, t, s, trans, newton, buffers.y, row)
+        return output_derivatives(loss, w, t, s, tloss, newton, y, row)
     # deeper: the next layer's tangents are outer(w, t), then layer after layer
     width = table[l + 1, N_OUT]
     T1 = work[0, :width * N].reshape(width, N)
@@ -286,7 +306,7 @@ def derivatives(j, newton, net, cache, trans, buffers):
         np.dot(W_t, T1, T_next)
         np.dot(W_t, S1, S_next)
         T1, S1 = T_next, S_next
-    return block_loss_derivatives(loss, T1, S1, trans, newton, row)
+    return block_loss_derivatives(loss, T1, S1, tloss, newton, row)
 
 
 # ---------------------------------------------------------------- the step and the cache
@@ -296,10 +316,9 @@ SCALE_LOW, SCALE_HIGH = 2.0 ** -60, 2.0 ** 60
 
 
 @kernel
-def refresh_loss_state(loss, LT, trans, rowloss, r, q, z, tr):
-    """Sample r's loss and its loss state in the Transposed point trans recomputed from its
-    logits LT[:, r], scale 1 (q, z, tr: (n_out,) scratch)."""
-    TT, QT, scale = trans.TT, trans.QT, trans.scale
+def refresh_loss_state(loss, LT, TT, QT, scale, rowloss, r, q, z, tr):
+    """Sample r's loss and loss state recomputed from its logits, scale 1 (q, z, tr: (n_out,)
+    scratch)."""
     n_out = LT.shape[0]
     # z, tr = LT[:, r], TT[:, r]
     for c in range(n_out):
@@ -352,10 +371,10 @@ def expm1_of_moves(D, w, d, rank1, c, tier, e):
 
 
 @kernel(fastmath={"contract"})
-def logit_changes(loss, LT, trans, rowloss, D, w, d, rank1, bound, buffers):
+def logit_changes(loss, LT, tloss, rowloss, D, w, d, rank1, bound, lwork):
     """The logits move by D (n_out, N), or by outer(w, d) when rank1 (sample r's by d_r w, D
-    unused), every move at most bound in magnitude; rowloss and the loss state (trans.QT,
-    scale) follow and buffers.changes receives each sample's exact loss change. Cross-entropy:
+    unused), every move at most bound in magnitude; rowloss and the loss state (tloss.QT,
+    scale) follow and lwork.changes receives each sample's exact loss change. Cross-entropy:
     with x the sample's move, e_c = expm1(x_c) and S = Σ_c q_c e_c, the loss changes by
     log1p(S) − x_label and q_c becomes q_c (1 + e_c)/(1 + S): QT_c grows by QT_c e_c and the
     sample's scale shrinks by 1/(1 + S). Binary cross-entropy is its one-logit case
@@ -363,9 +382,9 @@ def logit_changes(loss, LT, trans, rowloss, D, w, d, rank1, bound, buffers):
     SMALL_CHANGE (or TINY_CHANGE) Taylor forms of expm1 and log1p keep the loops branch-free;
     moves beyond MODERATE_CHANGE are taken directly, q_c e^(x_c) / Σ q e^x with the largest x_c
     factored out. Only binary cross-entropy keeps LT (its logits): the other losses' states
-    hold all they need. Scratch: buffers.e (N,) and buffers.logit_work (3, max(N, n_out))."""
-    TT, labels, QT, scale = trans.TT, trans.labels, trans.QT, trans.scale
-    e, changes, scratch = buffers.e, buffers.changes, buffers.logit_work
+    hold all they need. Scratch: lwork.e (N,) and lwork.rows (3, max(N, n_out))."""
+    TT, labels, QT, scale = tloss.TT, tloss.labels, tloss.QT, tloss.scale
+    e, changes, rows = lwork.e, lwork.changes, lwork.rows
     n_out, N = QT.shape
     changes[:] = 0.0
     if loss == MSE:
@@ -378,7 +397,7 @@ def logit_changes(loss, LT, trans, rowloss, D, w, d, rank1, bound, buffers):
         for r in range(N):
             rowloss[r] += changes[r]
         return
-    q, z, tr = scratch[0, :n_out], scratch[1, :n_out], scratch[2, :n_out]
+    q, z, tr = rows[0, :n_out], rows[1, :n_out], rows[2, :n_out]
     if loss == CROSS_ENTROPY and bound > MODERATE_CHANGE:
         # each sample's softmax and loss recomputed from q e^x, the largest x factored out
         for r in range(N):
@@ -400,12 +419,12 @@ def logit_changes(loss, LT, trans, rowloss, D, w, d, rank1, bound, buffers):
         for r in range(N):
             old = rowloss[r]
             LT[0, r] += logit_move(D, w, d, rank1, 0, r)
-            refresh_loss_state(loss, LT, trans, rowloss, r, q, z, tr)
+            refresh_loss_state(loss, LT, TT, QT, scale, rowloss, r, q, z, tr)
             changes[r] = rowloss[r] - old
         return
     tiny, small = bound <= TINY_CHANGE, bound <= SMALL_CHANGE
     # S = Σ_c QT_c e_c (times scale below); QT_c += QT_c e_c
-    S = scratch[0, :N]
+    S = rows[0, :N]
     S[:] = 0.0
     for c in range(n_out):
         if loss != CROSS_ENTROPY:
@@ -474,19 +493,20 @@ def column_statistics(z, zhat):
 
 
 @kernel
-def apply_step(j, delta, net, cache, state, trans, buffers):
-    """θ_j += delta and the Transposed point trans (with cache.mean, istd and state.rowloss)
-    follows; buffers.changes receives each sample's loss change. See sequential_numpy.
-    apply_step. Uses buffers.ones, du, u_old, work (and, through logit_changes, e and
-    logit_work). Bounds on the changes, mostly known without a scan, choose the vectorised
-    small-change paths."""
+def apply_step(j, delta, net, cache, state, trans, tloss, buffers, lwork):
+    """θ_j += delta and the Transposed point trans (with cache.mean, istd, state.rowloss and
+    the TransposedLoss tloss) follows; lwork.changes receives each sample's loss change. See
+    sequential_numpy.apply_step. Uses buffers.ones, du, u_old, old_zhat and work (and, through
+    logit_changes, lwork). Bounds on the changes, mostly known without a scan, choose the
+    vectorised small-change paths."""
     params, table, act, loss = net.params, net.table, net.act, net.loss
     mean, istd, rowloss = cache.mean, cache.istd, state.rowloss
-    ZT, AT, ZhatT, x_bounds = trans.ZT, trans.AT, trans.ZhatT, trans.x_bounds
-    du, u_old, work = buffers.du, buffers.u_old, buffers.work
-    N, out = buffers.ones.shape[0], table.shape[0] - 1
+    XT, ZT, AT, ZhatT, x_bounds = trans.XT, trans.ZT, trans.AT, trans.ZhatT, trans.x_bounds
+    ones, du, u_old, old_zhat, work = (buffers.ones, buffers.du, buffers.u_old, buffers.old_zhat,
+                                       buffers.work)
+    N, out = ones.shape[0], table.shape[0] - 1
     l, kind, k, i = decode(j, table)
-    v = source_column(kind, l, k, i, table, trans, buffers.ones)
+    v = source_column(kind, l, k, i, XT, AT, ZhatT, table, ones)
     # source_bound >= max |v|: X's column bound, 1 for a tanh or sigmoid input, b and beta
     if kind == WEIGHT and l == 0:
         source_bound = x_bounds[k]
@@ -505,8 +525,8 @@ def apply_step(j, delta, net, cache, state, trans, buffers):
         # du = delta * v
         for r in range(N):
             du[r] = delta * v[r]
-        logit_changes(loss, ZT_logits(ZT, N, table), trans, rowloss, work[1, :0].reshape(0, N),
-                      unit, du, True, abs(delta) * source_bound, buffers)
+        logit_changes(loss, ZT_logits(ZT, N, table), tloss, rowloss, work[1, :0].reshape(0, N),
+                      unit, du, True, abs(delta) * source_bound, lwork)
         return
     off_gamma, off_beta, c0 = table[l, OFF_GAMMA], table[l, OFF_BETA], table[l, COL_OFF]
     a = transposed(AT, N, table, l)[i]
@@ -547,53 +567,56 @@ def apply_step(j, delta, net, cache, state, trans, buffers):
     w = weights(params, table, l + 1)[i]
     bound *= largest_magnitude(w)
     if l + 1 == out:
-        logit_changes(loss, ZT_logits(ZT, N, table), trans, rowloss, work[0, :0].reshape(0, N),
-                      w, du, True, bound, buffers)
+        logit_changes(loss, ZT_logits(ZT, N, table), tloss, rowloss, work[0, :0].reshape(0, N),
+                      w, du, True, bound, lwork)
         return
     D = work[0, :w.shape[0] * N].reshape(w.shape[0], N)
     # D = np.outer(w, du)
     for c in range(w.shape[0]):
         for r in range(N):
             D[c, r] = w[c] * du[r]
+    hidden = Hidden(ZT, AT, ZhatT, mean, istd)  # built here, not passed in (see Hidden)
     for m in range(l + 1, out):
-        D = layer_change(m, D, bound, net, cache, trans, buffers, work[(m - l) % 2])
+        D = layer_change(m, D, bound, params, table, act, hidden, u_old, old_zhat,
+                         work[(m - l) % 2])
         bound = largest_magnitude(D.reshape(D.size))
-    logit_changes(loss, ZT_logits(ZT, N, table), trans, rowloss, D, w, du, False, bound, buffers)
+    logit_changes(loss, ZT_logits(ZT, N, table), tloss, rowloss, D, w, du, False, bound, lwork)
 
 
 @kernel
-def layer_change(m, D, bound, net, cache, trans, buffers, out):
-    """Hidden layer m's z moves by D (width, N), every |D| <= bound: its columns in the
-    Transposed point trans follow (with BatchNorm, their statistics cache.mean, istd too) and
-    the next layer's change W_{m+1}ᵀ @ Δa is returned, a view of out. Uses buffers.u_old and
-    old_zhat."""
-    params, table, act = net.params, net.table, net.act
-    mean, istd = cache.mean, cache.istd
-    u_old, old_zhat = buffers.u_old, buffers.old_zhat
+def layer_change(m, D, bound, params, table, act, hidden, u_old, old_zhat, out):
+    """Hidden layer m's z moves by D (width, N), every |D| <= bound: its columns in hidden
+    follow (with BatchNorm, their statistics too) and the next layer's change W_{m+1}ᵀ @ Δa is
+    returned, a view of out. u_old, old_zhat: (N,) scratch."""
+    ZT, AT, ZhatT, mean, istd = hidden.ZT, hidden.AT, hidden.ZhatT, hidden.mean, hidden.istd
     width, N = D.shape
     off_g, off_bt, cm = table[m, OFF_GAMMA], table[m, OFF_BETA], table[m, COL_OFF]
-    z, a = transposed(trans.ZT, N, table, m), transposed(trans.AT, N, table, m)
+    z, a = transposed(ZT, N, table, m), transposed(AT, N, table, m)
     # one column at a time: z[c] += D[c], then its activations (and statistics) follow
     for c in range(width):
         d = D[c]
         column_bound = bound
         if off_g >= 0:
             # d becomes the change of u = gamma * zhat + beta
-            zhat = transposed(trans.ZhatT, N, table, m)[c]
+            zhat = transposed(ZhatT, N, table, m)[c]
             gamma, beta = params[off_g + c], params[off_bt + c]
+            # old_zhat = zhat; u_old = gamma * zhat + beta; z[c] += d
             for r in range(N):
                 old_zhat[r] = zhat[r]
                 u_old[r] = gamma * zhat[r] + beta
                 z[c, r] += d[r]
             mean[cm + c], istd[cm + c] = column_statistics(z[c], zhat)
+            # d = gamma * (zhat - old_zhat)
             for r in range(N):
                 d[r] = gamma * (zhat[r] - old_zhat[r])
             column_bound = largest_magnitude(d)
         else:
+            # u_old = z[c]; z[c] += d
             for r in range(N):
                 u_old[r] = z[c, r]
                 z[c, r] += d[r]
         activation_changes(act, u_old, a[c], d, column_bound)
+        # a[c] += d
         for r in range(N):
             a[c, r] += d[r]
     n_next = table[m + 1, N_OUT]
@@ -618,10 +641,10 @@ def transpose_into(buf, N, table, out):
 
 
 @kernel
-def load_point(net, cache, state, grad, scratch, trans):
+def load_point(net, cache, state, grad, scratch, trans, tloss):
     """A full forward pass, loss and backprop (grad) at net.params, and the transposed copies
-    of the cached point in trans the sweep works on (state.Q is already transposed; scale =
-    1)."""
+    of the cached point in trans the sweep works on (state.Q, which is tloss.QT, is already
+    transposed; tloss.scale = 1)."""
     N = cache.X.shape[0]
     forward(net, cache, True)
     evaluate_loss(net, cache, state)
@@ -629,7 +652,7 @@ def load_point(net, cache, state, grad, scratch, trans):
     transpose_into(cache.Z, N, net.table, trans.ZT)
     transpose_into(cache.A, N, net.table, trans.AT)
     transpose_into(cache.Zhat, N, net.table, trans.ZhatT)
-    trans.scale[:] = 1.0
+    tloss.scale[:] = 1.0
 
 
 @kernel
@@ -638,44 +661,49 @@ def sweep(net, cache, state, plan, grad0, grad, scratch):
     status OK or NONFINITE_STEP. See sequential_numpy.sweep."""
     params, table, loss = net.params, net.table, net.loss
     X, T, Q, rowloss = cache.X, state.T, state.Q, state.rowloss
-    order, rule, lr = plan.order, plan.rule, plan.lr
+    order, greedy, rule, lr = plan.order, plan.greedy, plan.rule, plan.lr
     N, out = X.shape[0], table.shape[0] - 1
     n_out = table[out, N_OUT]
     dtype = X.dtype
     labels = np.zeros(N, dtype=np.int64)  # cross-entropy's class labels, from the one-hot T
     if loss == CROSS_ENTROPY:
+        # labels = T.argmax(axis=1)
         for r in range(N):
             labels[r] = np.argmax(T[r])
-    trans = Transposed(np.ascontiguousarray(X.T), np.empty_like(cache.Z), np.empty_like(cache.A),
-                       np.empty_like(cache.Zhat), np.ascontiguousarray(T.T), labels,
-                       Q,  # already (n_out, N)
-                       np.ones(N, dtype=dtype), np.empty(X.shape[1], dtype=dtype))
+    XT = np.ascontiguousarray(X.T)
+    x_bounds = np.empty(X.shape[1], dtype=dtype)
+    trans = Transposed(XT, np.empty_like(cache.Z), np.empty_like(cache.A),
+                       np.empty_like(cache.Zhat), x_bounds)
+    tloss = TransposedLoss(np.ascontiguousarray(T.T), labels, Q,  # Q is (n_out, N) already
+                           np.ones(N, dtype=dtype))
     buffers = SweepScratch(np.ones(N, dtype=dtype), np.empty(N, dtype), np.empty(N, dtype),
                            np.empty(N, dtype), np.empty(n_out, dtype=dtype), np.empty(N, dtype),
-                           np.empty(N, dtype), np.empty(N, dtype), np.empty(N, dtype),
-                           np.empty(N, dtype), np.empty((4, np.max(table[:, N_OUT]) * N), dtype),
-                           np.empty((3, max(N, n_out)), dtype=dtype))
-    load_point(net, cache, state, grad0, scratch, trans)
+                           np.empty(N, dtype), np.empty(N, dtype),
+                           np.empty((4, np.max(table[:, N_OUT]) * N), dtype))
+    changes = np.empty(N, dtype)
+    lwork = LogitScratch(np.empty(N, dtype), changes, np.empty((3, max(N, n_out)), dtype=dtype))
+    load_point(net, cache, state, grad0, scratch, trans, tloss)
+    # x_bounds = np.abs(XT).max(axis=1)
     for k in range(X.shape[1]):
-        trans.x_bounds[k] = largest_magnitude(trans.XT[k])
+        x_bounds[k] = largest_magnitude(XT[k])
     newton = rule != GRADIENT
     eps = np.finfo(dtype).eps
     level = total_of(rowloss)  # N J, kept up to date by the steps' changes
     start = level / N
     raised = flipped = 0
     for step in range(order.shape[0]):
-        if plan.greedy:
+        if greedy:
             # Gauss–Southwell: a full forward and backward pass at the current point
-            load_point(net, cache, state, grad, scratch, trans)
+            load_point(net, cache, state, grad, scratch, trans, tloss)
             level = total_of(rowloss)
             j = np.argmax(np.abs(grad))
         else:
             j = order[step]
-        g, h = derivatives(j, newton, net, cache, trans, buffers)
+        g, h = derivatives(j, newton, net, cache, trans, tloss, buffers)
         delta = -lr * g if rule == GRADIENT else -g / max(h, 1.0 / lr)
         old = params[j]
-        apply_step(j, delta, net, cache, state, trans, buffers)
-        total = total_of(buffers.changes)
+        apply_step(j, delta, net, cache, state, trans, tloss, buffers, lwork)
+        total = total_of(changes)
         if not np.isfinite(total):
             params[j] = old
             return NONFINITE_STEP, step, raised, flipped, start
