@@ -13,7 +13,7 @@ import time
 
 import fastgrad
 from fastgrad.datasets import load_digits_standardised
-from fastgrad.benchmarking import NETWORKS, naive_sweep_step
+from fastgrad.benchmarking import NETWORKS, cold_start_seconds, naive_sweep_step
 from fastgrad.optim import SGD
 
 # about 2k, 20k and 50k weights with one hidden layer, and 26k with two
@@ -189,16 +189,12 @@ class ColdStart:
     repeat = 1
 
     def track_numba_cold_compile(self):
-        from fastgrad.bench import cold_start_seconds  # (here: older commits lack it)
-
         with tempfile.TemporaryDirectory() as cache:
             return cold_start_seconds("numba", cache)
 
     track_numba_cold_compile.unit = "seconds"
 
     def track_cython_first_call(self):
-        from fastgrad.bench import cold_start_seconds
-
         with tempfile.TemporaryDirectory() as cache:
             return cold_start_seconds("cython", cache)
 

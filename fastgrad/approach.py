@@ -12,6 +12,8 @@ import numbers
 
 import numpy as np
 
+from ._workspace import Workspace
+
 
 @dataclasses.dataclass
 class EpochResult:
@@ -34,8 +36,6 @@ class TrainingData:
         self._workspaces = {}
 
     def workspace(self, N):
-        from ._workspace import Workspace
-
         if N not in self._workspaces:
             self._workspaces[N] = Workspace(self.net, N)
         return self._workspaces[N]
@@ -55,13 +55,16 @@ class TrainingData:
 class Approach:
     """The interface of a training approach (a dataclass subclass): ``name``, ``check`` and
     ``run_epoch``. Its options are its dataclass fields; ``get_params`` and ``set_params`` read
-    and change them as scikit-learn's estimators do (``approach__lr`` in a grid search)."""
+    and change them as scikit-learn's estimators do (so that an estimator's ``approach__lr``
+    can reach them)."""
 
     name = None
 
     def check(self, net, n_samples):
-        """Validate the options against the network and the number of training samples, before
-        any weight moves (options that need neither are checked when the object is made)."""
+        """Validate the options (again: a field may have been assigned since the object was
+        made) and check them against the network and the number of training samples, before
+        any weight moves."""
+        self.__post_init__()
         batch_size = getattr(self, "batch_size", None)
         if batch_size is not None and batch_size > n_samples:
             raise ValueError(f"batch_size must be at most the number of samples ({n_samples}); "
@@ -73,23 +76,28 @@ class Approach:
         raise NotImplementedError
 
     def get_params(self, deep=True):
-        params = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
-        if deep:
-            for name, value in list(params.items()):
-                if hasattr(value, "get_params") and not isinstance(value, type):
-                    params.update({f"{name}__{k}": v for k, v in value.get_params().items()})
-        return params
+        """The options, {name: value} (``deep`` is accepted for scikit-learn's sake; an
+        approach's options are not estimators themselves)."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
 
     def set_params(self, **params):
-        """Change options (re-validated); returns self."""
-        changes = {name: value for name, value in params.items() if "__" not in name}
-        unknown = set(changes) - {field.name for field in dataclasses.fields(self)}
+        """Change options, validated together; on an invalid value nothing changes. Returns
+        self. (Plain attribute assignment is not validated until the next ``train``.)"""
+        names = [field.name for field in dataclasses.fields(self)]
+        unknown = sorted(set(params) - set(names))
         if unknown:
-            raise ValueError(f"{type(self).__name__} has no option {sorted(unknown)}; its "
-                             f"options are {[f.name for f in dataclasses.fields(self)]}")
-        for name, value in changes.items():
+            raise ValueError(f"{type(self).__name__} has no option {unknown}; its options are "
+                             f"{names} (to change an optimizer's learning rate, set "
+                             f"approach.optimizer.lr)")
+        before = {name: getattr(self, name) for name in params}
+        for name, value in params.items():
             setattr(self, name, value)
-        self.__post_init__()
+        try:
+            self.__post_init__()
+        except (TypeError, ValueError):
+            for name, value in before.items():
+                setattr(self, name, value)
+            raise
         return self
 
 

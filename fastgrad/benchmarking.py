@@ -6,6 +6,7 @@ sequential sweep), the BLAS peak and the cold start of a fresh process.
 Measuring on a shared machine: time each side in its own block of calls (BLAS and OpenMP thread
 pools keep spinning after a call and slow whatever runs next) and report the best of a few.
 """
+import itertools
 import os
 import subprocess
 import sys
@@ -13,8 +14,6 @@ import time
 
 import numpy as np
 
-from .datasets import load_digits_standardised
-from .network import MLP
 
 # the networks every harness times, named by their number of weights (tanh, digits' 64 inputs
 # and 10 classes): 2,410, 19,210 and 52,510 with one hidden layer, 26,122 with two
@@ -47,7 +46,7 @@ def naive_sweep_step(net, X, y, lr):
     at the current weights, then the next coordinate (cyclically) moves. A naive sweep is
     n_params of these; the real sweep is tested against it (tests/torch_oracle.py) and timed
     against it here."""
-    coordinates = iter(range(10 ** 12))
+    coordinates = itertools.count()
 
     def step():
         j = next(coordinates) % net.n_params
@@ -125,8 +124,6 @@ def blas_peak(n):
     out = np.empty_like(a)
     np.dot(a, b, out)
     return 2 * n ** 3 / best_time(lambda: np.dot(a, b, out), repeats=5) / 1e9
-
-
 
 
 COLD_START = """

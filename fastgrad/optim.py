@@ -43,7 +43,8 @@ def _check_non_negative(name, value):
 
 class Optimizer:
     """The interface: ``step``, ``layer_step``, ``state`` (n_state, n_params) and ``steps``
-    (updates per layer). Subclasses set ``code``, ``n_state`` and ``hyper``."""
+    (updates per layer). Subclasses set ``code`` and ``n_state`` and name their
+    hyperparameters' slots in ``_slots``."""
 
     code = None
     n_state = 1

@@ -181,7 +181,7 @@ class Sequential(Approach):
         # the order's entries are checked against the network in check()
         if isinstance(self.order, str):
             check.check_choice("order", self.order, ORDERS)
-        self._rule, self.lr = check_step(self.step, self.lr)
+        _, self.lr = check_step(self.step, self.lr)
         self.batch_size = check_positive_int("batch_size", self.batch_size, allow_none=True)
 
     def check(self, net, n_samples):
@@ -191,8 +191,9 @@ class Sequential(Approach):
     def run_epoch(self, net, data, rng):
         steps = raised = flipped = 0
         order, greedy = check_order(self.order, net.n_params)
+        rule = STEP_RULES[self.step]
         for sweep_number, (X, _, T) in enumerate(data.batches(self.batch_size, rng), 1):
-            plan = SweepPlan(draw_order(order, net.n_params, rng), greedy, self._rule, self.lr)
+            plan = SweepPlan(draw_order(order, net.n_params, rng), greedy, rule, self.lr)
             try:
                 report = run_sweep(net, data.workspace(len(X)), X, T, plan)
             except NonFiniteStep as error:

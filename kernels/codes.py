@@ -1,8 +1,9 @@
 """Every integer that means something to the kernels, named once, for all three backends: the
 numpy and Numba kernels import this module; setup.py writes ``codes.pxi`` from it for the Cython
-kernels (``tests/test_codes.py`` checks the generated file against this one). Only plain
-``NAME = int``, ``NAME = float`` and ``NAME = (floats)`` assignments belong here, so that the
-generator can read them. See docs/design.md, "The kernel interface".
+kernels (``tests/test_codes.py`` checks the generated file against this one). The generator
+takes every ``NAME = int``, ``NAME = float`` and ``NAME = (floats)`` assignment and leaves out
+the name tables the Python layer reads (dicts, tuples of strings); it rejects anything else.
+See docs/design.md, "The kernel interface".
 
 The network's layout reaches the kernels as an int64 array ``table`` of shape (n_layers, 7):
 
@@ -29,7 +30,7 @@ LOSSES = {"cross_entropy": CROSS_ENTROPY, "mse": MSE, "binary_cross_entropy": BI
 
 # what a coordinate is inside its layer. Each kind's parameters start at the offset in table
 # column OFF_W + kind: the kinds are numbered in the order of their offset columns, on purpose
-# (kind_offset in each backend reads it so).
+# (the compiled backends' kind_offset reads it so).
 WEIGHT, BIAS, GAMMA, BETA = 0, 1, 2, 3
 KIND_NAMES = ("W", "b", "gamma", "beta")
 
