@@ -7,6 +7,7 @@ CLI, the benchmarks, the tests, a notebook).
     data = fastgrad.datasets.load("measurements.csv", target="label")
 """
 import csv
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,15 +77,26 @@ def read_arrays(source, target=None):
 
 def _read_npz(path):
     try:
-        with np.load(path, allow_pickle=False) as arrays:
-            missing = [name for name in ("X", "y") if name not in arrays.files]
-            if missing:
-                raise ValueError(f"{path} must hold arrays 'X' and 'y'; it has no "
-                                 f"{' or '.join(repr(m) for m in missing)} (it holds "
-                                 f"{arrays.files})")
-            X, y = arrays["X"], arrays["y"]
-    except (OSError, EOFError) as error:
+        arrays = np.load(path, allow_pickle=False)
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
         raise ValueError(f"cannot read {path} as an .npz file: {error}") from None
+    if not isinstance(arrays, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path} is a single .npy array, not an .npz archive of X and y")
+    with arrays:
+        missing = [name for name in ("X", "y") if name not in arrays.files]
+        if missing:
+            raise ValueError(f"{path} must hold arrays 'X' and 'y'; it has no "
+                             f"{' or '.join(repr(m) for m in missing)} (it holds "
+                             f"{arrays.files})")
+        try:
+            X, y = arrays["X"], arrays["y"]
+        except (OSError, ValueError, zipfile.BadZipFile) as error:
+            raise ValueError(f"cannot read {path}'s arrays: {error}") from None
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"{path}: y must be 1-D (one label or target per row); got shape "
+                         f"{y.shape}")
     if X.ndim != 2 or not np.issubdtype(X.dtype, np.number):
         raise ValueError(f"{path}: X must be a 2-D numeric array; got shape {X.shape}, "
                          f"dtype {X.dtype}")
@@ -97,7 +109,7 @@ def _read_csv(path, target):
     try:
         with open(path, newline="") as file:
             rows = [row for row in csv.reader(file) if row]
-    except (OSError, UnicodeDecodeError) as error:
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise ValueError(f"cannot read {path}: {error}") from None
     if len(rows) < 2:
         raise ValueError(f"{path} needs a header row and at least one data row")
