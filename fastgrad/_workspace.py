@@ -3,6 +3,8 @@ batch size), holding the cached point, the loss state and the scratch as the bun
 ``fastgrad._kernels.bundles``. The network itself reaches the kernels as ``net.kernel_network``
 and its BatchNorm running statistics as ``net.kernel_running`` (fastgrad/network.py). See
 docs/design.md, "The kernel interface"."""
+import functools
+
 import numpy as np
 
 from ._backends import kernels
@@ -24,7 +26,7 @@ class Workspace:
         self.net, self.N = net, N
         self.kernels = kernels(net.backend)
         dtype, n_out = net.dtype, net.sizes[-1]
-        n_columns, widest = sum(net.sizes[1:]), max(net.sizes[1:])
+        n_columns = sum(net.sizes[1:])
         self.Z = np.zeros(N * n_columns, dtype=dtype)
         self.A = np.zeros(N * n_columns, dtype=dtype)
         self.Zhat = np.zeros(N * n_columns if net.batchnorm else 0, dtype=dtype)
@@ -34,11 +36,6 @@ class Workspace:
         self.rowloss = np.zeros(N, dtype=dtype)
         self.G = np.zeros((N, n_out), dtype=dtype)
         self.Q = np.zeros((n_out, N), dtype=dtype)
-        self.T = np.zeros((N, n_out), dtype=dtype)
-        self.grad = np.zeros(net.n_params, dtype=dtype)
-        self.start_grad = np.zeros(net.n_params, dtype=dtype)
-        self.scratch = Scratch(np.zeros(N, dtype=dtype), np.zeros(N, dtype=np.int64),
-                               np.zeros(N * widest, dtype=dtype), np.zeros(N * widest, dtype=dtype))
 
     def cache(self, X):
         """The cached point's bundle on inputs X (N rows, checked, in the network's dtype)."""
@@ -47,3 +44,22 @@ class Workspace:
     def loss_state(self, T):
         """The loss state's bundle for targets T (N rows, checked, in the network's dtype)."""
         return LossState(T, self.rowloss, self.G, self.Q)
+
+    # allocated on first use: a point that only evaluates (predict, loss) needs none of these
+    @functools.cached_property
+    def T(self):
+        return np.zeros((self.N, self.net.sizes[-1]), dtype=self.net.dtype)
+
+    @functools.cached_property
+    def grad(self):
+        return np.zeros(self.net.n_params, dtype=self.net.dtype)
+
+    @functools.cached_property
+    def start_grad(self):
+        return np.zeros(self.net.n_params, dtype=self.net.dtype)
+
+    @functools.cached_property
+    def scratch(self):
+        N, dtype, widest = self.N, self.net.dtype, max(self.net.sizes[1:])
+        return Scratch(np.zeros(N, dtype=dtype), np.zeros(N, dtype=np.int64),
+                       np.zeros(N * widest, dtype=dtype), np.zeros(N * widest, dtype=dtype))
