@@ -7,7 +7,7 @@ import functools
 
 import numpy as np
 
-from ._backends import kernels
+from ._backends import bundle_type, kernels
 from ._kernels.bundles import Cache, LossState, Scratch
 
 NO_LABELS = np.zeros(0, dtype=np.int64)
@@ -25,6 +25,9 @@ class Workspace:
     def __init__(self, net, N):
         self.net, self.N = net, N
         self.kernels = kernels(net.backend)
+        # the bundles as this backend's kernels take them fastest (_backends.bundle_type)
+        self._Cache, self._LossState, self._Scratch = (
+            bundle_type(net.backend, bundle) for bundle in (Cache, LossState, Scratch))
         dtype, n_out = net.dtype, net.sizes[-1]
         n_columns = sum(net.sizes[1:])
         self.Z = np.zeros(N * n_columns, dtype=dtype)
@@ -39,11 +42,11 @@ class Workspace:
 
     def cache(self, X):
         """The cached point's bundle on inputs X (N rows, checked, in the network's dtype)."""
-        return Cache(X, self.Z, self.A, self.Zhat, self.mean, self.istd)
+        return self._Cache((X, self.Z, self.A, self.Zhat, self.mean, self.istd))
 
     def loss_state(self, T):
         """The loss state's bundle for targets T (N rows, checked, in the network's dtype)."""
-        return LossState(T, self.rowloss, self.G, self.Q)
+        return self._LossState((T, self.rowloss, self.G, self.Q))
 
     # allocated on first use: a point that only evaluates (predict, loss) needs none of these
     @functools.cached_property
@@ -61,5 +64,5 @@ class Workspace:
     @functools.cached_property
     def scratch(self):
         N, dtype, widest = self.N, self.net.dtype, max(self.net.sizes[1:])
-        return Scratch(np.zeros(N, dtype=dtype), np.zeros(N, dtype=np.int64),
-                       np.zeros(N * widest, dtype=dtype), np.zeros(N * widest, dtype=dtype))
+        return self._Scratch((np.zeros(N, dtype=dtype), np.zeros(N, dtype=np.int64),
+                              np.zeros(N * widest, dtype=dtype), np.zeros(N * widest, dtype=dtype)))

@@ -8,7 +8,7 @@ a network with BatchNorm, ``gamma_l`` and ``beta_l``.
 import numpy as np
 
 from . import _validation as check
-from ._backends import BACKENDS, kernels
+from ._backends import BACKENDS, bundle_type, kernels
 from ._kernels.bundles import Network, RunningStats
 from ._kernels.codes import (ACTIVATIONS, BN_EPS, BN_MOMENTUM, COL_OFF, KIND_NAMES, LOSSES,
                              N_OUT, OFF_B, OFF_BETA, OFF_GAMMA, OFF_W, N_IN, WEIGHT)
@@ -118,11 +118,12 @@ class MLP:
             self.layers.append(Dense(self._params, row,
                                      self._running_mean[columns] if has_bn else None,
                                      self._running_var[columns] if has_bn else None))
-        # what the kernels receive (fastgrad/_kernels/bundles.py): the arrays above never move,
-        # so these bundles stay valid for the network's life
-        self.kernel_network = Network(self._params, self.table, ACTIVATIONS[self.activation],
-                                      LOSSES[self.loss_name])
-        self.kernel_running = RunningStats(self._running_mean, self._running_var, BN_MOMENTUM)
+        # what the kernels receive (fastgrad/_kernels/bundles.py, built as _backends.bundle_type
+        # says): the arrays above never move, so these bundles stay valid for the network's life
+        self.kernel_network = bundle_type(self.backend, Network)(
+            (self._params, self.table, ACTIVATIONS[self.activation], LOSSES[self.loss_name]))
+        self.kernel_running = bundle_type(self.backend, RunningStats)(
+            (self._running_mean, self._running_var, BN_MOMENTUM))
         self._initialise(seed)
 
     # ------------------------------------------------------------------ parameters

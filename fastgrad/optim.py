@@ -19,6 +19,7 @@ import numbers
 import numpy as np
 
 from . import _validation as check
+from ._backends import bundle_type
 from ._kernels import codes
 from ._kernels.bundles import OptimizerState
 from ._kernels.codes import (ADAM, LABEL_OUT_OF_RANGE, LR, NONFINITE_INPUT, NONFINITE_LOSS,
@@ -63,8 +64,8 @@ class Optimizer:
     @lr.setter
     def lr(self, value):
         self._lr = check.check_positive("lr", value)
-        if getattr(self, "_kernel_state", None) is not None:
-            self._kernel_state.hyper[LR] = self._lr
+        if getattr(self, "_kernel_hyper", None) is not None:
+            self._kernel_hyper[LR] = self._lr  # the array the kernel state holds
 
     def hyper(self):
         """The hyperparameters in the kernels' slots (codes.py: LR, SGD_MOMENTUM, ...)."""
@@ -81,7 +82,7 @@ class Optimizer:
     def __getstate__(self):
         # the state travels (checkpoints, other processes); the network and buffers do not
         return {name: value for name, value in self.__dict__.items()
-                if name not in ("net", "_workspaces", "_kernel_state")}
+                if name not in ("net", "_workspaces", "_kernel_state", "_kernel_hyper")}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -113,9 +114,10 @@ class Optimizer:
         else:
             state, steps = self.state, self.steps  # resuming: the state it was pickled with
         self.net, self.state, self.steps = net, state, steps
-        self._kernel_state = OptimizerState(
-            self.code, self.hyper(), steps, state,
-            np.zeros((self.n_state + 1, net.n_params), dtype=net.dtype))
+        self._kernel_hyper = self.hyper()
+        self._kernel_state = bundle_type(net.backend, OptimizerState)(
+            (self.code, self._kernel_hyper, steps, state,
+             np.zeros((self.n_state + 1, net.n_params), dtype=net.dtype)))
         self._workspaces = {}
 
     def _load(self, X, y):
@@ -238,6 +240,9 @@ class _BatchLoader(Workspace):
         n_out = net.sizes[-1]
         self.is_zero = np.zeros((N, n_out), dtype=bool)
         self.is_one = np.zeros((N, n_out), dtype=bool)
+        self.load_batch = self.kernels.parallel.load_batch
+        # cross-entropy's targets are this workspace's buffer T, so its loss state never changes
+        self.labels_state = self.loss_state(self.T) if net.loss_name == "cross_entropy" else None
 
     def load(self, X, y):
         """The bundles (cache, loss state) for X (checked by check_X but for NaN/inf) and y: the
@@ -247,10 +252,10 @@ class _BatchLoader(Workspace):
         if net.loss_name == "cross_entropy":
             if y.ndim != 1 or len(y) != N:
                 raise ValueError(f"y must be a 1-D array of {N} class labels; got shape {y.shape}")
-            if not np.issubdtype(y.dtype, np.integer):
+            if y.dtype.kind not in "iu":  # np.issubdtype(y.dtype, np.integer), 10x faster
                 raise TypeError(f"y must hold integer class labels for cross_entropy; got dtype "
                                 f"{y.dtype}")
-            labels, T = y.astype(np.int64, copy=False), self.T
+            labels, T, state = y.astype(np.int64, copy=False), self.T, self.labels_state
         else:
             T = check.check_targets(y, N, n_out, net.loss_name, net.dtype, check_values=False)
             labels = NO_LABELS
@@ -262,10 +267,11 @@ class _BatchLoader(Workspace):
                 np.equal(T, 1, out=self.is_one)
                 if not np.logical_or(self.is_zero, self.is_one, out=self.is_zero).all():
                     raise ValueError("y must hold 0/1 targets for binary_cross_entropy")
-        status = self.kernels.parallel.load_batch(X, labels, T)
+            state = self.loss_state(T)
+        status = self.load_batch(X, labels, T)
         if status == NONFINITE_INPUT:
             raise ValueError("X holds NaN or inf")
         if status == LABEL_OUT_OF_RANGE:
             raise ValueError(f"y's labels must lie in [0, {n_out - 1}]; got range "
                              f"[{y.min()}, {y.max()}]")
-        return self.cache(X), self.loss_state(T)
+        return self.cache(X), state

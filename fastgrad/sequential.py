@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _validation as check
+from ._backends import bundle_type
 from ._kernels.bundles import SweepPlan
 from ._kernels.codes import NONFINITE_STEP, PICK_GREEDILY, STEP_RULES
 from ._workspace import Workspace
@@ -139,8 +140,8 @@ def run_sweep(net, workspace, X, T, plan):
     k = workspace.kernels
     cache, state = workspace.cache(X), workspace.loss_state(T)
     status, steps, raised, flipped, loss_before = k.sequential.sweep(
-        net.kernel_network, cache, state, plan, workspace.start_grad, workspace.grad,
-        workspace.scratch)
+        net.kernel_network, cache, state, bundle_type(net.backend, SweepPlan)(plan),
+        workspace.start_grad, workspace.grad, workspace.scratch)
     if status == NONFINITE_STEP:
         j = int(plan.order[steps])
         where = "a greedy step" if plan.greedy else f"coordinate {j}, {net.coordinate(j)}"
@@ -150,7 +151,7 @@ def run_sweep(net, workspace, X, T, plan):
     # statistics, kept exact to round-off by its incremental updates
     if net.batchnorm:
         k.mlp.update_running_stats(net.kernel_network, cache, net.kernel_running)
-    return SweepReport(float(loss_before), float(state.rowloss.mean()), int(steps), int(raised),
+    return SweepReport(float(loss_before), float(workspace.rowloss.mean()), int(steps), int(raised),
                        int(flipped), time.perf_counter() - start)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from .codes import (BETA, BIAS, COL_OFF, GAMMA, MODERATE_CHANGE, MSE, N_IN, N_OUT, OFF_B,
                     OFF_BETA, OFF_GAMMA, OFF_W, SIGMOID, SMALL_CHANGE, TANH, WEIGHT)
+from .bundles import Cache, LossState, Network, Scratch
 from .mlp_numba import (activation_change, activation_slope, batchnorm_change, batchnorm_jacobian,
                         block, expm1_small, kernel, kind_offset, log1p_small, logit_change,
                         row_loss_change, tanh_small, weights)
@@ -79,7 +80,7 @@ def next_layer(w_row, col, rows, m, work):
 
 
 @kernel
-def coordinate_derivative(j, net, cache, state, scratch):
+def _coordinate_derivative(j, net, cache, state, scratch):
     """dJ/dθ_j in forward mode, from state.G; see incremental_numpy.coordinate_derivative."""
     params, table, act = net.params, net.table, net.act
     X, A, Zhat, istd, G = cache.X, cache.A, cache.Zhat, cache.istd, state.G
@@ -282,7 +283,7 @@ def largest_magnitude(x):
 
 
 @kernel
-def loss_change(j, delta, net, cache, state, scratch):
+def _loss_change(j, delta, net, cache, state, scratch):
     """J(θ + delta e_j) − J(θ) with θ unchanged, from state.T, rowloss and Q; see
     incremental_numpy.loss_change. (scratch.column: room for the input column a W coordinate
     reads.)"""
@@ -408,14 +409,14 @@ def column_loss_change(column, kind, delta, source, source_bound, net, cache, st
 
 
 @kernel
-def forward_mode_gradient(net, cache, state, grad, scratch):
-    """grad[j] = coordinate_derivative(j) for every coordinate."""
+def _forward_mode_gradient(net, cache, state, grad, scratch):
+    """grad[j] = _coordinate_derivative(j) for every coordinate."""
     for j in range(net.params.shape[0]):
-        grad[j] = coordinate_derivative(j, net, cache, state, scratch)
+        grad[j] = _coordinate_derivative(j, net, cache, state, scratch)
 
 
 @kernel
-def finite_difference_gradient(net, cache, state, eps, grad, scratch):
+def _finite_difference_gradient(net, cache, state, eps, grad, scratch):
     """grad[j] = (J(θ + eps e_j) − J(θ − eps e_j)) / (2 eps), each side re-evaluated
     incrementally (eps in the network's dtype). Coordinates are visited column by column: those
     feeding one column share its load_column and, in the last hidden layer, its
@@ -450,3 +451,29 @@ def finite_difference_gradient(net, cache, state, eps, grad, scratch):
                     down = column_loss_change(column, kind, -eps, inputs[k], scale, net, cache,
                                               state, scratch)
                     grad[j] = (up - down) / (2 * eps)
+
+
+# ---------------------------------------------------------------- entry points
+# Namedtuples or plain tuples of the same fields: see mlp_numba's entry points.
+@kernel
+def coordinate_derivative(j, net, cache, state, scratch):
+    return _coordinate_derivative(j, Network(*net), Cache(*cache), LossState(*state),
+                                  Scratch(*scratch))
+
+
+@kernel
+def loss_change(j, delta, net, cache, state, scratch):
+    return _loss_change(j, delta, Network(*net), Cache(*cache), LossState(*state),
+                        Scratch(*scratch))
+
+
+@kernel
+def forward_mode_gradient(net, cache, state, grad, scratch):
+    _forward_mode_gradient(Network(*net), Cache(*cache), LossState(*state), grad,
+                           Scratch(*scratch))
+
+
+@kernel
+def finite_difference_gradient(net, cache, state, eps, grad, scratch):
+    _finite_difference_gradient(Network(*net), Cache(*cache), LossState(*state), eps, grad,
+                                Scratch(*scratch))

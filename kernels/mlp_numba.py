@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from .bundles import Cache, LossState, Network, RunningStats, Scratch
 from .codes import (BINARY_CROSS_ENTROPY, BN_EPS, COL_OFF, CROSS_ENTROPY, IDENTITY,
                     MODERATE_CHANGE, MSE, N_IN, N_OUT, OFF_B, OFF_BETA, OFF_GAMMA, OFF_W, RELU,
                     SIGMOID, SMALL_CHANGE, TANH, TANH_SINGLE_CLAMP, TANH_SINGLE_P, TANH_SINGLE_Q)
@@ -357,7 +358,7 @@ def normalise_and_activate(act, z, zhat, gamma, beta, mean, istd, a):
 
 # ---------------------------------------------------------------- the kernels
 @kernel
-def forward(net, cache, batch_stats):
+def _forward(net, cache, batch_stats):
     """Fill cache.Z, A (and Zhat) for the whole network at net.params; with ``batch_stats``
     BatchNorm uses (and stores in cache.mean, istd) the batch's statistics. See
     mlp_numpy.forward."""
@@ -388,7 +389,7 @@ def forward(net, cache, batch_stats):
 
 
 @kernel
-def loss(net, cache, state):
+def _loss(net, cache, state):
     """J = mean of the per-sample losses of the logits (the last layer's block of cache.Z)
     against state.T for the loss net.loss; fills state.rowloss (the per-sample losses),
     state.G = dJ/dlogits and state.Q (n_out, N), the transposed loss state. See mlp_numpy.loss."""
@@ -408,7 +409,7 @@ def loss(net, cache, state):
 
 
 @kernel
-def backprop(net, cache, state, grad, scratch, first):
+def _backprop(net, cache, state, grad, scratch, first):
     """grad = dJ/dparams by reverse mode, from the cached point and state.G = dJ/dlogits, for
     layers first .. last; see mlp_numpy.backprop. delta (dJ/dz of the current layer) alternates
     between scratch.work1 and scratch.work2."""
@@ -455,7 +456,7 @@ def backprop(net, cache, state, grad, scratch, first):
 
 
 @kernel
-def update_running_stats(net, cache, running):
+def _update_running_stats(net, cache, running):
     """BatchNorm's running statistics (running.mean, var, with running.momentum) after a
     training batch of N = cache.X.shape[0] samples, from its statistics cache.mean, istd; see
     mlp_numpy.update_running_stats."""
@@ -469,3 +470,29 @@ def update_running_stats(net, cache, running):
             variance = (1.0 / istd[c] ** 2 - BN_EPS) * N / max(N - 1, 1)
             running_mean[c] = (1.0 - momentum) * running_mean[c] + momentum * mean[c]
             running_var[c] = (1.0 - momentum) * running_var[c] + momentum * variance
+
+
+# ---------------------------------------------------------------- entry points
+# What Python calls. Each takes its bundles either as the namedtuples of bundles.py or as plain
+# tuples of the same fields in the same order, and hands namedtuples to the kernel above (the
+# other kernels call those directly). fastgrad's Python layer passes plain tuples: Numba's
+# dispatcher types a plain tuple of arrays in C, but a namedtuple in Python at about 0.2 µs a
+# field, and a training step's bundles hold 29 fields (docs/design.md, "The kernel interface").
+@kernel
+def forward(net, cache, batch_stats):
+    return _forward(Network(*net), Cache(*cache), batch_stats)
+
+
+@kernel
+def loss(net, cache, state):
+    return _loss(Network(*net), Cache(*cache), LossState(*state))
+
+
+@kernel
+def backprop(net, cache, state, grad, scratch, first):
+    _backprop(Network(*net), Cache(*cache), LossState(*state), grad, Scratch(*scratch), first)
+
+
+@kernel
+def update_running_stats(net, cache, running):
+    _update_running_stats(Network(*net), Cache(*cache), RunningStats(*running))

@@ -9,7 +9,8 @@ from .codes import (ADAM, ADAM_BETA1, ADAM_BETA2, ADAM_EPS, ADAM_WEIGHT_DECAY, L
                     LR, NONFINITE_INPUT, NONFINITE_LOSS, NONFINITE_UPDATE, OFF_W, OK,
                     RMSPROP_ALPHA, RMSPROP_EPS, RMSPROP_MOMENTUM, RMSPROP_WEIGHT_DECAY, SGD,
                     SGD_MOMENTUM, SGD_NESTEROV, SGD_WEIGHT_DECAY)
-from .mlp_numba import backprop, forward, kernel, loss, update_running_stats
+from .bundles import Cache, LossState, Network, OptimizerState, RunningStats, Scratch
+from .mlp_numba import _backprop, _forward, _loss, _update_running_stats, kernel
 
 
 @kernel
@@ -85,18 +86,18 @@ def update(code, hyper, step, params, grad, state, new):
     return finite
 
 
-@kernel
-def train_step(net, cache, state, optimizer, grad, scratch, running, first, last):
+@kernel(inline="always")
+def _train_step(net, cache, state, optimizer, grad, scratch, running, first, last):
     """One step of the optimizer moving layers first..last; returns (loss, status), status OK,
     NONFINITE_LOSS or NONFINITE_UPDATE (then nothing changed). See parallel_numpy.train_step."""
     params, table = net.params, net.table
     opt_state, new, steps = optimizer.state, optimizer.new, optimizer.steps
     n_layers = table.shape[0]
-    forward(net, cache, True)
-    J = loss(net, cache, state)
+    _forward(net, cache, True)
+    J = _loss(net, cache, state)
     if not np.isfinite(J):
         return J, NONFINITE_LOSS
-    backprop(net, cache, state, grad, scratch, first)
+    _backprop(net, cache, state, grad, scratch, first)
     lo = table[first, OFF_W]
     hi = table[last + 1, OFF_W] if last + 1 < n_layers else params.shape[0]
     if not update(optimizer.code, optimizer.hyper, steps[first] + 1, params[lo:hi], grad[lo:hi],
@@ -105,5 +106,13 @@ def train_step(net, cache, state, optimizer, grad, scratch, running, first, last
     params[lo:hi] = new[0, lo:hi]
     opt_state[:, lo:hi] = new[1:, lo:hi]
     steps[first:last + 1] += 1
-    update_running_stats(net, cache, running)
+    _update_running_stats(net, cache, running)
     return J, OK
+
+
+# ---------------------------------------------------------------- entry point
+# Namedtuples or plain tuples of the same fields: see mlp_numba's entry points.
+@kernel
+def train_step(net, cache, state, optimizer, grad, scratch, running, first, last):
+    return _train_step(Network(*net), Cache(*cache), LossState(*state), OptimizerState(*optimizer),
+                       grad, Scratch(*scratch), RunningStats(*running), first, last)

@@ -27,9 +27,10 @@ from .codes import (BETA, BIAS, BN_EPS, COL_OFF, CROSS_ENTROPY, GAMMA, GRADIENT,
                     MSE, N_OUT, NONFINITE_STEP, OFF_BETA, OFF_GAMMA, OK, RAISED_ULPS, SIGMOID,
                     SMALL_CHANGE, TANH, TINY_CHANGE, WEIGHT)
 from .incremental_numba import activation_changes, decode, largest_magnitude
-from .mlp_numba import (activation_slope, backprop, block, expm1_small, expm1_tiny,
-                        forward, kernel, log1p_small, log1p_tiny, loss as evaluate_loss,
-                        row_loss_and_state, weights)
+from .bundles import Cache, LossState, Network, Scratch, SweepPlan
+from .mlp_numba import (_backprop, _forward, _loss, activation_slope, block, expm1_small,
+                        expm1_tiny, kernel, log1p_small, log1p_tiny, row_loss_and_state,
+                        weights)
 
 # The sweep's bundles. A helper called once per step unpacks the fields it uses at its top, by
 # name, and passes on only the bundles its callees read whole: Numba keeps a reference count per
@@ -646,9 +647,9 @@ def load_point(net, cache, state, grad, scratch, trans, tloss):
     of the cached point in trans the sweep works on (state.Q, which is tloss.QT, is already
     transposed; tloss.scale = 1)."""
     N = cache.X.shape[0]
-    forward(net, cache, True)
-    evaluate_loss(net, cache, state)
-    backprop(net, cache, state, grad, scratch, 0)
+    _forward(net, cache, True)
+    _loss(net, cache, state)
+    _backprop(net, cache, state, grad, scratch, 0)
     transpose_into(cache.Z, N, net.table, trans.ZT)
     transpose_into(cache.A, N, net.table, trans.AT)
     transpose_into(cache.Zhat, N, net.table, trans.ZhatT)
@@ -656,7 +657,7 @@ def load_point(net, cache, state, grad, scratch, trans, tloss):
 
 
 @kernel
-def sweep(net, cache, state, plan, grad0, grad, scratch):
+def _sweep(net, cache, state, plan, grad0, grad, scratch):
     """One sweep of the plan's steps; returns (status, steps, raised, flipped, J at the start),
     status OK or NONFINITE_STEP. See sequential_numpy.sweep."""
     params, table, loss = net.params, net.table, net.loss
@@ -711,3 +712,11 @@ def sweep(net, cache, state, plan, grad0, grad, scratch):
         raised += total > RAISED_ULPS * eps * level
         flipped += g * grad0[j] < 0.0
     return OK, order.shape[0], raised, flipped, start
+
+
+# ---------------------------------------------------------------- entry point
+# Namedtuples or plain tuples of the same fields: see mlp_numba's entry points.
+@kernel
+def sweep(net, cache, state, plan, grad0, grad, scratch):
+    return _sweep(Network(*net), Cache(*cache), LossState(*state), SweepPlan(*plan), grad0, grad,
+                  Scratch(*scratch))

@@ -108,3 +108,58 @@ def test_numba_kernels_are_cached_and_never_blanket_fastmath():
         assert not isinstance(kernel._cache, NullCache), kernel.__name__
         fastmath = kernel.targetoptions.get("fastmath", False)
         assert fastmath is not True and set(fastmath or ()) <= {"contract", "reassoc"}, kernel
+
+
+def run_every_entry_point(bundle):
+    """Every Numba entry point that takes bundles, called in turn on a fresh 5-4-3 BatchNorm
+    network with each bundle passed through ``bundle``; what each returns and writes."""
+    from fastgrad._kernels import bundles, codes
+    from fastgrad._kernels import incremental_numba as incremental
+    from fastgrad._kernels import mlp_numba as mlp
+    from fastgrad._kernels import parallel_numba as parallel
+    from fastgrad._kernels import sequential_numba as sequential
+    from fastgrad._workspace import Workspace
+
+    net, X, y = make_problem((4,), batchnorm=True, backend="numba", seed=3)
+    work = Workspace(net, len(X))
+    T = np.eye(3)[y]
+    network = bundle(bundles.Network(*net.kernel_network))
+    cache = bundle(bundles.Cache(*work.cache(X)))
+    state = bundle(bundles.LossState(*work.loss_state(T)))
+    scratch = bundle(bundles.Scratch(*work.scratch))
+    running = bundle(bundles.RunningStats(*net.kernel_running))
+    hyper = np.zeros(codes.N_HYPER)
+    hyper[codes.LR], hyper[codes.SGD_MOMENTUM] = 0.1, 0.9
+    optimizer = bundle(bundles.OptimizerState(
+        codes.SGD, hyper, np.zeros(2, dtype=np.int64), np.zeros((1, net.n_params)),
+        np.zeros((2, net.n_params))))
+    plan = bundle(bundles.SweepPlan(np.arange(net.n_params), False, codes.NEWTON, 0.5))
+    grad, grad0 = np.zeros(net.n_params), np.zeros(net.n_params)
+    results = []
+    mlp.forward(network, cache, True)
+    results += [mlp.loss(network, cache, state), work.A.copy(), work.Q.copy()]
+    mlp.backprop(network, cache, state, grad, scratch, 0)
+    results.append(grad.copy())
+    mlp.update_running_stats(network, cache, running)
+    results.append(net._running_var.copy())
+    results += [incremental.coordinate_derivative(j, network, cache, state, scratch) for j in (0, 7)]
+    results += [incremental.loss_change(j, 0.01, network, cache, state, scratch) for j in (0, 7)]
+    incremental.forward_mode_gradient(network, cache, state, grad, scratch)
+    results.append(grad.copy())
+    incremental.finite_difference_gradient(network, cache, state, 1e-6, grad, scratch)
+    results.append(grad.copy())
+    results += [parallel.train_step(network, cache, state, optimizer, grad, scratch, running, 0, 1)
+                for _ in range(2)]
+    results += [sequential.sweep(network, cache, state, plan, grad0, grad, scratch),
+                net.params.copy(), grad0.copy()]
+    return results
+
+
+def test_numba_entry_points_take_namedtuples_and_plain_tuples_alike():
+    """fastgrad hands Numba plain tuples (fastgrad/_backends.bundle_type); a training script
+    may pass the namedtuples: the same kernels, bit for bit the same results."""
+    as_namedtuples = run_every_entry_point(lambda bundle: bundle)
+    as_tuples = run_every_entry_point(tuple)
+    assert len(as_namedtuples) == len(as_tuples) == 16
+    for named, plain in zip(as_namedtuples, as_tuples):
+        np.testing.assert_array_equal(np.asarray(named, dtype=float), np.asarray(plain, dtype=float))
