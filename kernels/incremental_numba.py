@@ -3,11 +3,11 @@
 point takes the bundles of ``bundles.py``: ``coordinate_derivative(j, net, cache, state,
 scratch)``, ``loss_change(j, delta, net, cache, state, scratch)``, ``forward_mode_gradient(net,
 cache, state, grad, scratch)``, ``finite_difference_gradient(net, cache, state, eps, grad,
-scratch)`` (docs/design.md, "The kernel interface").
+scratch)``, unpacked by position as in mlp_numba (docs/design.md, "The kernel interface").
 
-The scratch bundle: ``scratch.column`` (N,) holds a column (the tangent in forward mode, the
-input column a weight reads in loss_change), ``scratch.rows`` (N,) the samples that move,
-``scratch.work1``/``work2`` (N * widest,) the downstream layers of those samples, compacted to
+The scratch bundle: ``column`` (N,) holds a column (the tangent in forward mode, the input
+column a weight reads in loss_change), ``rows`` (N,) the samples that move, ``work1``/``work2``
+(N * widest,) the downstream layers of those samples, compacted to
 ``m`` rows, alternating between the two. The finite-difference kernel visits coordinates column
 by column and works on contiguous copies of each column (load_column, load_inputs); the hidden
 column a coordinate feeds travels as a ``Column`` bundle.
@@ -18,7 +18,6 @@ import numpy as np
 
 from .codes import (BETA, BIAS, COL_OFF, GAMMA, MODERATE_CHANGE, MSE, N_IN, N_OUT, OFF_B,
                     OFF_BETA, OFF_GAMMA, OFF_W, SIGMOID, SMALL_CHANGE, TANH, WEIGHT)
-from .bundles import Cache, LossState, Network, Scratch
 from .mlp_numba import (activation_change, activation_slope, batchnorm_change, batchnorm_jacobian,
                         block, expm1_small, kernel, kind_offset, log1p_small, logit_change,
                         row_loss_change, tanh_small, weights)
@@ -80,11 +79,12 @@ def next_layer(w_row, col, rows, m, work):
 
 
 @kernel
-def _coordinate_derivative(j, net, cache, state, scratch):
+def coordinate_derivative(j, net, cache, state, scratch):
     """dJ/dθ_j in forward mode, from state.G; see incremental_numpy.coordinate_derivative."""
-    params, table, act = net.params, net.table, net.act
-    X, A, Zhat, istd, G = cache.X, cache.A, cache.Zhat, cache.istd, state.G
-    col, rows, work1, work2 = scratch.column, scratch.rows, scratch.work1, scratch.work2
+    params, table, act, _ = net
+    X, _, A, Zhat, _, istd = cache
+    _, _, G, _ = state
+    col, rows, work1, work2 = scratch
     N, n_layers = X.shape[0], table.shape[0]
     l, kind, k, i = decode(j, table)
     off_gamma, c0 = table[l, OFF_GAMMA], table[l, COL_OFF]
@@ -153,7 +153,8 @@ Column = namedtuple("Column", "l i C M")
 def load_column(net, cache, l, i, C):
     """C[U], C[ACT], C[ZHAT] = column i of hidden layer l; returns max |zhat| (0 without
     BatchNorm)."""
-    params, table, Z, A, Zhat = net.params, net.table, cache.Z, cache.A, cache.Zhat
+    params, table, _, _ = net
+    _, Z, A, Zhat, _, _ = cache
     N = C.shape[1]
     z, a = block(Z, N, table, l), block(A, N, table, l)
     off_gamma = table[l, OFF_GAMMA]
@@ -176,7 +177,7 @@ def load_column(net, cache, l, i, C):
 def load_inputs(cache, table, l, inputs, bounds):
     """inputs[:n_in] = the transposed input of layer l (X, or the previous activations);
     bounds[k] = max |inputs[k]|."""
-    X, A = cache.X, cache.A
+    X, _, A, _, _, _ = cache
     N = X.shape[0]
     a_in = X if l == 0 else block(A, N, table, l - 1)
     # inputs[:n_in] = a_in.T
@@ -283,21 +284,24 @@ def largest_magnitude(x):
 
 
 @kernel
-def _loss_change(j, delta, net, cache, state, scratch):
+def loss_change(j, delta, net, cache, state, scratch):
     """J(θ + delta e_j) − J(θ) with θ unchanged, from state.T, rowloss and Q; see
     incremental_numpy.loss_change. (scratch.column: room for the input column a W coordinate
     reads.)"""
-    table, X, col = net.table, cache.X, scratch.column
+    params, table, _, loss = net
+    X, _, A, _, _, _ = cache
+    T, _, _, Q = state
+    col, _, _, _ = scratch
     N, n_layers = X.shape[0], table.shape[0]
     l, kind, k, i = decode(j, table)
     if kind == WEIGHT:
-        layer_input_column(X, cache.A, table, l, k, col)
+        layer_input_column(X, A, table, l, k, col)
     column = Column(l, i, np.empty((4, N), dtype=X.dtype), np.empty((MOMENTS, N)))
     zhat_bound = 0.0
     if l < n_layers - 1:
         zhat_bound = load_column(net, cache, l, i, column.C)
     if l == n_layers - 2:
-        rank1_moments(net.loss, state.Q, state.T, weights(net.params, table, l + 1)[i], column.M)
+        rank1_moments(loss, Q, T, weights(params, table, l + 1)[i], column.M)
     source_bound = (largest_magnitude(col[:N]) if kind == WEIGHT else
                     zhat_bound if kind == GAMMA else 1.0)
     return column_loss_change(column, kind, delta, col[:N], source_bound, net, cache, state,
@@ -313,10 +317,10 @@ def column_loss_change(column, kind, delta, source, source_bound, net, cache, st
     the changes, not scans of them, decide when the vectorised small-change paths apply. Uses
     scratch.rows, work1 and work2 (not scratch.column)."""
     l, i, C, M = column.l, column.i, column.C, column.M
-    params, table, act, loss = net.params, net.table, net.act, net.loss
-    Z, A, Zhat, istd = cache.Z, cache.A, cache.Zhat, cache.istd
-    T, rowloss, Q = state.T, state.rowloss, state.Q
-    rows, work1, work2 = scratch.rows, scratch.work1, scratch.work2
+    params, table, act, loss = net
+    _, Z, A, Zhat, _, istd = cache
+    T, rowloss, _, Q = state
+    _, rows, work1, work2 = scratch
     N, n_layers = C.shape[1], table.shape[0]
     out = n_layers - 1
     n_out = table[out, N_OUT]
@@ -409,20 +413,21 @@ def column_loss_change(column, kind, delta, source, source_bound, net, cache, st
 
 
 @kernel
-def _forward_mode_gradient(net, cache, state, grad, scratch):
-    """grad[j] = _coordinate_derivative(j) for every coordinate."""
-    for j in range(net.params.shape[0]):
-        grad[j] = _coordinate_derivative(j, net, cache, state, scratch)
+def forward_mode_gradient(net, cache, state, grad, scratch):
+    """grad[j] = coordinate_derivative(j) for every coordinate."""
+    for j in range(grad.shape[0]):
+        grad[j] = coordinate_derivative(j, net, cache, state, scratch)
 
 
 @kernel
-def _finite_difference_gradient(net, cache, state, eps, grad, scratch):
+def finite_difference_gradient(net, cache, state, eps, grad, scratch):
     """grad[j] = (J(θ + eps e_j) − J(θ − eps e_j)) / (2 eps), each side re-evaluated
     incrementally (eps in the network's dtype). Coordinates are visited column by column: those
     feeding one column share its load_column and, in the last hidden layer, its
     rank1_moments."""
-    params, table = net.params, net.table
-    X = cache.X
+    params, table, _, loss = net
+    X, _, _, _, _, _ = cache
+    T, _, _, Q = state
     N, n_layers = X.shape[0], table.shape[0]
     C = np.empty((4, N), dtype=X.dtype)
     M = np.empty((MOMENTS, N))
@@ -439,7 +444,7 @@ def _finite_difference_gradient(net, cache, state, eps, grad, scratch):
             if l < n_layers - 1:
                 zhat_bound = load_column(net, cache, l, i, C)
             if l == n_layers - 2:
-                rank1_moments(net.loss, state.Q, state.T, weights(params, table, l + 1)[i], M)
+                rank1_moments(loss, Q, T, weights(params, table, l + 1)[i], M)
             column = Column(l, i, C, M)
             for kind in range(n_kinds):
                 for k in range(n_in if kind == WEIGHT else 1):
@@ -451,29 +456,3 @@ def _finite_difference_gradient(net, cache, state, eps, grad, scratch):
                     down = column_loss_change(column, kind, -eps, inputs[k], scale, net, cache,
                                               state, scratch)
                     grad[j] = (up - down) / (2 * eps)
-
-
-# ---------------------------------------------------------------- entry points
-# Namedtuples or plain tuples of the same fields: see mlp_numba's entry points.
-@kernel
-def coordinate_derivative(j, net, cache, state, scratch):
-    return _coordinate_derivative(j, Network(*net), Cache(*cache), LossState(*state),
-                                  Scratch(*scratch))
-
-
-@kernel
-def loss_change(j, delta, net, cache, state, scratch):
-    return _loss_change(j, delta, Network(*net), Cache(*cache), LossState(*state),
-                        Scratch(*scratch))
-
-
-@kernel
-def forward_mode_gradient(net, cache, state, grad, scratch):
-    _forward_mode_gradient(Network(*net), Cache(*cache), LossState(*state), grad,
-                           Scratch(*scratch))
-
-
-@kernel
-def finite_difference_gradient(net, cache, state, eps, grad, scratch):
-    _finite_difference_gradient(Network(*net), Cache(*cache), LossState(*state), eps, grad,
-                                Scratch(*scratch))

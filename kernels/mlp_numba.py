@@ -2,7 +2,10 @@
 ``mlp_numpy.py`` (same arguments, same results to round-off). Each entry point takes the bundles
 of ``bundles.py``: ``forward(net, cache, batch_stats)``, ``loss(net, cache, state)``,
 ``backprop(net, cache, state, grad, scratch, first)``, ``update_running_stats(net, cache,
-running)`` (docs/design.md, "The kernel interface"); the flat layout of parameters and cached
+running)``, as those namedtuples or as plain tuples of the same fields in the same order: every
+Numba kernel unpacks its bundles by position, ``params, table, act, loss = net`` (fastgrad
+passes plain tuples, which Numba's dispatcher types faster; docs/design.md, "The kernel
+interface"). The flat layout of parameters and cached
 buffers is described in ``codes.py``. Matrix products go to BLAS through ``np.dot(a, b, out)``;
 the element-wise work is written as loops over rows then columns, so the inner loop runs along
 contiguous memory.
@@ -13,7 +16,6 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-from .bundles import Cache, LossState, Network, RunningStats, Scratch
 from .codes import (BINARY_CROSS_ENTROPY, BN_EPS, COL_OFF, CROSS_ENTROPY, IDENTITY,
                     MODERATE_CHANGE, MSE, N_IN, N_OUT, OFF_B, OFF_BETA, OFF_GAMMA, OFF_W, RELU,
                     SIGMOID, SMALL_CHANGE, TANH, TANH_SINGLE_CLAMP, TANH_SINGLE_P, TANH_SINGLE_Q)
@@ -274,7 +276,9 @@ def block(buf, N, table, l):
 @kernel
 def output_logits(net, cache):
     """The last layer's block of cache.Z: the (N, n_out) logits."""
-    return block(cache.Z, cache.X.shape[0], net.table, net.table.shape[0] - 1)
+    _, table, _, _ = net
+    X, Z, _, _, _, _ = cache
+    return block(Z, X.shape[0], table, table.shape[0] - 1)
 
 
 @kernel
@@ -358,12 +362,12 @@ def normalise_and_activate(act, z, zhat, gamma, beta, mean, istd, a):
 
 # ---------------------------------------------------------------- the kernels
 @kernel
-def _forward(net, cache, batch_stats):
+def forward(net, cache, batch_stats):
     """Fill cache.Z, A (and Zhat) for the whole network at net.params; with ``batch_stats``
     BatchNorm uses (and stores in cache.mean, istd) the batch's statistics. See
     mlp_numpy.forward."""
-    params, table, act = net.params, net.table, net.act
-    X, Z, A, Zhat, mean, istd = cache.X, cache.Z, cache.A, cache.Zhat, cache.mean, cache.istd
+    params, table, act, _ = net
+    X, Z, A, Zhat, mean, istd = cache
     N, n_layers = X.shape[0], table.shape[0]
     for l in range(n_layers):
         n_out, off_b, off_gamma = table[l, N_OUT], table[l, OFF_B], table[l, OFF_GAMMA]
@@ -389,12 +393,13 @@ def _forward(net, cache, batch_stats):
 
 
 @kernel
-def _loss(net, cache, state):
+def loss(net, cache, state):
     """J = mean of the per-sample losses of the logits (the last layer's block of cache.Z)
     against state.T for the loss net.loss; fills state.rowloss (the per-sample losses),
     state.G = dJ/dlogits and state.Q (n_out, N), the transposed loss state. See mlp_numpy.loss."""
-    logits, T, loss_code = output_logits(net, cache), state.T, net.loss
-    rowloss, G, Q = state.rowloss, state.G, state.Q
+    _, _, _, loss_code = net
+    T, rowloss, G, Q = state
+    logits = output_logits(net, cache)
     N, n_out = logits.shape
     q = np.empty(n_out, dtype=logits.dtype)
     total = 0.0
@@ -409,15 +414,15 @@ def _loss(net, cache, state):
 
 
 @kernel
-def _backprop(net, cache, state, grad, scratch, first):
+def backprop(net, cache, state, grad, scratch, first):
     """grad = dJ/dparams by reverse mode, from the cached point and state.G = dJ/dlogits, for
     layers first .. last; see mlp_numpy.backprop. delta (dJ/dz of the current layer) alternates
     between scratch.work1 and scratch.work2."""
-    params, table, act = net.params, net.table, net.act
-    X, A, Zhat, istd = cache.X, cache.A, cache.Zhat, cache.istd
-    work1, work2 = scratch.work1, scratch.work2
+    params, table, act, _ = net
+    X, _, A, Zhat, _, istd = cache
+    _, _, work1, work2 = scratch
     N, n_layers = X.shape[0], table.shape[0]
-    delta = state.G
+    _, _, delta, _ = state  # G = dJ/dlogits
     for l in range(n_layers - 1, first - 1, -1):
         n_in, n_out, off_b = table[l, N_IN], table[l, N_OUT], table[l, OFF_B]
         W = weights(params, table, l)
@@ -456,12 +461,14 @@ def _backprop(net, cache, state, grad, scratch, first):
 
 
 @kernel
-def _update_running_stats(net, cache, running):
+def update_running_stats(net, cache, running):
     """BatchNorm's running statistics (running.mean, var, with running.momentum) after a
     training batch of N = cache.X.shape[0] samples, from its statistics cache.mean, istd; see
     mlp_numpy.update_running_stats."""
-    table, N, mean, istd = net.table, cache.X.shape[0], cache.mean, cache.istd
-    running_mean, running_var, momentum = running.mean, running.var, running.momentum
+    _, table, _, _ = net
+    X, _, _, _, mean, istd = cache
+    running_mean, running_var, momentum = running
+    N = X.shape[0]
     for l in range(table.shape[0] - 1):
         if table[l, OFF_GAMMA] < 0:
             continue
@@ -470,29 +477,3 @@ def _update_running_stats(net, cache, running):
             variance = (1.0 / istd[c] ** 2 - BN_EPS) * N / max(N - 1, 1)
             running_mean[c] = (1.0 - momentum) * running_mean[c] + momentum * mean[c]
             running_var[c] = (1.0 - momentum) * running_var[c] + momentum * variance
-
-
-# ---------------------------------------------------------------- entry points
-# What Python calls. Each takes its bundles either as the namedtuples of bundles.py or as plain
-# tuples of the same fields in the same order, and hands namedtuples to the kernel above (the
-# other kernels call those directly). fastgrad's Python layer passes plain tuples: Numba's
-# dispatcher types a plain tuple of arrays in C, but a namedtuple in Python at about 0.2 µs a
-# field, and a training step's bundles hold 29 fields (docs/design.md, "The kernel interface").
-@kernel
-def forward(net, cache, batch_stats):
-    return _forward(Network(*net), Cache(*cache), batch_stats)
-
-
-@kernel
-def loss(net, cache, state):
-    return _loss(Network(*net), Cache(*cache), LossState(*state))
-
-
-@kernel
-def backprop(net, cache, state, grad, scratch, first):
-    _backprop(Network(*net), Cache(*cache), LossState(*state), grad, Scratch(*scratch), first)
-
-
-@kernel
-def update_running_stats(net, cache, running):
-    _update_running_stats(Network(*net), Cache(*cache), RunningStats(*running))

@@ -1,7 +1,8 @@
 """The parallel approach: optimizer updates and the fused training step. The Numba twin of
 ``parallel_numpy.py`` (read its docstring for ``hyper``, ``state`` and ``steps``). ``load_batch``
 and ``update`` take arrays; ``train_step(net, cache, state, optimizer, grad, scratch, running,
-first, last)`` takes the bundles of ``bundles.py`` (docs/design.md, "The kernel interface").
+first, last)`` takes the bundles of ``bundles.py``, unpacked by position as in mlp_numba
+(docs/design.md, "The kernel interface").
 BatchNorm's running statistics are updated by ``mlp_numba.update_running_stats``."""
 import numpy as np
 
@@ -9,8 +10,7 @@ from .codes import (ADAM, ADAM_BETA1, ADAM_BETA2, ADAM_EPS, ADAM_WEIGHT_DECAY, L
                     LR, NONFINITE_INPUT, NONFINITE_LOSS, NONFINITE_UPDATE, OFF_W, OK,
                     RMSPROP_ALPHA, RMSPROP_EPS, RMSPROP_MOMENTUM, RMSPROP_WEIGHT_DECAY, SGD,
                     SGD_MOMENTUM, SGD_NESTEROV, SGD_WEIGHT_DECAY)
-from .bundles import Cache, LossState, Network, OptimizerState, RunningStats, Scratch
-from .mlp_numba import _backprop, _forward, _loss, _update_running_stats, kernel
+from .mlp_numba import backprop, forward, kernel, loss, update_running_stats
 
 
 @kernel
@@ -86,33 +86,25 @@ def update(code, hyper, step, params, grad, state, new):
     return finite
 
 
-@kernel(inline="always")
-def _train_step(net, cache, state, optimizer, grad, scratch, running, first, last):
+@kernel
+def train_step(net, cache, state, optimizer, grad, scratch, running, first, last):
     """One step of the optimizer moving layers first..last; returns (loss, status), status OK,
     NONFINITE_LOSS or NONFINITE_UPDATE (then nothing changed). See parallel_numpy.train_step."""
-    params, table = net.params, net.table
-    opt_state, new, steps = optimizer.state, optimizer.new, optimizer.steps
+    params, table, _, _ = net
+    code, hyper, steps, opt_state, new = optimizer
     n_layers = table.shape[0]
-    _forward(net, cache, True)
-    J = _loss(net, cache, state)
+    forward(net, cache, True)
+    J = loss(net, cache, state)
     if not np.isfinite(J):
         return J, NONFINITE_LOSS
-    _backprop(net, cache, state, grad, scratch, first)
+    backprop(net, cache, state, grad, scratch, first)
     lo = table[first, OFF_W]
     hi = table[last + 1, OFF_W] if last + 1 < n_layers else params.shape[0]
-    if not update(optimizer.code, optimizer.hyper, steps[first] + 1, params[lo:hi], grad[lo:hi],
+    if not update(code, hyper, steps[first] + 1, params[lo:hi], grad[lo:hi],
                   opt_state[:, lo:hi], new[:, lo:hi]):
         return J, NONFINITE_UPDATE
     params[lo:hi] = new[0, lo:hi]
     opt_state[:, lo:hi] = new[1:, lo:hi]
     steps[first:last + 1] += 1
-    _update_running_stats(net, cache, running)
+    update_running_stats(net, cache, running)
     return J, OK
-
-
-# ---------------------------------------------------------------- entry point
-# Namedtuples or plain tuples of the same fields: see mlp_numba's entry points.
-@kernel
-def train_step(net, cache, state, optimizer, grad, scratch, running, first, last):
-    return _train_step(Network(*net), Cache(*cache), LossState(*state), OptimizerState(*optimizer),
-                       grad, Scratch(*scratch), RunningStats(*running), first, last)

@@ -1,6 +1,7 @@
 """The sequential sweep: the Numba twin of ``sequential_numpy.py`` (read its docstring first;
 same arguments, same results). The entry point ``sweep(net, cache, state, plan, grad0, grad,
-scratch)`` takes the bundles of ``bundles.py`` (docs/design.md, "The kernel interface").
+scratch)`` takes the bundles of ``bundles.py``, unpacked by position as in mlp_numba
+(docs/design.md, "The kernel interface").
 
 The sweep works on a transposed copy of the cached point, one row per column of the network
 (``ZT``, ``AT``, ``ZhatT``: layer l's block is ``buf[N*c0 : N*(c0 + n_out)].reshape(n_out, N)``;
@@ -27,10 +28,9 @@ from .codes import (BETA, BIAS, BN_EPS, COL_OFF, CROSS_ENTROPY, GAMMA, GRADIENT,
                     MSE, N_OUT, NONFINITE_STEP, OFF_BETA, OFF_GAMMA, OK, RAISED_ULPS, SIGMOID,
                     SMALL_CHANGE, TANH, TINY_CHANGE, WEIGHT)
 from .incremental_numba import activation_changes, decode, largest_magnitude
-from .bundles import Cache, LossState, Network, Scratch, SweepPlan
-from .mlp_numba import (_backprop, _forward, _loss, activation_slope, block, expm1_small,
-                        expm1_tiny, kernel, log1p_small, log1p_tiny, row_loss_and_state,
-                        weights)
+from .mlp_numba import (activation_slope, backprop, block, expm1_small, expm1_tiny,
+                        forward, kernel, log1p_small, log1p_tiny, loss as evaluate_loss,
+                        row_loss_and_state, weights)
 
 # The sweep's bundles. A helper called once per step unpacks the fields it uses at its top, by
 # name, and passes on only the bundles its callees read whole: Numba keeps a reference count per
@@ -251,7 +251,8 @@ def derivatives(j, newton, net, cache, trans, tloss, buffers):
     """(g, h) of coordinate j at the cached point, by forward mode; see sequential_numpy.
     derivatives. Reads cache.istd, the Transposed point trans and the TransposedLoss tloss;
     uses buffers.ones, t, s, y, row and the 4 blocks of buffers.work."""
-    params, table, act, loss, istd = net.params, net.table, net.act, net.loss, cache.istd
+    params, table, act, loss = net
+    _, _, _, _, _, istd = cache
     XT, AT, ZhatT = trans.XT, trans.AT, trans.ZhatT
     ones, t, s, y, row, work = (buffers.ones, buffers.t, buffers.s, buffers.y, buffers.row,
                                 buffers.work)
@@ -500,8 +501,9 @@ def apply_step(j, delta, net, cache, state, trans, tloss, buffers, lwork):
     sequential_numpy.apply_step. Uses buffers.ones, du, u_old, old_zhat and work (and, through
     logit_changes, lwork). Bounds on the changes, mostly known without a scan, choose the
     vectorised small-change paths."""
-    params, table, act, loss = net.params, net.table, net.act, net.loss
-    mean, istd, rowloss = cache.mean, cache.istd, state.rowloss
+    params, table, act, loss = net
+    _, _, _, _, mean, istd = cache
+    _, rowloss, _, _ = state
     XT, ZT, AT, ZhatT, x_bounds = trans.XT, trans.ZT, trans.AT, trans.ZhatT, trans.x_bounds
     ones, du, u_old, old_zhat, work = (buffers.ones, buffers.du, buffers.u_old, buffers.old_zhat,
                                        buffers.work)
@@ -646,23 +648,26 @@ def load_point(net, cache, state, grad, scratch, trans, tloss):
     """A full forward pass, loss and backprop (grad) at net.params, and the transposed copies
     of the cached point in trans the sweep works on (state.Q, which is tloss.QT, is already
     transposed; tloss.scale = 1)."""
-    N = cache.X.shape[0]
-    _forward(net, cache, True)
-    _loss(net, cache, state)
-    _backprop(net, cache, state, grad, scratch, 0)
-    transpose_into(cache.Z, N, net.table, trans.ZT)
-    transpose_into(cache.A, N, net.table, trans.AT)
-    transpose_into(cache.Zhat, N, net.table, trans.ZhatT)
+    _, table, _, _ = net
+    X, Z, A, Zhat, _, _ = cache
+    N = X.shape[0]
+    forward(net, cache, True)
+    evaluate_loss(net, cache, state)
+    backprop(net, cache, state, grad, scratch, 0)
+    transpose_into(Z, N, table, trans.ZT)
+    transpose_into(A, N, table, trans.AT)
+    transpose_into(Zhat, N, table, trans.ZhatT)
     tloss.scale[:] = 1.0
 
 
 @kernel
-def _sweep(net, cache, state, plan, grad0, grad, scratch):
+def sweep(net, cache, state, plan, grad0, grad, scratch):
     """One sweep of the plan's steps; returns (status, steps, raised, flipped, J at the start),
     status OK or NONFINITE_STEP. See sequential_numpy.sweep."""
-    params, table, loss = net.params, net.table, net.loss
-    X, T, Q, rowloss = cache.X, state.T, state.Q, state.rowloss
-    order, greedy, rule, lr = plan.order, plan.greedy, plan.rule, plan.lr
+    params, table, _, loss = net
+    X, Z, A, Zhat, _, _ = cache
+    T, rowloss, _, Q = state
+    order, greedy, rule, lr = plan
     N, out = X.shape[0], table.shape[0] - 1
     n_out = table[out, N_OUT]
     dtype = X.dtype
@@ -673,8 +678,7 @@ def _sweep(net, cache, state, plan, grad0, grad, scratch):
             labels[r] = np.argmax(T[r])
     XT = np.ascontiguousarray(X.T)
     x_bounds = np.empty(X.shape[1], dtype=dtype)
-    trans = Transposed(XT, np.empty_like(cache.Z), np.empty_like(cache.A),
-                       np.empty_like(cache.Zhat), x_bounds)
+    trans = Transposed(XT, np.empty_like(Z), np.empty_like(A), np.empty_like(Zhat), x_bounds)
     tloss = TransposedLoss(np.ascontiguousarray(T.T), labels, Q,  # Q is (n_out, N) already
                            np.ones(N, dtype=dtype))
     buffers = SweepScratch(np.ones(N, dtype=dtype), np.empty(N, dtype), np.empty(N, dtype),
@@ -712,11 +716,3 @@ def _sweep(net, cache, state, plan, grad0, grad, scratch):
         raised += total > RAISED_ULPS * eps * level
         flipped += g * grad0[j] < 0.0
     return OK, order.shape[0], raised, flipped, start
-
-
-# ---------------------------------------------------------------- entry point
-# Namedtuples or plain tuples of the same fields: see mlp_numba's entry points.
-@kernel
-def sweep(net, cache, state, plan, grad0, grad, scratch):
-    return _sweep(Network(*net), Cache(*cache), LossState(*state), SweepPlan(*plan), grad0, grad,
-                  Scratch(*scratch))
