@@ -170,11 +170,6 @@ def build_parser(parser):
 
 
 def run(args):
-    if args.plot:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise ImportError("--plot needs matplotlib: pip install 'fastgrad[bench]'") from None
     results = measure(args.quick)
     print(report(results))
     if args.json:

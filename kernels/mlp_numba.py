@@ -252,6 +252,15 @@ def row_loss_change(loss, z, q, t, rowloss, dz):
 
 # ---------------------------------------------------------------- views of the flat buffers
 @kernel
+def copy_into(dst, src):
+    """dst[:] = src, for 1-D arrays. The kernels copy arrays in loops: for every slice assigned
+    from an array, Numba compiles a formatter of its shape-mismatch message, seconds of a first
+    run's compile in all."""
+    for k in range(dst.shape[0]):
+        dst[k] = src[k]
+
+
+@kernel
 def weights(params, table, l):
     """W_l, shape (n_in, n_out), as a view into params (or into a gradient of the same layout)."""
     start = table[l, OFF_W]

@@ -103,8 +103,14 @@ def train_step(net, cache, state, optimizer, grad, scratch, running, first, last
     if not update(code, hyper, steps[first] + 1, params[lo:hi], grad[lo:hi],
                   opt_state[:, lo:hi], new[:, lo:hi]):
         return J, NONFINITE_UPDATE
-    params[lo:hi] = new[0, lo:hi]
-    opt_state[:, lo:hi] = new[1:, lo:hi]
-    steps[first:last + 1] += 1
+    # params[lo:hi] = new[0, lo:hi]; opt_state[:, lo:hi] = new[1:, lo:hi] (loops: see
+    # mlp_numba.copy_into)
+    for j in range(lo, hi):
+        params[j] = new[0, j]
+    for row in range(opt_state.shape[0]):
+        for j in range(lo, hi):
+            opt_state[row, j] = new[row + 1, j]
+    for l in range(first, last + 1):  # steps[first:last + 1] += 1
+        steps[l] += 1
     update_running_stats(net, cache, running)
     return J, OK

@@ -28,7 +28,7 @@ from .codes import (BETA, BIAS, BN_EPS, COL_OFF, CROSS_ENTROPY, GAMMA, GRADIENT,
                     MSE, N_OUT, NONFINITE_STEP, OFF_BETA, OFF_GAMMA, OK, RAISED_ULPS, SIGMOID,
                     SMALL_CHANGE, TANH, TINY_CHANGE, WEIGHT)
 from .incremental_numba import activation_changes, decode, largest_magnitude
-from .mlp_numba import (activation_slope, backprop, block, expm1_small, expm1_tiny,
+from .mlp_numba import (activation_slope, backprop, block, copy_into, expm1_small, expm1_tiny,
                         forward, kernel, log1p_small, log1p_tiny, loss as evaluate_loss,
                         row_loss_and_state, weights)
 
@@ -258,7 +258,7 @@ def derivatives(j, newton, net, cache, trans, tloss, buffers):
                                 buffers.work)
     N, out = t.shape[0], table.shape[0] - 1
     l, kind, k, i = decode(j, table)
-    t[:] = source_column(kind, l, k, i, XT, AT, ZhatT, table, ones)
+    copy_into(t, source_column(kind, l, k, i, XT, AT, ZhatT, table, ones))
     s[:] = 0.0
     if l == out:
         # the logits' column i moves by t
@@ -345,7 +345,7 @@ def logit_moves(D, w, d, rank1, c, x):
         for r in range(x.shape[0]):
             x[r] = d[r] * w[c]
     else:
-        x[:] = D[c]
+        copy_into(x, D[c])
 
 
 @kernel(fastmath={"contract"})
@@ -640,7 +640,11 @@ def transpose_into(buf, N, table, out):
     for l in range(table.shape[0]):
         if buf.shape[0] == 0:
             return
-        transposed(out, N, table, l)[:] = block(buf, N, table, l).T
+        # transposed(out, N, table, l)[:] = block(buf, N, table, l).T (a loop: see copy_into)
+        b, t = block(buf, N, table, l), transposed(out, N, table, l)
+        for c in range(t.shape[0]):
+            for r in range(N):
+                t[c, r] = b[r, c]
 
 
 @kernel
