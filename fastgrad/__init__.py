@@ -8,8 +8,9 @@ except ModuleNotFoundError as error:  # pragma: no cover - depends on how Python
         "source tree shadowing the installed package. Run from another directory, or install "
         "it in place with `pip install -e .`") from error
 
-from . import datasets, diagnostics, optim
+from . import comparison, datasets, diagnostics, optim
 from .approach import Approach, EpochResult
+from .comparison import Comparison, compare
 from .errors import NonFiniteStep
 from .layerwise import LayerWise
 from .network import MLP, Point, default_eps
@@ -19,5 +20,5 @@ from .training import History, train
 
 __version__ = "0.1.0"
 __all__ = ["MLP", "Point", "Approach", "EpochResult", "Parallel", "LayerWise", "Sequential",
-           "History", "NonFiniteStep", "SweepReport", "datasets", "default_eps", "diagnostics",
-           "optim", "sweep", "train"]
+           "History", "NonFiniteStep", "SweepReport", "Comparison", "compare", "comparison",
+           "datasets", "default_eps", "diagnostics", "optim", "sweep", "train"]

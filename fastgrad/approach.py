@@ -19,11 +19,14 @@ from ._workspace import Workspace
 class EpochResult:
     """What one epoch did: optimizer or coordinate ``steps``, how many ``raised`` the loss of the
     batch they were taken on, and (sequential sweeps; None otherwise) the ``flipped`` fraction of
-    steps whose derivative had the opposite sign from the gradient at the start of their sweep."""
+    steps whose derivative had the opposite sign from the gradient at the start of their sweep;
+    ``check_seconds``: the part of the epoch spent only on counting raised steps (re-evaluating
+    a batch's loss after its step), which ``train`` does not count as training time."""
 
     steps: int
     raised: int
     flipped: float | None = None
+    check_seconds: float = 0.0
 
 
 class TrainingData:

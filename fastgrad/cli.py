@@ -1,5 +1,7 @@
 """The ``fastgrad`` command line.
 
+``fastgrad compare`` (the main job) trains the parallel and the sequential approaches side by
+side on real data and writes a table, pictures and the histories (see fastgrad.compare).
 ``fastgrad bench`` times the parallel and sequential approaches against their peers (see
 fastgrad.bench). ``fastgrad gradients`` computes dJ/dθ of an MLP on scikit-learn's digits (1,797 8x8 images,
 standardised) three ways — backprop, forward mode, finite differences — in every backend, and
@@ -12,6 +14,7 @@ import sys
 import numpy as np
 
 from . import bench
+from . import comparison
 from ._backends import BACKENDS
 from ._kernels.codes import ACTIVATIONS
 from .benchmarking import best_time
@@ -20,10 +23,44 @@ from .network import GRADIENT_METHODS, MLP, default_eps
 
 
 def positive_int(text):
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (np.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def compare(args):
+    result = comparison.compare(
+        args.dataset, target=args.target, task=args.task, hidden=args.hidden,
+        activation=args.activation, batchnorm=args.batchnorm, dtype=args.dtype,
+        backend=args.backend, seed=args.seed, approaches=args.approaches, lr=args.lr,
+        epochs=args.epochs, seconds=args.seconds, progress="quiet" if args.quiet else "auto")
+    data, network = result.dataset, result.network
+    print(f"{data['name']} ({data['task']}): {data['n_train']} training and {data['n_test']} "
+          f"test samples, {data['n_features']} features; network {network['label']}; "
+          f"{network['backend']} backend")
+    print(result.format_table())
+    eval_seconds = sum(run.eval_seconds for run in result.runs)
+    print(f"\ntrain s: training time only. The evaluation after each epoch (and the parallel "
+          f"approaches'\nre-evaluation of each batch's loss, which counts raised steps) took "
+          f"{eval_seconds:.2f} s in all, not counted.\nraised: steps that raised the loss of "
+          f"their own batch. flipped: the fraction of a sweep's steps whose\nderivative had the "
+          f"opposite sign from the gradient at the start of the sweep.")
+    paths = result.save(args.out)
+    print(f"\nwrote {', '.join(path.name for path in paths)} in {args.out}")
 
 
 def gradients(args):
@@ -74,10 +111,55 @@ def build_parser():
     grad.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     grad.add_argument("--seed", type=int, default=0)
     grad.set_defaults(run=gradients)
+    build_compare_parser(commands)
     bench.build_parser(commands.add_parser(
         "bench", help="the parallel and sequential speed targets side by side with peers",
         description=bench.__doc__.split("\n\n")[0]))
     return parser
+
+
+def build_compare_parser(commands):
+    approaches = "\n".join(f"  {c.name:<18} {c.description} (lr {c.lr:g})"
+                           for c in comparison.CONTENDERS.values())
+    cmp = commands.add_parser(
+        "compare", help="the main job: the parallel and sequential approaches side by side",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train the parallel and the sequential approaches on the same data from "
+                    "the same initial weights;\nprint a table and write pictures, history.csv "
+                    "and results.json.",
+        epilog=f"approaches (default: all, each with its own learning rate):\n{approaches}\n\n"
+               f"Time is training time: the per-epoch evaluation is timed apart.")
+    cmp.add_argument("--dataset", default="digits",
+                     help="digits (default), breast_cancer, iris, wine, or a path to a .csv "
+                          "(numeric columns) or .npz (arrays X and y)")
+    cmp.add_argument("--target", default=None,
+                     help="the label column of a .csv (default: the last)")
+    cmp.add_argument("--task", choices=["classification", "regression"],
+                     default="classification",
+                     help="classification (cross-entropy; default) or regression (mse)")
+    cmp.add_argument("--hidden", type=positive_int, nargs="+", default=[32],
+                     help="hidden layer widths (default: 32)")
+    cmp.add_argument("--activation", choices=sorted(ACTIVATIONS), default="tanh")
+    cmp.add_argument("--batchnorm", action="store_true", help="BatchNorm after hidden layers")
+    cmp.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    cmp.add_argument("--backend", choices=BACKENDS, default="numba")
+    cmp.add_argument("--seed", type=int, default=0,
+                     help="seeds the split, the initial weights and the shuffling (default 0)")
+    cmp.add_argument("--approaches", nargs="+", choices=list(comparison.CONTENDERS),
+                     default=None, metavar="NAME", help="a subset of the approaches below")
+    cmp.add_argument("--lr", type=positive_float, default=None,
+                     help="one learning rate for every approach (default: each its own)")
+    cmp.add_argument("--epochs", type=positive_int, default=None,
+                     help=f"epochs per approach (default {comparison.DEFAULT_EPOCHS}, or no "
+                          f"limit with --seconds alone)")
+    cmp.add_argument("--seconds", type=positive_float, default=None,
+                     help="training seconds per approach, the same for each (checked after "
+                          "every epoch); with --epochs, whichever comes first")
+    cmp.add_argument("--out", default="fastgrad-compare",
+                     help="directory for the pictures, history.csv and results.json "
+                          "(default ./fastgrad-compare)")
+    cmp.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    cmp.set_defaults(run=compare)
 
 
 def main(argv=None):
@@ -85,7 +167,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         args.run(args)
-    except (ValueError, TypeError, ImportError) as error:
+    except (ValueError, TypeError, ImportError, OSError) as error:
         print(f"fastgrad: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -45,7 +45,10 @@ class History:
     ``loss``: J on the whole training set after the epoch (BatchNorm on that set's statistics);
     ``accuracy``: the fraction of the training set predicted right (evaluation mode; None for
     mse); ``val_loss``, ``val_accuracy``: the same on the validation data (None without it);
-    ``time``: the epoch's wall time in seconds, bookkeeping included; ``steps``: optimizer steps
+    ``time``: the epoch's training time in seconds (its steps and their bookkeeping);
+    ``eval_time``: the seconds spent measuring it, not counted in ``time`` (the evaluation after
+    the epoch, and re-evaluating each batch's loss after its step to count raised steps, which
+    the parallel approaches do with ``count_raised``); ``steps``: optimizer steps
     taken (for the sequential approach, single-coordinate steps); ``raised``: how many of them
     raised the loss of the batch they were taken on (the loss after the step against the loss
     before, on the same batch); ``flipped`` (sequential approach; None otherwise): the fraction
@@ -58,6 +61,7 @@ class History:
     val_loss: list = field(default_factory=list)
     val_accuracy: list = field(default_factory=list)
     time: list = field(default_factory=list)
+    eval_time: list = field(default_factory=list)
     steps: list = field(default_factory=list)
     raised: list = field(default_factory=list)
     flipped: list = field(default_factory=list)
@@ -141,6 +145,7 @@ def train(net, X, y, approach="parallel", epochs=10, seed=0, validation=None, ca
             failure = NonFiniteStep(f"epoch {epoch}, {error}")
             failure.history = history
             raise failure from None
+        trained = time.perf_counter()
         loss, accuracy = _evaluate(net, X, y)
         history.loss.append(loss)
         history.accuracy.append(accuracy)
@@ -150,7 +155,8 @@ def train(net, X, y, approach="parallel", epochs=10, seed=0, validation=None, ca
         history.steps.append(result.steps)
         history.raised.append(result.raised)
         history.flipped.append(result.flipped)
-        history.time.append(time.perf_counter() - start)
+        history.time.append(trained - start - result.check_seconds)
+        history.eval_time.append(time.perf_counter() - trained + result.check_seconds)
         if callback is not None and callback(epoch, history):
             break
     return history
