@@ -259,7 +259,7 @@ class Progress:
         if self.mode == "bar":
             from tqdm import tqdm
 
-            self.bar = tqdm(total=epochs, desc=f"{name:<18}", unit="epoch", file=sys.stderr,
+            self.bar = tqdm(total=epochs, desc=name, unit="epoch", file=sys.stderr,
                             leave=True, dynamic_ncols=True)
 
     def epoch(self, history):
@@ -331,7 +331,10 @@ def _warm_up(net, data, approaches, progress):
         for approach in approaches:
             small = copy.deepcopy(approach)
             small.batch_size = None
-            train(net.copy(), X, y, small, epochs=1, validation=(X, y))
+            try:
+                train(net.copy(), X, y, small, epochs=1, validation=(X, y))
+            except NonFiniteStep:
+                pass  # its kernels have run; the real run reports the divergence
     finally:
         notice.cancel()
     elapsed = time.perf_counter() - start
