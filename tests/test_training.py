@@ -52,6 +52,28 @@ def test_history_records_every_epoch(digits):
     assert "val loss" in str(history)
 
 
+def test_training_time_leaves_out_the_evaluation_and_the_raised_step_checks(digits):
+    import time
+
+    from fastgrad.approach import TrainingData
+
+    X_train, X_test, y_train, y_test = digits
+    net = fastgrad.MLP([64, 16, 10], backend="numba")
+    start = time.perf_counter()
+    history = fastgrad.train(net, X_train, y_train, Parallel(SGD(0.05), batch_size=100),
+                             epochs=3, validation=(X_test, y_test))
+    wall = time.perf_counter() - start
+    assert len(history.eval_time) == 3 and all(t > 0 for t in history.eval_time)
+    assert sum(history.time) + sum(history.eval_time) <= wall
+    # the check of raised steps is timed by the epoch itself, and only when asked for
+    T = np.eye(10)[y_train]
+    for count_raised in (True, False):
+        result = Parallel(SGD(0.05), batch_size=100, count_raised=count_raised).run_epoch(
+            net, TrainingData(net, X_train, y_train, T), np.random.default_rng(0))
+        assert (result.check_seconds > 0) == count_raised
+        assert count_raised or result.raised == 0  # nothing counted without the check
+
+
 def test_training_is_reproducible_and_the_seed_shuffles(digits):
     X_train, _, y_train, _ = digits
     runs = []
