@@ -226,9 +226,7 @@ class MLP:
             point.kernels.mlp.update_running_stats(self.kernel_network, point.cache,
                                                    self.kernel_running)
         else:
-            point.mean[:] = self._running_mean
-            point.istd[:] = 1 / np.sqrt(self._running_var + BN_EPS)
-            point.forward(batch_stats=False)
+            point.forward_in_evaluation_mode()
         return point.logits.copy()
 
     def predict_proba(self, X):
@@ -244,11 +242,7 @@ class MLP:
 
     def predict(self, X):
         """Class labels for classification losses, the outputs for mse (evaluation mode)."""
-        if self.loss_name == "mse":
-            return self.forward(X)
-        if self.loss_name == "binary_cross_entropy":
-            return (self.forward(X)[:, 0] > 0).astype(np.int64)
-        return self.forward(X).argmax(axis=1)
+        return predictions(self.loss_name, self.forward(X))
 
     def point(self, X, y):
         """The cached state of the current point on (X, y): activations, BatchNorm statistics,
@@ -279,6 +273,16 @@ class MLP:
         return self.point(X, y).gradient(method, eps)
 
 
+def predictions(loss_name, logits):
+    """What the network predicts from its logits: class labels for the classification losses,
+    the logits themselves for mse."""
+    if loss_name == "mse":
+        return logits
+    if loss_name == "binary_cross_entropy":
+        return (logits[:, 0] > 0).astype(np.int64)
+    return logits.argmax(axis=1)
+
+
 class Point:
     """The cached state of the network at its current parameters on one batch, from which single
     coordinates are re-evaluated incrementally (``MLP.point(X, y)`` makes one).
@@ -307,6 +311,12 @@ class Point:
 
     def forward(self, batch_stats):
         self.kernels.mlp.forward(self.net.kernel_network, self.cache, batch_stats)
+
+    def forward_in_evaluation_mode(self):
+        """The forward pass with BatchNorm on the running statistics (evaluation mode)."""
+        self.mean[:] = self.net._running_mean
+        self.istd[:] = 1 / np.sqrt(self.net._running_var + BN_EPS)
+        self.forward(batch_stats=False)
 
     def evaluate_loss(self):
         self.loss = float(self.kernels.mlp.loss(self.net.kernel_network, self.cache,

@@ -21,6 +21,7 @@ from . import _validation as check
 from .approach import Approach, TrainingData, check_positive_int
 from .errors import NonFiniteStep
 from .layerwise import LayerWise
+from .network import Point, predictions
 from .parallel import Parallel
 from .sequential import Sequential
 
@@ -85,12 +86,26 @@ class History:
         return "\n".join(lines)
 
 
-def _evaluate(net, X, y):
-    """(J, accuracy) on a data set; accuracy is None for mse."""
-    loss = net.loss(X, y)
-    if net.loss_name == "mse":
-        return loss, None
-    return loss, float(np.mean(net.predict(X) == np.asarray(y).reshape(-1)))
+class Evaluation:
+    """(J, accuracy) on one data set after every epoch, in buffers allocated once; accuracy is
+    None for mse. Without BatchNorm one forward pass gives both (training and evaluation mode
+    are then the same); with it J takes the set's statistics and the accuracy the running ones,
+    a second pass."""
+
+    def __init__(self, net, X, y, T):
+        self.net, self.point = net, Point(net, X, T)
+        self.labels = None if net.loss_name == "mse" else np.asarray(y).reshape(-1)
+
+    def __call__(self):
+        net, point = self.net, self.point
+        point.forward(batch_stats=True)
+        point.evaluate_loss()
+        if self.labels is None:
+            return point.loss, None
+        if net.batchnorm:
+            point.forward_in_evaluation_mode()
+        correct = predictions(net.loss_name, point.logits) == self.labels
+        return point.loss, float(np.mean(correct))
 
 
 def train(net, X, y, approach="parallel", epochs=10, seed=0, validation=None, callback=None):
@@ -127,7 +142,7 @@ def train(net, X, y, approach="parallel", epochs=10, seed=0, validation=None, ca
         except (TypeError, ValueError):
             raise TypeError("validation must be a pair (X_val, y_val)") from None
         X_val = check.check_X(X_val, net.sizes[0], net.dtype)
-        check.check_targets(y_val, len(X_val), net.sizes[-1], net.loss_name, net.dtype)
+        T_val = check.check_targets(y_val, len(X_val), net.sizes[-1], net.loss_name, net.dtype)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable; got {callback!r}")
     optimizer = getattr(approach, "optimizer", None)
@@ -137,6 +152,8 @@ def train(net, X, y, approach="parallel", epochs=10, seed=0, validation=None, ca
     rng = np.random.default_rng(seed)
     data = TrainingData(net, X, y, T)
     history = History(approach.name)
+    evaluate = Evaluation(net, X, y, T)
+    evaluate_validation = Evaluation(net, X_val, y_val, T_val) if validation is not None else None
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         try:
@@ -146,10 +163,10 @@ def train(net, X, y, approach="parallel", epochs=10, seed=0, validation=None, ca
             failure.history = history
             raise failure from None
         trained = time.perf_counter()
-        loss, accuracy = _evaluate(net, X, y)
+        loss, accuracy = evaluate()
         history.loss.append(loss)
         history.accuracy.append(accuracy)
-        val_loss, val_accuracy = _evaluate(net, X_val, y_val) if validation is not None else (None, None)
+        val_loss, val_accuracy = evaluate_validation() if validation is not None else (None, None)
         history.val_loss.append(val_loss)
         history.val_accuracy.append(val_accuracy)
         history.steps.append(result.steps)

@@ -52,6 +52,20 @@ def test_history_records_every_epoch(digits):
     assert "val loss" in str(history)
 
 
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_the_one_pass_evaluation_equals_loss_and_predict(digits, batchnorm):
+    """History's loss is net.loss (BatchNorm on the set's statistics) and its accuracy that of
+    net.predict (evaluation mode), on the training and the validation set."""
+    X_train, X_test, y_train, y_test = digits
+    net = fastgrad.MLP([64, 16, 10], batchnorm=batchnorm, backend="numba")
+    history = fastgrad.train(net, X_train, y_train, Parallel(SGD(0.05), batch_size=100),
+                             epochs=2, validation=(X_test, y_test))
+    for X, y, loss, accuracy in ((X_train, y_train, history.loss, history.accuracy),
+                                 (X_test, y_test, history.val_loss, history.val_accuracy)):
+        assert loss[-1] == net.loss(X, y)
+        assert accuracy[-1] == float(np.mean(net.predict(X) == y))
+
+
 def test_training_time_leaves_out_the_evaluation_and_the_raised_step_checks(digits):
     import time
 
