@@ -30,10 +30,16 @@ load_generator().write(KERNELS / "codes.py", KERNELS / "codes.pxi")
 # the bounds-checked build: Cython's checks on memoryviews, and (the macro FASTGRAD_BOUNDSCHECK)
 # every bundle's shapes checked against the layer table where the kernels unpack them
 debug = os.environ.get("FASTGRAD_BOUNDSCHECK", "0") not in ("", "0")
+# `pip install .` compiles on the machine that will run the kernels, so the default build uses
+# its whole instruction set (AVX2, AVX-512 where present: wider vectors for the element-wise
+# loops); FASTGRAD_PORTABLE=1 builds for any x86-64 (SSE2), for wheels that travel. Either way
+# no FMA contraction, so that every operation rounds as the numpy and Numba twins' do.
+portable = os.environ.get("FASTGRAD_PORTABLE", "0") not in ("", "0")
+COMPILE_ARGS = ["-O3", "-ffp-contract=off"] + ([] if portable else ["-march=native"])
 # cythonize and build_ext rebuild only what is older than its sources, and a change of mode
 # changes no source: so a build in the other mode than the last one here regenerates every .c
 # file (and hence every extension), which a stamp in build/ records
-mode = "boundscheck" if debug else "default"
+mode = ("boundscheck" if debug else "default") + (" portable" if portable else " native")
 stamp = KERNELS.parent / "build" / "fastgrad-kernels-mode"
 force = not stamp.exists() or stamp.read_text(encoding="utf-8") != mode
 directives = {
@@ -50,7 +56,7 @@ extensions = [
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
                        ("FASTGRAD_BOUNDSCHECK", "1" if debug else "0")],
-        extra_compile_args=["-O3"],
+        extra_compile_args=COMPILE_ARGS,
     )
     for pyx in sorted(Path("kernels").glob("*.pyx"))
 ]
