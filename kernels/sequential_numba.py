@@ -373,9 +373,9 @@ def expm1_of_moves(D, w, d, rank1, c, tier, e):
 
 
 @kernel(fastmath={"contract"})
-def logit_changes(loss, LT, tloss, rowloss, D, w, d, rank1, bound, lwork):
-    """The logits move by D (n_out, N), or by outer(w, d) when rank1 (sample r's by d_r w, D
-    unused), every move at most bound in magnitude; rowloss and the loss state (tloss.QT,
+def logit_changes(loss, LT, tloss, rowloss, D, w, d, bound, lwork):
+    """The logits move by D (n_out, N), or, when D is empty, by outer(w, d) (sample r's by
+    d_r w), every move at most bound in magnitude; rowloss and the loss state (tloss.QT,
     scale) follow and lwork.changes receives each sample's exact loss change. Cross-entropy:
     with x the sample's move, e_c = expm1(x_c) and S = Σ_c q_c e_c, the loss changes by
     log1p(S) − x_label and q_c becomes q_c (1 + e_c)/(1 + S): QT_c grows by QT_c e_c and the
@@ -388,6 +388,9 @@ def logit_changes(loss, LT, tloss, rowloss, D, w, d, rank1, bound, lwork):
     TT, labels, QT, scale = tloss.TT, tloss.labels, tloss.QT, tloss.scale
     e, changes, rows = lwork.e, lwork.changes, lwork.rows
     n_out, N = QT.shape
+    # a flag computed here, not passed as a constant: Numba would compile this kernel (and
+    # those it calls with the flag) once for each constant value
+    rank1 = D.shape[0] == 0
     changes[:] = 0.0
     if loss == MSE:
         # the residual moves by x: each sample's loss by mean(x (2 q + x))
@@ -529,7 +532,7 @@ def apply_step(j, delta, net, cache, state, trans, tloss, buffers, lwork):
         for r in range(N):
             du[r] = delta * v[r]
         logit_changes(loss, ZT_logits(ZT, N, table), tloss, rowloss, work[1, :0].reshape(0, N),
-                      unit, du, True, abs(delta) * source_bound, lwork)
+                      unit, du, abs(delta) * source_bound, lwork)
         return
     off_gamma, off_beta, c0 = table[l, OFF_GAMMA], table[l, OFF_BETA], table[l, COL_OFF]
     a = transposed(AT, N, table, l)[i]
@@ -571,7 +574,7 @@ def apply_step(j, delta, net, cache, state, trans, tloss, buffers, lwork):
     bound *= largest_magnitude(w)
     if l + 1 == out:
         logit_changes(loss, ZT_logits(ZT, N, table), tloss, rowloss, work[0, :0].reshape(0, N),
-                      w, du, True, bound, lwork)
+                      w, du, bound, lwork)
         return
     D = work[0, :w.shape[0] * N].reshape(w.shape[0], N)
     # D = np.outer(w, du)
@@ -583,7 +586,7 @@ def apply_step(j, delta, net, cache, state, trans, tloss, buffers, lwork):
         D = layer_change(m, D, bound, params, table, act, hidden, u_old, old_zhat,
                          work[(m - l) % 2])
         bound = largest_magnitude(D.reshape(D.size))
-    logit_changes(loss, ZT_logits(ZT, N, table), tloss, rowloss, D, w, du, False, bound, lwork)
+    logit_changes(loss, ZT_logits(ZT, N, table), tloss, rowloss, D, w, du, bound, lwork)
 
 
 @kernel
