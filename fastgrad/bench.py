@@ -8,6 +8,10 @@ sequential approaches measured side by side in one process, on scikit-learn's di
   weights and with two hidden layers, against one full-batch parallel step (fastgrad's and
   PyTorch's) and against the naive sweep (a full forward and backward pass per weight: one
   such step timed, times n_params);
+- a whole training run as a user times it (``fastgrad.train``: Adam, 100 epochs of batches of
+  200 on the 1,347 training digits, float64, each epoch's training loss and accuracy
+  included) against scikit-learn's ``MLPClassifier`` and a PyTorch loop with the same
+  settings;
 - Numba against Cython throughout, and each backend's cold start (a fresh process: Numba with
   an empty cache, so compiling, then with the cache it left; Cython's first call).
 
@@ -19,10 +23,10 @@ import tempfile
 
 import numpy as np
 
-from .benchmarking import (LR, NETWORKS, PARALLEL_CASES, best_time, blas_peak,
-                           cold_start_seconds, jax_step, naive_sweep_step, step_flops, timed,
-                           torch_step)
-from .datasets import load_digits_standardised
+from .benchmarking import (LR, NETWORKS, PARALLEL_CASES, TRAINING, best_time, blas_peak,
+                           cold_start_seconds, fastgrad_training, jax_step, naive_sweep_step,
+                           sklearn_training, step_flops, timed, torch_step, torch_training)
+from .datasets import load, load_digits_standardised
 from .network import MLP
 from .optim import SGD
 from .sequential import sweep
@@ -73,6 +77,24 @@ def sequential(results, sizes):
                                    repeats=20) * net.n_params
 
 
+def training(results, skipped):
+    """The TRAINING case as a user runs it: fastgrad.train in each backend, scikit-learn's
+    MLPClassifier and a PyTorch loop in the same dtype, each the best of two whole runs."""
+    data = load("digits", seed=0)
+    X, y = data.X_train, data.y_train
+    row = results.setdefault("training", {})
+    for backend in ("numba", "cython"):
+        run = fastgrad_training(backend, X, y)
+        run()  # warm: compiles
+        row[backend] = best_time(run, repeats=2, budget=10.0)
+    row["MLPClassifier"] = best_time(sklearn_training(X, y), repeats=2, budget=10.0)
+    run = torch_training(X, y)
+    if run is None:
+        skipped.add("pytorch")
+    else:
+        row["pytorch"] = best_time(run, repeats=2, budget=10.0)
+
+
 def cold_start(results):
     """Each backend's cold start: Numba with an empty cache (compiling), then with the cache
     that run left; Cython."""
@@ -88,6 +110,7 @@ def measure(quick=False):
     parallel(results, skipped)
     results["BLAS peak GFLOP/s"] = blas_peak(1024 if quick else 2048)
     sequential(results, ["2k", "20k"] if quick else list(NETWORKS))
+    training(results, skipped)
     cold_start(results)
     results["skipped"] = sorted(skipped)
     return results
@@ -125,6 +148,19 @@ def report(results):
                      f"{ms(row['step pytorch']) if 'step pytorch' in row else '-':>14}"
                      f"{ms(row['naive sweep']):>14}   {sweep_time / step:10.0f}"
                      f" {torch_ratio}  {row['naive sweep'] / sweep_time:10.0f}x")
+    case = TRAINING
+    lines += [f"\ntraining: Adam({case['lr']:g}), batches of {case['batch_size']}, "
+              f"{case['epochs']} epochs of the 1,347 training digits, 64-{case['hidden']}-10 "
+              f"{case['activation']}, float64, each epoch's training loss included",
+              f"{'':<30}{'numba':>14}{'cython':>14}{'MLPClassifier':>15}{'pytorch loop':>14}"
+              f"   fastgrad's best vs peers"]
+    row = results["training"]
+    best = min(row["numba"], row["cython"])
+    peers = "  ".join(f"{peer} {row[peer] / best:.2f}x" for peer in ("MLPClassifier", "pytorch")
+                      if peer in row)
+    lines.append(f"{'fastgrad.train':<30}{ms(row['numba']):>14}{ms(row['cython']):>14}"
+                 f"{ms(row['MLPClassifier']):>15}"
+                 f"{ms(row['pytorch']) if 'pytorch' in row else '-':>14}   {peers} faster")
     lines.append("\ncold start (fresh process: import, first step, forward-mode gradient, sweep)")
     lines += [f"  {label:<20}{seconds:8.2f} s" for label, seconds in results["cold start"].items()]
     if results["skipped"]:

@@ -40,11 +40,13 @@ def test_bench_reports_ratios_says_what_it_skipped_and_plots(tmp_path):
                               "sweep cython": n * 3e-5, "step numba": n * 5e-7,
                               "step cython": n * 6e-7, "naive sweep": n * n * 5e-7}
                        for name, n in (("2k", 2410), ("20k", 19210))},
+        "training": {"numba": 0.5, "cython": 0.4, "MLPClassifier": 0.6, "pytorch": 1.2},
         "cold start": {"numba, empty cache": 30.0, "cython": 0.7},
         "skipped": ["jax.jit"],
     }
     text = bench.report(results)
     assert "pytorch 10.00x" in text  # 2e-4 / 2e-5
+    assert "MLPClassifier 1.50x  pytorch 3.00x faster" in text  # 0.6 / 0.4, 1.2 / 0.4
     assert "skipped (not installed): jax.jit" in text
     assert "2410" in text and "19210" in text
     bench.plot(results, tmp_path / "scaling.png")
