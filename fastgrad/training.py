@@ -76,7 +76,7 @@ class History:
             return "-" if value is None else format(value, spec)
 
         lines = [f"{'epoch':>5} {'loss':>12} {'accuracy':>9} {'val loss':>12} {'val acc':>8} "
-                 f"{'time s':>8} {'steps':>6} {'raised':>6} {'flipped':>7}"]
+                 f"{'train s':>8} {'steps':>6} {'raised':>6} {'flipped':>7}"]
         for e in range(self.epochs):
             lines.append(f"{e + 1:>5} {self.loss[e]:>12.6f} {number(self.accuracy[e], '9.4f'):>9} "
                          f"{number(self.val_loss[e], '12.6f'):>12} "
