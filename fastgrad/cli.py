@@ -96,8 +96,10 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser():
-    parser = Parser(prog="fastgrad", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="fastgrad", description="Train multilayer perceptrons the parallel "
+                    "way and the sequential way; `fastgrad compare` is the main job.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    build_compare_parser(commands)
     grad = commands.add_parser(
         "gradients", help="the three gradient methods in every backend, side by side",
         description="Compare backprop, forward mode and finite differences on digits.")
@@ -111,7 +113,6 @@ def build_parser():
     grad.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     grad.add_argument("--seed", type=int, default=0)
     grad.set_defaults(run=gradients)
-    build_compare_parser(commands)
     bench.build_parser(commands.add_parser(
         "bench", help="the parallel and sequential speed targets side by side with peers",
         description=bench.__doc__.split("\n\n")[0]))

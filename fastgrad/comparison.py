@@ -61,7 +61,7 @@ CONTENDERS = {c.name: c for c in (
               "sequential: one weight at a time in a fresh random order, gradient step", 2.0,
               lambda lr, n: Sequential("permutation", lr, "gradient")),
     Contender("sweep-newton",
-              "sequential: index order, newton step -g/max(h, 1/lr) (lr bounds the step)", 10.0,
+              "sequential: index order, Newton step -g/max(h, 1/lr), so lr bounds the step", 10.0,
               lambda lr, n: Sequential("cyclic", lr, "newton")),
 )}
 DEFAULT_EPOCHS = 50
