@@ -103,11 +103,7 @@ def build_parser():
     grad = commands.add_parser(
         "gradients", help="the three gradient methods in every backend, side by side",
         description="Compare backprop, forward mode and finite differences on digits.")
-    grad.add_argument("--hidden", type=positive_int, nargs="+", default=[32],
-                      help="hidden layer widths (default: 32)")
-    grad.add_argument("--activation", choices=sorted(ACTIVATIONS), default="tanh")
-    grad.add_argument("--batchnorm", action="store_true", help="BatchNorm after hidden layers")
-    grad.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    add_network_arguments(grad)
     grad.add_argument("--samples", type=positive_int, default=None,
                       help="use the first N digits (default: all 1,797)")
     grad.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
@@ -117,6 +113,15 @@ def build_parser():
         "bench", help="the parallel and sequential speed targets side by side with peers",
         description=bench.__doc__.split("\n\n")[0]))
     return parser
+
+
+def add_network_arguments(parser):
+    """The network's options, the same for every command that builds one."""
+    parser.add_argument("--hidden", type=positive_int, nargs="+", default=[32],
+                        help="hidden layer widths (default: 32)")
+    parser.add_argument("--activation", choices=sorted(ACTIVATIONS), default="tanh")
+    parser.add_argument("--batchnorm", action="store_true", help="BatchNorm after hidden layers")
+    parser.add_argument("--dtype", choices=["float64", "float32"], default="float64")
 
 
 def build_compare_parser(commands):
@@ -138,11 +143,7 @@ def build_compare_parser(commands):
     cmp.add_argument("--task", choices=["classification", "regression"],
                      default="classification",
                      help="classification (cross-entropy; default) or regression (mse)")
-    cmp.add_argument("--hidden", type=positive_int, nargs="+", default=[32],
-                     help="hidden layer widths (default: 32)")
-    cmp.add_argument("--activation", choices=sorted(ACTIVATIONS), default="tanh")
-    cmp.add_argument("--batchnorm", action="store_true", help="BatchNorm after hidden layers")
-    cmp.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    add_network_arguments(cmp)
     cmp.add_argument("--backend", choices=BACKENDS, default="numba")
     cmp.add_argument("--seed", type=int, default=0,
                      help="seeds the split, the initial weights and the shuffling (default 0)")

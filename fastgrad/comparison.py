@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _validation as check
 from . import datasets
+from .approach import check_positive_int
 from .errors import NonFiniteStep
 from .layerwise import LayerWise
 from .network import MLP
@@ -282,17 +284,8 @@ class Progress:
 def _check_budget(epochs, seconds):
     if epochs is None and seconds is None:
         epochs = DEFAULT_EPOCHS
-    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int)
-                               or epochs < 1):
-        raise ValueError(f"epochs must be a positive integer; got {epochs!r}")
-    if seconds is not None:
-        try:
-            seconds = float(seconds)
-        except (TypeError, ValueError):
-            raise ValueError(f"seconds must be a positive number; got {seconds!r}") from None
-        if not (np.isfinite(seconds) and seconds > 0):
-            raise ValueError(f"seconds must be a positive number; got {seconds!r}")
-    return epochs, seconds
+    return (check_positive_int("epochs", epochs, allow_none=True),
+            None if seconds is None else check.check_positive("seconds", seconds))
 
 
 def _check_approaches(approaches):
@@ -368,12 +361,7 @@ def compare(dataset="digits", *, target=None, task="classification", hidden=(32,
     names = _check_approaches(approaches)
     epochs, seconds = _check_budget(epochs, seconds)
     if lr is not None:
-        try:
-            lr = float(lr)
-        except (TypeError, ValueError):
-            raise ValueError(f"lr must be a positive number; got {lr!r}") from None
-        if not (np.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr must be a positive number; got {lr!r}")
+        lr = check.check_positive("lr", lr)
     if isinstance(hidden, int):
         hidden = (hidden,)
     reporter = Progress(progress)

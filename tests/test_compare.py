@@ -181,9 +181,9 @@ def test_an_error_from_the_installed_command_has_no_traceback(tmp_path):
 
 
 def test_the_library_checks_its_arguments_before_any_work():
-    for kwargs, message in (({"epochs": 0}, "epochs must be a positive integer"),
-                            ({"seconds": float("inf")}, "seconds must be a positive number"),
-                            ({"lr": -1.0}, "lr must be a positive number"),
+    for kwargs, message in (({"epochs": 0}, "epochs must be at least 1"),
+                            ({"seconds": float("inf")}, "seconds must be a finite positive number"),
+                            ({"lr": -1.0}, "lr must be a finite positive number"),
                             ({"approaches": ["gd", "gd"]}, "must not repeat"),
                             ({"approaches": []}, "at least one approach"),
                             ({"progress": "loud"}, "progress must be")):
