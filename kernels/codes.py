@@ -71,10 +71,38 @@ NONFINITE_STEP = 5      # sweep: a step made the loss non-finite; that step was 
 # tanh for float32 data: x P(x²) / Q(x²) with x clamped to [-9, 9] (where tanh is 1 to within
 # float32's resolution), a rational fit by reweighted least squares (relative error below 6e-8
 # in exact arithmetic), evaluated in float32 arithmetic: within 6 ulp of the exact tanh. Unlike
-# libm's tanh it vectorises; every backend uses it for float32, libm's tanh for float64.
+# libm's tanh it vectorises; every backend uses it for float32 (float64: below).
 TANH_SINGLE_CLAMP = 9.0
 TANH_SINGLE_P = (0.9999999841490874, 0.13392565417644328, 0.003509287991755814, 2.0834328234530533e-05, 1.366643828191734e-08)
 TANH_SINGLE_Q = (1.0, 0.4672588431531748, 0.02592911552030987, 0.0003308030753586418, 7.904232751078186e-07)
+
+# exp, tanh and sigmoid of float64 data in forms the compilers vectorise (libm's are scalar
+# calls, about 19 ns each for tanh), every backend the same arithmetic:
+# exp(x) = 2^n exp(r) with n = round(x log2 e) (found by adding and subtracting EXP_ROUND, which
+# leaves n in the low bits of the sum) and r = x - n ln 2, ln 2 split into LN2_HI (32 significant
+# bits: n LN2_HI is exact) and LN2_LO; exp(r), |r| <= ln 2 / 2, by its Taylor polynomial of
+# degree 13 (EXP_TAYLOR[k] = 1/k!; the first omitted term is below 1e-17 relative); 2^n built
+# from its exponent bits in two factors, so that a subnormal result is rounded once. x is
+# clamped to [EXP_MIN, EXP_MAX], beyond which exp is 0 or inf. Within 1.2 ulp of the exact exp.
+EXP_ROUND = 6755399441055744.0  # 1.5 * 2**52
+EXP_MIN = -746.0
+EXP_MAX = 710.0
+LOG2E = 1.4426950408889634
+LN2_HI = 0.6931471803691238
+LN2_LO = 1.9082149292705877e-10
+EXP_TAYLOR = (1.0, 1.0, 0.5, 0.16666666666666666, 0.041666666666666664, 0.008333333333333333,
+              0.001388888888888889, 0.0001984126984126984, 2.48015873015873e-05,
+              2.7557319223985893e-06, 2.755731922398589e-07, 2.505210838544172e-08,
+              2.08767569878681e-09, 1.6059043836821613e-10)
+# tanh(x) for float64 data, on |x| with the sign copied back: below TANH_DOUBLE_SMALL,
+# |x| + |x| s P(s) / Q(s) with s = x² (the rational form of the Cephes library, S. L. Moshier;
+# P and Q low order first, Q's leading 1 included); above, 1 - 2 / (exp(2|x|) + 1), |x| clamped
+# to TANH_DOUBLE_CLAMP (tanh is 1 there in float64). Within 1.3 ulp of the exact tanh; sigmoid
+# (1 or e over 1 + e, e = exp(-|x|)) within 2.3 ulp.
+TANH_DOUBLE_SMALL = 0.625
+TANH_DOUBLE_CLAMP = 20.0
+TANH_DOUBLE_P = (-1614.6876844170845, -99.28772310019185, -0.9643991794250523)
+TANH_DOUBLE_Q = (4844.063053251255, 2235.4883906010045, 112.81167849163293, 1.0)
 
 # step rules of the sequential approach
 GRADIENT, NEWTON = 0, 1

@@ -1,20 +1,63 @@
 # Helpers shared by the Cython kernels (included textually by every .pyx, after codes.pxi).
 # They mirror the scalar helpers of mlp_numba.py; buffers are row-major, reached by pointers
 # with an explicit row width.
-from libc.math cimport exp, expm1, isfinite, log, log1p, sqrt, tanh
-from libc.stdint cimport int64_t
+from libc.math cimport copysign, exp, expm1, fabs, isfinite, log, log1p, sqrt
+from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 from cython cimport floating
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 
+cdef inline int64_t bits_of(double x) noexcept nogil:
+    # x.view(np.int64)
+    cdef int64_t bits
+    memcpy(&bits, &x, sizeof(double))
+    return bits
+
+
+cdef inline double float_of(int64_t bits) noexcept nogil:
+    # bits.view(np.float64)
+    cdef double x
+    memcpy(&x, &bits, sizeof(double))
+    return x
+
+
+cdef inline double exp_double(double x) noexcept nogil:
+    # exp of a float64, branch-free so that loops over it vectorise (codes.EXP_ROUND)
+    cdef double k, n_float, r, p
+    cdef int64_t n, half
+    x = EXP_MAX if x > EXP_MAX else (EXP_MIN if x < EXP_MIN else x)  # NaN stays NaN
+    k = x * LOG2E + EXP_ROUND  # n = round(x log2 e) in k's low bits
+    n_float = k - EXP_ROUND
+    r = (x - n_float * LN2_HI) - n_float * LN2_LO
+    p = EXP_TAYLOR[0] + r * (EXP_TAYLOR[1] + r * (EXP_TAYLOR[2] + r * (EXP_TAYLOR[3] + r * (
+        EXP_TAYLOR[4] + r * (EXP_TAYLOR[5] + r * (EXP_TAYLOR[6] + r * (EXP_TAYLOR[7] + r * (
+            EXP_TAYLOR[8] + r * (EXP_TAYLOR[9] + r * (EXP_TAYLOR[10] + r * (EXP_TAYLOR[11] + r * (
+                EXP_TAYLOR[12] + r * EXP_TAYLOR[13]))))))))))))
+    # p * 2**n, as p * 2**(n // 2) * 2**(n - n // 2); the shifts on unsigned integers
+    n = bits_of(k) - bits_of(EXP_ROUND)
+    half = n >> 1
+    return p * float_of(<int64_t>(<uint64_t>(half + 1023) << 52)) * float_of(
+        <int64_t>(<uint64_t>(n - half + 1023) << 52))
+
+
+cdef inline double tanh_double(double x) noexcept nogil:
+    # tanh of a float64, branch-free (codes.TANH_DOUBLE_P); NaN stays NaN, -0 stays -0
+    cdef double ax = fabs(x), large, s, small
+    ax = TANH_DOUBLE_CLAMP if ax > TANH_DOUBLE_CLAMP else ax
+    large = 1.0 - 2.0 / (exp_double(2.0 * ax) + 1.0)
+    s = ax * ax
+    small = ax + ax * s * (TANH_DOUBLE_P[0] + s * (TANH_DOUBLE_P[1] + s * TANH_DOUBLE_P[2])) / (
+        TANH_DOUBLE_Q[0] + s * (TANH_DOUBLE_Q[1] + s * (TANH_DOUBLE_Q[2] + s * TANH_DOUBLE_Q[3])))
+    return copysign(small if ax < TANH_DOUBLE_SMALL else large, x)
+
+
 cdef inline double sigmoid(double x) noexcept nogil:
-    # 1 / (1 + exp(-x)) without overflow for large |x|
-    cdef double e
-    if x >= 0:
-        return 1.0 / (1.0 + exp(-x))
-    e = exp(x)
-    return e / (1.0 + e)
+    # 1 / (1 + exp(-x)) as (1 or e) / (1 + e) with e = exp(-|x|): no overflow for large |x|,
+    # branch-free
+    cdef double e = exp_double(-fabs(x))
+    return (1.0 if x >= 0 else e) / (1.0 + e)
 
 
 cdef inline float tanh_single(float x) noexcept nogil:
@@ -30,9 +73,9 @@ cdef inline float tanh_single(float x) noexcept nogil:
 
 
 cdef inline double activate(int act, floating u) noexcept nogil:
-    # (the precision of u picks tanh: tanh_single for float32 data, libm's for float64)
+    # (the precision of u picks tanh: tanh_single for float32 data, tanh_double for float64)
     if act == TANH:
-        return tanh_single(u) if floating is float else tanh(u)
+        return tanh_single(u) if floating is float else tanh_double(u)
     if act == RELU:
         return u if u > 0 else 0.0
     if act == SIGMOID:
@@ -46,7 +89,7 @@ cdef inline void activate_all(int act, const floating* u, floating* a, Py_ssize_
     cdef Py_ssize_t j
     if act == TANH:
         for j in range(n):
-            a[j] = tanh_single(u[j]) if floating is float else tanh(u[j])
+            a[j] = tanh_single(u[j]) if floating is float else tanh_double(u[j])
     elif act == RELU:
         for j in range(n):
             a[j] = u[j] if u[j] > 0 else 0
@@ -97,7 +140,7 @@ cdef inline double row_loss_and_state(int loss, const floating* z, const floatin
         for c in range(1, n_out):
             shift = max(shift, <double>z[c])
         for c in range(n_out):
-            q[c] = exp(z[c] - shift)
+            q[c] = exp_double(z[c] - shift)
             total += q[c]
             dot += t[c] * z[c]
         for c in range(n_out):

@@ -14,11 +14,13 @@ import functools
 
 import numpy as np
 from numba import njit, types
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 from .codes import (BINARY_CROSS_ENTROPY, BN_EPS, COL_OFF, CROSS_ENTROPY, IDENTITY,
+                    EXP_MAX, EXP_MIN, EXP_ROUND, EXP_TAYLOR, LN2_HI, LN2_LO, LOG2E,
                     MODERATE_CHANGE, MSE, N_IN, N_OUT, OFF_B, OFF_BETA, OFF_GAMMA, OFF_W, RELU,
-                    SIGMOID, SMALL_CHANGE, TANH, TANH_SINGLE_CLAMP, TANH_SINGLE_P, TANH_SINGLE_Q)
+                    SIGMOID, SMALL_CHANGE, TANH, TANH_DOUBLE_CLAMP, TANH_DOUBLE_P, TANH_DOUBLE_Q,
+                    TANH_DOUBLE_SMALL, TANH_SINGLE_CLAMP, TANH_SINGLE_P, TANH_SINGLE_Q)
 
 
 # Every kernel: compiled once and cached on disk; division by zero gives inf or NaN as in numpy
@@ -28,13 +30,66 @@ kernel = functools.partial(njit, cache=True, error_model="numpy")
 
 
 # ---------------------------------------------------------------- scalar helpers
-@kernel
+@intrinsic
+def bits_of(typingctx, x):
+    """The IEEE bits of a float64 as an int64 (numpy: x.view(np.int64))."""
+    if x != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.int64))
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def float_of(typingctx, bits):
+    """The float64 whose IEEE bits are the int64 ``bits`` (numpy: bits.view(np.float64))."""
+    if bits != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float64))
+    return types.float64(types.int64), codegen
+
+
+E = EXP_TAYLOR
+TP, TQ = TANH_DOUBLE_P, TANH_DOUBLE_Q
+ROUND_BITS = np.int64(np.float64(EXP_ROUND).view(np.int64))
+
+
+@kernel(inline="always")
+def exp_double(x):
+    """exp of a float64, branch-free so that loops over it vectorise (codes.EXP_ROUND)."""
+    x = EXP_MAX if x > EXP_MAX else (EXP_MIN if x < EXP_MIN else x)  # NaN stays NaN
+    k = x * LOG2E + EXP_ROUND  # n = round(x log2 e) in k's low bits
+    n_float = k - EXP_ROUND
+    r = (x - n_float * LN2_HI) - n_float * LN2_LO
+    p = E[0] + r * (E[1] + r * (E[2] + r * (E[3] + r * (E[4] + r * (E[5] + r * (E[6] + r * (
+        E[7] + r * (E[8] + r * (E[9] + r * (E[10] + r * (E[11] + r * (E[12] + r * E[13]))))))))))))
+    # p * 2**n, as p * 2**(n // 2) * 2**(n - n // 2)
+    n = bits_of(k) - ROUND_BITS
+    half = n >> 1
+    return p * float_of((half + 1023) << 52) * float_of((n - half + 1023) << 52)
+
+
+@kernel(inline="always")
+def tanh_double(x):
+    """tanh of a float64, branch-free (codes.TANH_DOUBLE_P); NaN stays NaN, -0 stays -0."""
+    ax = abs(x)
+    ax = TANH_DOUBLE_CLAMP if ax > TANH_DOUBLE_CLAMP else ax
+    large = 1.0 - 2.0 / (exp_double(2.0 * ax) + 1.0)
+    s = ax * ax
+    small = ax + ax * s * (TP[0] + s * (TP[1] + s * TP[2])) / (
+        TQ[0] + s * (TQ[1] + s * (TQ[2] + s * TQ[3])))
+    return np.copysign(small if ax < TANH_DOUBLE_SMALL else large, x)
+
+
+@kernel(inline="always")
 def sigmoid(x):
-    # 1 / (1 + exp(-x)) without overflow for large |x|
-    if x >= 0:
-        return 1.0 / (1.0 + np.exp(-x))
-    e = np.exp(x)
-    return e / (1.0 + e)
+    """1 / (1 + exp(-x)) in float64, as (1 or e) / (1 + e) with e = exp(-|x|): no overflow for
+    large |x|, branch-free."""
+    e = exp_double(-abs(np.float64(x)))
+    return (1.0 if x >= 0 else e) / (1.0 + e)
 
 
 # tanh_single's coefficients, rounded to float32: it computes in float32 throughout
@@ -53,14 +108,14 @@ def tanh_single(x):
 
 
 def tanh_of(x):
-    """tanh at x's precision: tanh_single for float32, libm's for float64."""
+    """tanh at x's precision: tanh_single for float32, tanh_double for float64."""
 
 
 @overload(tanh_of, jit_options={"cache": True, "error_model": "numpy"})
 def _tanh_of(x):
     if x == types.float32:
         return lambda x: tanh_single(x)
-    return lambda x: np.tanh(x)
+    return lambda x: tanh_double(x)
 
 
 @kernel
@@ -95,6 +150,16 @@ def activate_all(act, u, a):
         for r in range(N):
             for c in range(n):
                 a[r, c] = u[r, c]
+
+
+@kernel
+def double_functions(x, e, t, s):
+    """e = exp_double(x), and t = tanh, s = sigmoid by activate_all (the loops the forward pass
+    runs), for 1-D x: exposed so that the tests can measure their error in ulps."""
+    for n in range(x.shape[0]):
+        e[n] = exp_double(x[n])
+    activate_all(TANH, x.reshape(1, -1), t.reshape(1, -1))
+    activate_all(SIGMOID, x.reshape(1, -1), s.reshape(1, -1))
 
 
 @kernel
@@ -141,7 +206,7 @@ def row_loss_and_state(loss, z, t, q):
         total = 0.0
         dot = 0.0
         for c in range(n_out):
-            q[c] = np.exp(z[c] - shift)
+            q[c] = exp_double(z[c] - shift)
             total += q[c]
             dot += t[c] * z[c]
         for c in range(n_out):

@@ -9,8 +9,10 @@ logits, fed to the loss.
 """
 import numpy as np
 
-from .codes import (BN_EPS, COL_OFF, CROSS_ENTROPY, IDENTITY, MODERATE_CHANGE, MSE, N_IN, N_OUT,
-                    OFF_B, OFF_BETA, OFF_GAMMA, OFF_W, RELU, SIGMOID, SMALL_CHANGE, TANH,
+from .codes import (BN_EPS, COL_OFF, CROSS_ENTROPY, EXP_MAX, EXP_MIN, EXP_ROUND, EXP_TAYLOR,
+                    IDENTITY, LN2_HI, LN2_LO, LOG2E, MODERATE_CHANGE, MSE, N_IN, N_OUT, OFF_B,
+                    OFF_BETA, OFF_GAMMA, OFF_W, RELU, SIGMOID, SMALL_CHANGE, TANH,
+                    TANH_DOUBLE_CLAMP, TANH_DOUBLE_P, TANH_DOUBLE_Q, TANH_DOUBLE_SMALL,
                     TANH_SINGLE_CLAMP, TANH_SINGLE_P, TANH_SINGLE_Q)
 
 
@@ -66,9 +68,38 @@ def tanh_single(x):
     return x * P / Q
 
 
+def exp_double(x):
+    """exp of float64 data as the compiled twins compute it (codes.EXP_ROUND): exp(x) = 2^n
+    exp(r), n = round(x log2 e), r = x - n ln 2, exp(r) by its Taylor polynomial, 2^n from its
+    exponent bits in two factors."""
+    x = np.where(x > EXP_MAX, EXP_MAX, np.where(x < EXP_MIN, EXP_MIN, x))  # NaN stays NaN
+    k = x * LOG2E + EXP_ROUND  # n = round(x log2 e) in k's low bits
+    n_float = k - EXP_ROUND
+    r = (x - n_float * LN2_HI) - n_float * LN2_LO
+    p = np.polynomial.polynomial.polyval(r, EXP_TAYLOR)
+    n = k.view(np.int64) - np.float64(EXP_ROUND).view(np.int64)
+    half = n >> 1
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN gives garbage bits, times NaN
+        return p * ((half + 1023) << 52).view(np.float64) * ((n - half + 1023) << 52).view(
+            np.float64)
+
+
+def tanh_double(x):
+    """tanh of float64 data as the compiled twins compute it (codes.TANH_DOUBLE_P): on |x|,
+    a rational form below TANH_DOUBLE_SMALL, 1 - 2 / (exp(2|x|) + 1) above; the sign copied
+    back."""
+    ax = np.abs(x)
+    ax = np.where(ax > TANH_DOUBLE_CLAMP, TANH_DOUBLE_CLAMP, ax)
+    large = 1 - 2 / (exp_double(2 * ax) + 1)
+    s = ax * ax
+    polyval = np.polynomial.polynomial.polyval
+    small = ax + ax * s * polyval(s, TANH_DOUBLE_P) / polyval(s, TANH_DOUBLE_Q)
+    return np.copysign(np.where(ax < TANH_DOUBLE_SMALL, small, large), x)
+
+
 def activate(act, u):
     if act == TANH:
-        return tanh_single(u) if u.dtype == np.float32 else np.tanh(u)
+        return tanh_single(u) if u.dtype == np.float32 else tanh_double(u)
     if act == RELU:
         return np.maximum(u, 0)
     if act == SIGMOID:
@@ -88,16 +119,18 @@ def activation_slope(act, a):
 
 
 def sigmoid(x):
-    # 1 / (1 + exp(-x)) without overflow for large |x|
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    """1 / (1 + exp(-x)) in float64 (the dtype of x kept), as (1 or e) / (1 + e) with e =
+    exp(-|x|): no overflow for large |x|."""
+    x64 = np.asarray(x, dtype=np.float64)
+    e = exp_double(-np.abs(x64))
+    return (np.where(x64 >= 0, 1.0, e) / (1 + e)).astype(np.asarray(x).dtype, copy=False)
 
 
 def row_losses(loss, logits, T):
     """Per-sample loss: J is their mean. ``T`` is one-hot for cross-entropy, the targets else."""
     if loss == CROSS_ENTROPY:
         shift = logits.max(axis=1, keepdims=True)
-        logsumexp = np.log(np.exp(logits - shift).sum(axis=1)) + shift[:, 0]
+        logsumexp = np.log(exp_double(logits - shift).sum(axis=1)) + shift[:, 0]
         return logsumexp - (T * logits).sum(axis=1)
     if loss == MSE:
         return ((logits - T) ** 2).mean(axis=1)
@@ -110,7 +143,7 @@ def loss_state(loss, logits, T):
     """What a row's loss slope and loss changes are computed from: softmax(logits) for
     cross-entropy, sigmoid(logits) for binary cross-entropy, the residual logits - T for mse."""
     if loss == CROSS_ENTROPY:
-        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p = exp_double(logits - logits.max(axis=1, keepdims=True))
         return p / p.sum(axis=1, keepdims=True)
     if loss == MSE:
         return logits - T

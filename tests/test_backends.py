@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import fastgrad
+from fastgrad._kernels import codes
 from helpers import ARCHITECTURES, make_problem, relative_error
 
 TOLERANCE = {"float64": 1e-12, "float32": 1e-5}
@@ -55,6 +56,71 @@ def test_float32_tanh_is_within_6_ulp_and_keeps_nan(backend):
     ulps = np.abs(got[:-1] - exact) / np.spacing(np.maximum(np.abs(exact), 1e-30).astype(np.float32))
     assert ulps.max() <= 6
     assert np.isnan(got[-1])
+
+
+def double_functions(backend, x):
+    """{"exp", "tanh", "sigmoid"}: the float64 functions of ``backend`` at every x, tanh and
+    sigmoid through the activation loops of the forward pass."""
+    from fastgrad._kernels import mlp_cython, mlp_numba, mlp_numpy
+
+    if backend == "numpy":
+        return {"exp": mlp_numpy.exp_double(x), "tanh": mlp_numpy.activate(codes.TANH, x),
+                "sigmoid": mlp_numpy.activate(codes.SIGMOID, x)}
+    if backend == "cython":
+        return mlp_cython.double_functions(x)
+    got = {name: np.empty_like(x) for name in ("exp", "tanh", "sigmoid")}
+    mlp_numba.double_functions(x, got["exp"], got["tanh"], got["sigmoid"])
+    return got
+
+
+def ulp_grid():
+    """A dense grid over the ranges that matter, the switch points of each function and their
+    neighbours, ±0, subnormals and magnitudes up to overflow and beyond."""
+    dense = np.linspace(-40, 40, 400001)
+    tiny_to_huge = np.geomspace(5e-324, 1e300, 40001)
+    switches = np.array([codes.TANH_DOUBLE_SMALL, codes.TANH_DOUBLE_CLAMP, 19.06, 0.5 * np.log(2),
+                         np.log(2), 709.782712893384, 709.79, -708.39, -745.13, -745.14,
+                         codes.EXP_MAX, codes.EXP_MIN, 36.7, 37.0])
+    switches = np.concatenate([switches, np.nextafter(switches, np.inf),
+                               np.nextafter(switches, -np.inf)])
+    x = np.concatenate([dense, tiny_to_huge, switches, [0.0, np.finfo(float).tiny,
+                                                        np.finfo(float).max]])
+    return np.concatenate([x, -x])
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).nmant <= 52,
+                    reason="the exact values come from numpy's long double, not wider here")
+@pytest.mark.parametrize("backend", ["numpy", "numba", "cython"])
+def test_float64_exp_tanh_sigmoid_are_within_a_few_ulp(backend):
+    """The branch-free float64 exp, tanh and sigmoid (codes.EXP_ROUND, TANH_DOUBLE_P) against
+    the exact values (long double: 11 more bits), in units of the float64 result's last place:
+    exp within 1.5, tanh within 1.5, sigmoid within 2.5 (libm's own: 0.5 to 1); results that
+    are 0, ±1 or ±inf exactly where the exact ones round to them; -0 kept by tanh; NaN and ±inf
+    come through as from libm."""
+    x = ulp_grid()
+    got = double_functions(backend, x)
+    exact_long = x.astype(np.longdouble)
+    with np.errstate(over="ignore", under="ignore"):
+        exact = {"exp": np.exp(exact_long), "tanh": np.tanh(exact_long),
+                 "sigmoid": 1 / (1 + np.exp(-exact_long))}
+    bound = {"exp": 1.5, "tanh": 1.5, "sigmoid": 2.5}
+    for name, value in exact.items():
+        with np.errstate(over="ignore"):
+            rounded = value.astype(np.float64)
+        ordinary = np.isfinite(rounded) & (rounded != 0)
+        ulps = (np.abs(got[name][ordinary].astype(np.longdouble) - value[ordinary])
+                / np.spacing(np.abs(rounded[ordinary])).astype(np.longdouble))
+        assert ulps.max() <= bound[name], (name, float(ulps.max()), x[ordinary][ulps.argmax()])
+        # where the exact value rounds to 0 or overflows, so does the result
+        assert np.array_equal(got[name][~ordinary], rounded[~ordinary]), name
+    assert np.signbit(got["tanh"][x == 0]).sum() == np.signbit(x[x == 0]).sum()
+    special = np.array([np.nan, np.inf, -np.inf])
+    with np.errstate(over="ignore"):
+        got = double_functions(backend, special)
+        expected = {"exp": np.exp(special), "tanh": np.tanh(special),
+                    "sigmoid": 1 / (1 + np.exp(-special))}
+    for name, value in expected.items():
+        assert np.array_equal(got[name], value, equal_nan=True), (name, got[name])
 
 
 @pytest.mark.parametrize("backend", ["numba", "cython"])
