@@ -20,7 +20,8 @@ class Workspace:
     the caller's, checked arrays; the rest are this workspace's buffers); ``scratch`` the work
     space; ``grad`` and ``start_grad`` gradient buffers (the sweep's gradient at its start, for
     counting flipped signs); ``T`` a target buffer that ``load_batch`` writes one-hot
-    labels into; ``logits`` the last layer's block of ``Z``."""
+    labels into, and ``inputs`` an input buffer (a whole-epoch kernel gathers each batch into
+    both); ``logits`` the last layer's block of ``Z``."""
 
     def __init__(self, net, N):
         self.net, self.N = net, N
@@ -49,6 +50,11 @@ class Workspace:
         return self._LossState((T, self.rowloss, self.G, self.Q))
 
     # allocated on first use: a point that only evaluates (predict, loss) needs none of these
+    @functools.cached_property
+    def inputs(self):
+        """An (N, n_in) input buffer, which a whole-epoch kernel gathers each batch into."""
+        return np.zeros((self.N, self.net.sizes[0]), dtype=self.net.dtype)
+
     @functools.cached_property
     def T(self):
         return np.zeros((self.N, self.net.sizes[-1]), dtype=self.net.dtype)

@@ -43,12 +43,18 @@ class TrainingData:
             self._workspaces[N] = Workspace(self.net, N)
         return self._workspaces[N]
 
+    def order(self, batch_size, rng):
+        """The epoch's order of the samples: the whole set in order (batch_size None or the set's
+        length), else a fresh permutation from ``rng``."""
+        N = len(self.X)
+        return rng.permutation(N) if batch_size is not None and batch_size < N else np.arange(N)
+
     def batches(self, batch_size, rng):
-        """The epoch's batches (X, y, T): the whole set in order, or, with a batch size below
-        its length, a fresh permutation from ``rng`` cut into batches (the last may be smaller)."""
+        """The epoch's batches (X, y, T): the samples in ``order(batch_size, rng)`` cut into
+        batches (the last may be smaller)."""
         N = len(self.X)
         batch_size = N if batch_size is None else batch_size
-        shuffle = rng.permutation(N) if batch_size < N else np.arange(N)
+        shuffle = self.order(batch_size, rng)
         X, y, T = self.X[shuffle], self.y[shuffle], self.T[shuffle]
         for first in range(0, N, batch_size):
             last = first + batch_size

@@ -21,7 +21,7 @@ import numpy as np
 from . import _validation as check
 from ._backends import bundle_type
 from ._kernels import codes
-from ._kernels.bundles import OptimizerState
+from ._kernels.bundles import EpochPlan, OptimizerState
 from ._kernels.codes import (ADAM, LABEL_OUT_OF_RANGE, LR, NONFINITE_INPUT, NONFINITE_LOSS,
                              N_HYPER, OK, RMSPROP, SGD)
 from ._workspace import NO_LABELS, Workspace
@@ -161,10 +161,34 @@ class Optimizer:
             net.kernel_network, cache, state, self._kernel_state, work.grad, work.scratch,
             net.kernel_running, first, last)
         if status != OK:
-            what = "loss" if status == NONFINITE_LOSS else "update"
-            raise NonFiniteStep(f"the step's {what} is not finite (loss {loss}); the network and "
-                                "the optimizer were left as they were")
+            raise NonFiniteStep(_failed_step(status, loss))
         return float(loss)
+
+    def _run_epoch(self, net, X, T, order, batch_size, count_raised):
+        """One epoch of steps on every layer in one kernel call (the parallel approach): the
+        batches ``order[lo:lo + batch_size]`` of (X, T), checked arrays in the network's dtype
+        (T the loss's targets: one-hot labels for cross-entropy), each gathered by the kernel
+        into the batch size's workspace; with ``count_raised`` each batch's loss is evaluated
+        again after its step. Returns (steps, raised, check_seconds), the last the seconds
+        spent on those evaluations. A non-finite step raises NonFiniteStep naming it; the
+        steps before it stay taken, it changes nothing."""
+        self._bind(net)
+        if batch_size not in self._workspaces:
+            self._workspaces[batch_size] = _BatchLoader(net, batch_size)
+        work = self._workspaces[batch_size]
+        plan = bundle_type(net.backend, EpochPlan)((X, T, order, batch_size, count_raised))
+        steps, raised, status, loss, check_seconds = work.kernels.parallel.train_epoch(
+            net.kernel_network, plan, work.cache(work.inputs), work.loss_state(work.T),
+            self._kernel_state, work.grad, work.scratch, net.kernel_running)
+        if status != OK:
+            raise NonFiniteStep(f"step {steps + 1}: {_failed_step(status, loss)}")
+        return int(steps), int(raised), float(check_seconds)
+
+
+def _failed_step(status, loss):
+    what = "loss" if status == NONFINITE_LOSS else "update"
+    return (f"the step's {what} is not finite (loss {loss}); the network and the optimizer "
+            "were left as they were")
 
 
 class SGD(Optimizer):

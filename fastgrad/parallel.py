@@ -3,8 +3,9 @@
 
     history = fastgrad.train(net, X, y, Parallel(Adam(1e-3), batch_size=64), epochs=20)
 
-Each step is one fused kernel call (forward pass, loss, backprop, update); the epoch loop and
-the batching stay in Python.
+A whole epoch is one kernel call: the epoch's order of the samples is drawn in Python, and the
+kernel gathers each batch into the workspace and takes its fused step (forward pass, loss,
+backprop, update) — the same steps, in the same order, as a loop of ``optimizer.step`` calls.
 """
 import time
 from dataclasses import dataclass, field
@@ -30,8 +31,9 @@ def take_step(optimizer, net, X, y, layer):
 
 
 def run_steps(optimizer, net, data, rng, batch_size, count_raised, layers_of_batch):
-    """The epoch loop shared by the parallel and layer-wise approaches: for each batch, one step
-    per entry of ``layers_of_batch(rng)`` (None: all layers at once). With ``count_raised`` each
+    """The epoch as a loop of steps, the layer-wise approach's (and, with ``layers_of_batch``
+    giving None, the reference the parallel approach's whole-epoch kernel is tested against):
+    for each batch, one step per entry of ``layers_of_batch(rng)`` (None: all layers at once). With ``count_raised`` each
     batch's loss is re-evaluated after its step, and that time is reported apart."""
     steps = raised = 0
     check_seconds = 0.0
@@ -73,5 +75,7 @@ class Parallel(Approach):
         self.count_raised = check_bool("count_raised", self.count_raised)
 
     def run_epoch(self, net, data, rng):
-        return run_steps(self.optimizer, net, data, rng, self.batch_size, self.count_raised,
-                         lambda rng: (None,))
+        batch_size = len(data.X) if self.batch_size is None else self.batch_size
+        steps, raised, check_seconds = self.optimizer._run_epoch(
+            net, data.X, data.T, data.order(self.batch_size, rng), batch_size, self.count_raised)
+        return EpochResult(steps, raised, check_seconds=check_seconds)

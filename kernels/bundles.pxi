@@ -78,6 +78,14 @@ cdef struct RunningStats:
     double momentum
 
 
+cdef struct EpochPlan:
+    const void* X             # (n, n_in) the training set's inputs
+    const void* T             # (n, n_out) its targets
+    const int64_t* order      # (n,) the samples in the epoch's order
+    Py_ssize_t n, batch_size
+    bint count_raised
+
+
 cdef struct SweepPlan:
     const int64_t* order      # (n_steps,) the coordinates in turn (PICK_GREEDILY when greedy)
     Py_ssize_t n_steps
@@ -239,6 +247,27 @@ cdef inline RunningStats unpack_running(object running, Network net) except *:
     if FASTGRAD_BOUNDSCHECK:
         expect(running.mean, (n_columns(net),), "running.mean")
         expect(running.var, (n_columns(net),), "running.var")
+    return out
+
+
+cdef inline EpochPlan unpack_epoch_plan(object plan, Network net, Cache cache) except *:
+    """plan = EpochPlan(X, T, order, batch_size, count_raised), gathered batch by batch into
+    the cache of a batch of cache.N = batch_size samples."""
+    cdef EpochPlan out
+    cdef object order = plan.order
+    out.X = array_data(plan.X, net.dtype, 2, False, "plan.X")
+    out.T = array_data(plan.T, net.dtype, 2, False, "plan.T")
+    out.order = <const int64_t*>array_data(order, cnp.NPY_INT64, 1, False, "plan.order")
+    out.n, out.batch_size, out.count_raised = len(order), plan.batch_size, plan.count_raised
+    if out.batch_size != cache.N:
+        raise ValueError(f"plan.batch_size ({out.batch_size}) must be the workspace's batch "
+                         f"size ({cache.N})")
+    if FASTGRAD_BOUNDSCHECK:
+        expect(plan.X, (plan.X.shape[0], net.table[0][N_IN]), "plan.X")
+        expect(plan.T, (plan.X.shape[0], net.table[net.n_layers - 1][N_OUT]), "plan.T")
+        if len(order) and not (0 <= order.min() and order.max() < plan.X.shape[0]):
+            raise IndexError(f"plan.order must hold samples in [0, {plan.X.shape[0]}); got "
+                             f"[{order.min()}, {order.max()}]")
     return out
 
 

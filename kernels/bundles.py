@@ -37,6 +37,12 @@ OptimizerState = namedtuple("OptimizerState", "code hyper steps state new")
 # BatchNorm's running statistics (C,), kept for evaluation, and their ``momentum``.
 RunningStats = namedtuple("RunningStats", "mean var momentum")
 
+# An epoch of the parallel approach: the training set's inputs ``X`` (n, n_in) and targets ``T``
+# (n, n_out; one-hot labels for cross-entropy), ``order`` (n,) int64 the samples in the epoch's
+# order, cut into batches of ``batch_size`` (the last may be smaller) that the kernel gathers
+# into the workspace; ``count_raised``: re-evaluate each batch's loss after its step.
+EpochPlan = namedtuple("EpochPlan", "X T order batch_size count_raised")
+
 # A sequential sweep: ``order`` (n_steps,) int64 the coordinates in turn; ``greedy``: pick each
 # step's coordinate instead (Gauss-Southwell; order then holds codes.PICK_GREEDILY n_steps
 # times); ``rule`` (codes.GRADIENT or NEWTON) and ``lr``.

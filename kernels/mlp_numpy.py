@@ -72,6 +72,7 @@ def exp_double(x):
     """exp of float64 data as the compiled twins compute it (codes.EXP_ROUND): exp(x) = 2^n
     exp(r), n = round(x log2 e), r = x - n ln 2, exp(r) by its Taylor polynomial, 2^n from its
     exponent bits in two factors."""
+    x = np.asarray(x, dtype=np.float64)
     x = np.where(x > EXP_MAX, EXP_MAX, np.where(x < EXP_MIN, EXP_MIN, x))  # NaN stays NaN
     k = x * LOG2E + EXP_ROUND  # n = round(x log2 e) in k's low bits
     n_float = k - EXP_ROUND

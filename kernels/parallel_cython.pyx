@@ -3,6 +3,8 @@
 slots codes.py names, ``state`` and ``steps``); the forward pass, loss, backprop and running
 statistics come from mlp.pxi. ``train_step`` takes the bundles of ``bundles.py`` and unpacks
 them once into the structs of bundles.pxi; docs/design.md, "The kernel interface"."""
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+
 include "codes.pxi"
 include "common.pxi"
 include "bundles.pxi"
@@ -93,6 +95,55 @@ cdef (double, int) train_step_c(Network net, Cache cache, LossState state,
     return J, OK
 
 
+cdef inline double seconds_now() noexcept nogil:
+    # time.perf_counter()
+    cdef timespec now
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return now.tv_sec + 1e-9 * now.tv_nsec
+
+
+cdef (Py_ssize_t, Py_ssize_t, int, double, double) train_epoch_c(
+        Network net, EpochPlan plan, Cache cache, LossState state, OptimizerState optimizer,
+        floating* grad, Scratch scratch, RunningStats running) noexcept nogil:
+    """One epoch in one call; returns (steps, raised, status, J, check_seconds); see
+    parallel_numpy.train_epoch."""
+    cdef Py_ssize_t size = plan.batch_size, n_in = net.table[0][N_IN]
+    cdef Py_ssize_t n_out = net.table[net.n_layers - 1][N_OUT], lo, N, r, k, row
+    cdef Py_ssize_t steps = 0, raised = 0
+    cdef floating* X = <floating*>cache.X
+    cdef floating* T = <floating*>state.T
+    cdef const floating* X_all = <const floating*>plan.X
+    cdef const floating* T_all = <const floating*>plan.T
+    cdef double J, after, start, check_seconds = 0.0
+    cdef int status
+    lo = 0
+    while lo < plan.n:  # for lo in range(0, n, size)
+        N = min(size, plan.n - lo)
+        # X[:N] = X_all[order[lo:lo + N]]; T[:N] = T_all[order[lo:lo + N]]
+        for r in range(N):
+            row = plan.order[lo + r]
+            for k in range(n_in):
+                X[r * n_in + k] = X_all[row * n_in + k]
+            for k in range(n_out):
+                T[r * n_out + k] = T_all[row * n_out + k]
+        # the batch: the first N samples' share of each buffer, since every kernel lays out
+        # its buffers by cache.N (see parallel_numpy.batch_bundles)
+        cache.N = N
+        J, status = train_step_c(net, cache, state, optimizer, grad, scratch, running, 0,
+                                 net.n_layers - 1)
+        if status != OK:
+            return steps, raised, status, J, check_seconds
+        steps += 1
+        if plan.count_raised:
+            start = seconds_now()
+            forward_c(net, cache, True, <floating*>NULL)
+            after = loss_c(net, cache, state, <floating*>NULL)
+            raised += after > J
+            check_seconds += seconds_now() - start
+        lo += size
+    return steps, raised, OK, 0.0, check_seconds
+
+
 def load_batch(const floating[:, ::1] X, const int64_t[::1] labels, floating[:, ::1] T):
     """Check a batch and, for cross-entropy, write T = one-hot(labels); returns OK,
     NONFINITE_INPUT or LABEL_OUT_OF_RANGE; see parallel_numpy.load_batch."""
@@ -152,3 +203,31 @@ def train_step(net, cache, state, optimizer, grad, scratch, running, Py_ssize_t 
             J, status = train_step_c(network, cached, losses, opt, <float*>g, work, stats,
                                      first, last)
     return J, status
+
+
+def train_epoch(net, plan, cache, state, optimizer, grad, scratch, running):
+    """One epoch of the parallel approach in one call: each batch of plan.order gathered into
+    cache.X and state.T, then a step on every layer; returns (steps, raised, status, J,
+    check_seconds). See parallel_numpy.train_epoch."""
+    cdef Network network = unpack_network(net, True)
+    cdef Cache cached = unpack_cache(cache, network, True)
+    cdef LossState losses = unpack_loss_state(state, network, cached, True)
+    cdef EpochPlan epoch = unpack_epoch_plan(plan, network, cached)
+    cdef OptimizerState opt = unpack_optimizer(optimizer, network)
+    cdef void* g = buffer_of(grad, network, "grad")
+    cdef Scratch work = unpack_scratch(scratch, network, cached)
+    cdef RunningStats stats = unpack_running(running, network)
+    cdef Py_ssize_t steps, raised
+    cdef double J, check_seconds
+    cdef int status
+    # the batches are gathered into cache.X and state.T: both written
+    array_data(cache.X, network.dtype, 2, True, "cache.X")
+    array_data(state.T, network.dtype, 2, True, "state.T")
+    with nogil:
+        if network.dtype == cnp.NPY_DOUBLE:
+            steps, raised, status, J, check_seconds = train_epoch_c(
+                network, epoch, cached, losses, opt, <double*>g, work, stats)
+        else:
+            steps, raised, status, J, check_seconds = train_epoch_c(
+                network, epoch, cached, losses, opt, <float*>g, work, stats)
+    return steps, raised, status, J, check_seconds

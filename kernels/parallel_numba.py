@@ -4,7 +4,10 @@ and ``update`` take arrays; ``train_step(net, cache, state, optimizer, grad, scr
 first, last)`` takes the bundles of ``bundles.py``, unpacked by position as in mlp_numba
 (docs/design.md, "The kernel interface").
 BatchNorm's running statistics are updated by ``mlp_numba.update_running_stats``."""
+import time
+
 import numpy as np
+from numba import objmode
 
 from .codes import (ADAM, ADAM_BETA1, ADAM_BETA2, ADAM_EPS, ADAM_WEIGHT_DECAY, LABEL_OUT_OF_RANGE,
                     LR, NONFINITE_INPUT, NONFINITE_LOSS, NONFINITE_UPDATE, OFF_W, OK,
@@ -114,3 +117,53 @@ def train_step(net, cache, state, optimizer, grad, scratch, running, first, last
         steps[l] += 1
     update_running_stats(net, cache, running)
     return J, OK
+
+
+@kernel
+def clock():
+    """time.perf_counter(), for the seconds a kernel spends on something it reports apart."""
+    with objmode(now="float64"):
+        now = time.perf_counter()
+    return now
+
+
+@kernel
+def train_epoch(net, plan, cache, state, optimizer, grad, scratch, running):
+    """One epoch of the parallel approach in one call: each batch gathered into the workspace,
+    then train_step on every layer; returns (steps, raised, status, J, check_seconds). See
+    parallel_numpy.train_epoch."""
+    _, table, _, _ = net
+    X_all, T_all, order, size, count_raised = plan
+    X, Z, A, Zhat, mean, istd = cache
+    T, rowloss, G, Q = state
+    column, rows, work1, work2 = scratch
+    n_all, n_in, n_out = order.shape[0], X.shape[1], T.shape[1]
+    columns, widest = Z.shape[0] // size, work1.shape[0] // size
+    # train_step's first layer as an int64 like Python's argument: a literal 0 would make Numba
+    # compile train_step a second time
+    first, last = np.int64(0), table.shape[0] - 1
+    steps = raised = 0
+    check_seconds = 0.0
+    for lo in range(0, n_all, size):
+        N = min(size, n_all - lo)
+        # X[:N] = X_all[order[lo:lo + N]]; T[:N] = T_all[order[lo:lo + N]]
+        for r in range(N):
+            for k in range(n_in):
+                X[r, k] = X_all[order[lo + r], k]
+            for c in range(n_out):
+                T[r, c] = T_all[order[lo + r], c]
+        # the batch's bundles: the first N samples' share of each buffer (see
+        # parallel_numpy.batch_bundles)
+        batch = (X[:N], Z[:N * columns], A[:N * columns], Zhat[:N * columns], mean, istd)
+        losses = (T[:N], rowloss[:N], G[:N], Q.reshape(-1)[:n_out * N].reshape(n_out, N))
+        work = (column[:N], rows[:N], work1[:N * widest], work2[:N * widest])
+        J, status = train_step(net, batch, losses, optimizer, grad, work, running, first, last)
+        if status != OK:
+            return steps, raised, status, J, check_seconds
+        steps += 1
+        if count_raised:
+            start = clock()
+            forward(net, batch, True)
+            raised += loss(net, batch, losses) > J
+            check_seconds += clock() - start
+    return steps, raised, OK, 0.0, check_seconds

@@ -10,8 +10,11 @@ ADAM_WEIGHT_DECAY; RMSPROP_ALPHA, RMSPROP_EPS, RMSPROP_MOMENTUM, RMSPROP_WEIGHT_
 ``state`` (n_state, P) holds SGD's momentum buffer, Adam's exp_avg and exp_avg_sq, or RMSprop's
 square_avg and momentum buffer; ``steps`` (per layer) how many updates each layer has had.
 """
+import time
+
 import numpy as np
 
+from .bundles import Cache, LossState, Scratch
 from .codes import (ADAM, ADAM_BETA1, ADAM_BETA2, ADAM_EPS, ADAM_WEIGHT_DECAY, LABEL_OUT_OF_RANGE,
                     LR, NONFINITE_INPUT, NONFINITE_LOSS, NONFINITE_UPDATE, OFF_W, OK, RMSPROP_ALPHA,
                     RMSPROP_EPS, RMSPROP_MOMENTUM, RMSPROP_WEIGHT_DECAY, SGD, SGD_MOMENTUM,
@@ -102,3 +105,51 @@ def train_step(net, cache, state, optimizer, grad, scratch, running, first, last
     optimizer.steps[first:last + 1] += 1
     update_running_stats(net, cache, running)
     return J, OK
+
+
+def batch_bundles(cache, state, scratch, N):
+    """The bundles of a batch of N samples in the workspace of a larger batch size: the first N
+    samples' share of each buffer (per-sample buffers hold layer l's block at N * col_off, so a
+    smaller batch is a prefix; the transposed loss state Q too, as the first n_out * N values of
+    its flat buffer)."""
+    size = len(cache.X)
+    columns, widest = len(cache.Z) // size, len(scratch.work1) // size
+    n_out = state.T.shape[1]
+    batch = Cache(cache.X[:N], cache.Z[:N * columns], cache.A[:N * columns],
+                  cache.Zhat[:N * columns], cache.mean, cache.istd)
+    losses = LossState(state.T[:N], state.rowloss[:N], state.G[:N],
+                       state.Q.reshape(-1)[:n_out * N].reshape(n_out, N))
+    work = Scratch(scratch.column[:N], scratch.rows[:N], scratch.work1[:N * widest],
+                   scratch.work2[:N * widest])
+    return batch, losses, work
+
+
+def train_epoch(net, plan, cache, state, optimizer, grad, scratch, running):
+    """One epoch of the parallel approach in one call: for each batch of plan.batch_size samples
+    in plan.order (the last may be smaller), its rows of plan.X and plan.T gathered into the
+    workspace's cache.X and state.T (whose length is the batch size), then train_step on every
+    layer; with plan.count_raised the batch's loss is evaluated again after its step.
+
+    Returns (steps, raised, status, J, check_seconds): the steps taken, how many raised their
+    batch's loss, OK or the failing step's status (NONFINITE_LOSS or NONFINITE_UPDATE: that step,
+    number steps + 1, changed nothing, and the epoch stopped there) with its loss J, and the
+    seconds spent on the re-evaluations."""
+    n_all, size, last = len(plan.order), plan.batch_size, len(net.table) - 1
+    steps = raised = 0
+    check_seconds = 0.0
+    for lo in range(0, n_all, size):
+        batch, losses, work = batch_bundles(cache, state, scratch, min(size, n_all - lo))
+        take = plan.order[lo:lo + size]
+        batch.X[:] = plan.X[take]
+        losses.T[:] = plan.T[take]
+        J, status = train_step(net, batch, losses, optimizer, grad, work, running, 0, last)
+        if status != OK:
+            return steps, raised, status, J, check_seconds
+        steps += 1
+        if plan.count_raised:
+            start = time.perf_counter()
+            with np.errstate(over="ignore", invalid="ignore"):  # as in train_step
+                forward(net, batch, True)
+                raised += int(loss(net, batch, losses) > J)
+            check_seconds += time.perf_counter() - start
+    return steps, raised, OK, 0.0, check_seconds

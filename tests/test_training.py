@@ -148,6 +148,74 @@ def test_a_diverging_run_stops_with_the_epoch_and_step_and_finite_weights(backen
     assert history.epochs == epoch - 1 and history.steps == [3] * (epoch - 1)
 
 
+def step_by_step(net, X, y, optimizer, batch_size, epochs, seed):
+    """The parallel approach as a loop of optimizer.step calls over the batches ``train``
+    draws (the reference the whole-epoch kernel is checked against); returns the raised steps
+    of each epoch, or the (epoch, step) of a NonFiniteStep."""
+    from fastgrad import _validation
+    from fastgrad.approach import TrainingData
+    from fastgrad.parallel import run_steps
+
+    T = _validation.check_targets(y, len(X), net.sizes[-1], net.loss_name, net.dtype)
+    data = TrainingData(net, np.ascontiguousarray(X, dtype=net.dtype), y, T)
+    rng, raised = np.random.default_rng(seed), []
+    for epoch in range(1, epochs + 1):
+        try:
+            raised.append(run_steps(optimizer, net, data, rng, batch_size, True,
+                                    lambda rng: (None,)).raised)
+        except NonFiniteStep as error:
+            return epoch, int(re.search(r"step (\d+)", str(error)).group(1))
+    return raised
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("batchnorm, loss", [(False, "cross_entropy"), (True, "mse")])
+@pytest.mark.parametrize("batch_size", [None, 7, 10])
+@pytest.mark.parametrize("make_optimizer", [lambda: SGD(3.0, momentum=0.9),
+                                            lambda: Adam(0.05, weight_decay=0.01),
+                                            lambda: RMSprop(0.01, momentum=0.5)])
+def test_a_whole_epoch_in_one_kernel_call_equals_the_step_by_step_loop(
+        backend, batchnorm, loss, batch_size, make_optimizer):
+    """The same weights, optimizer state, running statistics and raised-step counts as a loop
+    of optimizer.step calls on the same batches (30 samples: batches of 7 leave one of 2)."""
+    nets = [make_problem((6, 5), "tanh", batchnorm, loss, backend, n_samples=30)[0]
+            for _ in range(2)]
+    _, X, y = make_problem((6, 5), "tanh", batchnorm, loss, backend, n_samples=30)
+    approach = Parallel(make_optimizer(), batch_size=batch_size)
+    history = fastgrad.train(nets[0], X, y, approach, epochs=4, seed=3)
+    reference = make_optimizer()
+    raised = step_by_step(nets[1], X, y, reference, batch_size, epochs=4, seed=3)
+    np.testing.assert_allclose(nets[0].params, nets[1].params, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(approach.optimizer.state, reference.state, rtol=1e-13, atol=1e-13)
+    np.testing.assert_array_equal(approach.optimizer.steps, reference.steps)
+    np.testing.assert_allclose(nets[0]._running_var, nets[1]._running_var, rtol=1e-13)
+    assert history.raised == raised
+    assert history.steps == [-(-30 // (batch_size or 30))] * 4
+
+
+def test_the_step_by_step_comparison_sees_raised_steps():
+    """The case above that must raise the loss of some batches does (SGD at lr 3 with
+    momentum), so that equal raised counts are not equal zeros."""
+    net, X, y = make_problem((6, 5), "tanh", False, "cross_entropy", "numba", n_samples=30)
+    assert sum(step_by_step(net, X, y, SGD(3.0, momentum=0.9), 7, epochs=4, seed=3)) > 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_diverging_epoch_stops_where_the_step_by_step_loop_does(backend):
+    """The whole-epoch kernel stops at the same epoch and step as the loop of steps, with the
+    weights of the steps before it."""
+    nets, X, y = [], None, None
+    for _ in range(2):
+        net, X, y = make_problem((8,), "relu", loss="mse", backend=backend, n_samples=30)
+        nets.append(net)
+    with pytest.raises(NonFiniteStep) as failure:
+        fastgrad.train(nets[0], X, y, Parallel(SGD(lr=50.0), batch_size=10), epochs=500)
+    where = tuple(int(n) for n in re.search(r"epoch (\d+), step (\d+)",
+                                            str(failure.value)).groups())
+    assert step_by_step(nets[1], X, y, SGD(lr=50.0), 10, epochs=500, seed=0) == where
+    np.testing.assert_array_equal(nets[0].params, nets[1].params)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_failed_step_changes_nothing(backend):
     net, X, y = make_problem((4,), "tanh", True, loss="mse", backend=backend, n_samples=12)
