@@ -3,7 +3,9 @@ sequential approaches measured side by side in one process, on scikit-learn's di
 
 - the parallel approach: one SGD step (forward, loss, backprop, update) of 64-32-10 at batch 64
   and of 64-256-10 on all 1,797 digits, float32, against PyTorch eager and ``jax.jit``, and the
-  full-batch step's FLOP rate against the BLAS peak (a float32 numpy matrix product);
+  full-batch step's FLOP rate against the BLAS peak (a float32 numpy matrix product); a whole
+  epoch of 64-32-10 in batches of 64 (one kernel call) against a PyTorch loop over the same
+  batches and a ``jax.jit`` epoch (``lax.scan`` over the batches);
 - the sequential approach: one cyclic sweep (float64, all digits) at about 2k, 20k and 50k
   weights and with two hidden layers, against one full-batch parallel step (fastgrad's and
   PyTorch's) and against the naive sweep (a full forward and backward pass per weight: one
@@ -23,9 +25,10 @@ import tempfile
 
 import numpy as np
 
-from .benchmarking import (LR, NETWORKS, PARALLEL_CASES, TRAINING, best_time, blas_peak,
-                           cold_start_seconds, fastgrad_training, jax_step, naive_sweep_step,
-                           sklearn_training, step_flops, timed, torch_step, torch_training)
+from .benchmarking import (EPOCH_CASE, LR, NETWORKS, PARALLEL_CASES, TRAINING, best_time,
+                           blas_peak, cold_start_seconds, fastgrad_epoch, fastgrad_training,
+                           jax_epoch, jax_step, naive_sweep_step, sklearn_training, step_flops,
+                           timed, torch_epoch, torch_step, torch_training)
 from .datasets import load, load_digits_standardised
 from .network import MLP
 from .optim import SGD
@@ -52,6 +55,23 @@ def parallel(results, skipped):
                 skipped.add(peer)
             else:
                 row[peer] = timed(call)
+
+
+def epoch(results, skipped):
+    """EPOCH_CASE: one whole minibatch epoch (fastgrad: one kernel call) against a PyTorch loop
+    over the same batches and a jax.jit epoch."""
+    X, y = load_digits_standardised()
+    X = X.astype(np.float32)
+    batch_size = EPOCH_CASE[1]
+    row = results.setdefault("epoch", {})
+    for backend in ("numba", "cython"):
+        row[backend] = timed(fastgrad_epoch(backend, X, y, batch_size), repeats=10)
+    for peer, make in (("pytorch", torch_epoch), ("jax.jit", jax_epoch)):
+        call = make(X, y, batch_size)
+        if call is None:
+            skipped.add(peer)
+        else:
+            row[peer] = timed(call, repeats=10)
 
 
 def sequential(results, sizes):
@@ -108,6 +128,7 @@ def cold_start(results):
 def measure(quick=False):
     results, skipped = {}, set()
     parallel(results, skipped)
+    epoch(results, skipped)
     results["BLAS peak GFLOP/s"] = blas_peak(1024 if quick else 2048)
     sequential(results, ["2k", "20k"] if quick else list(NETWORKS))
     training(results, skipped)
@@ -132,6 +153,14 @@ def report(results):
         cells = "".join(f"{ms(row[k]) if k in row else '-':>14}"
                         for k in ("numba", "cython", "pytorch", "jax.jit"))
         lines.append(f"{case:<30}{cells}   {peers} faster; {row['GFLOP/s']:.0f} GFLOP/s")
+    row = results["epoch"]
+    best = min(row["numba"], row["cython"])
+    peers = "  ".join(f"{peer} {row[peer] / best:.2f}x" for peer in ("pytorch", "jax.jit")
+                      if peer in row)
+    cells = "".join(f"{ms(row[k]) if k in row else '-':>14}"
+                    for k in ("numba", "cython", "pytorch", "jax.jit"))
+    lines.append(f"{'epoch 64-32-10, batches of 64':<30}{cells}   {peers} faster (a whole "
+                 f"epoch, 29 steps)")
     lines.append(f"BLAS peak (numpy float32 matrix product): "
                  f"{results['BLAS peak GFLOP/s']:.0f} GFLOP/s\n")
     lines += ["sequential approach: one cyclic sweep, float64, all 1,797 digits",

@@ -23,6 +23,9 @@ NETWORKS = {"2k": [64, 32, 10], "20k": [64, 256, 10], "50k": [64, 700, 10],
 PARALLEL_CASES = {"minibatch 64-32-10, batch 64": ("2k", 64),
                   "full batch 64-256-10": ("20k", None)}
 LR = 0.01
+# a whole minibatch epoch: SGD(LR) over all 1,797 digits in a fresh permutation, batches of 64
+# (28 of them and one of 5), 64-32-10 tanh, float32
+EPOCH_CASE = ("2k", 64)
 # the whole-training case: Adam(1e-3) with batches of 200 for 100 epochs on the 1,347 training
 # digits (the stratified 75/25 split), a 64-100-10 relu network in float64, each epoch's
 # training loss (and, where the loop reports it, accuracy) computed as it goes
@@ -74,13 +77,14 @@ def torch_step(sizes, X, y, lr=LR):
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     X, y = torch.as_tensor(X), torch.as_tensor(y)
 
-    def step():
+    def step(X=X, y=y):
         optimizer.zero_grad()
         loss = torch.nn.functional.cross_entropy(model(X), y)
         loss.backward()
         optimizer.step()
         return loss
 
+    step.X, step.y = X, y  # the data as tensors, for loops over its batches
     return step
 
 
@@ -94,12 +98,7 @@ def jax_step(net, X, y, lr=LR):
     params = [jnp.asarray(a) for layer in net.layers for a in (layer.W, layer.b)]
     X, y = jnp.asarray(X), jnp.asarray(y)
 
-    def loss(params, X, y):
-        a = X
-        for l in range(0, len(params) - 2, 2):
-            a = jnp.tanh(a @ params[l] + params[l + 1])
-        logits = a @ params[-2] + params[-1]
-        return jnp.mean(jax.nn.logsumexp(logits, axis=1) - logits[jnp.arange(len(y)), y])
+    loss = jax_loss()
 
     @jax.jit
     def step(params, X, y):
@@ -113,6 +112,34 @@ def jax_step(net, X, y, lr=LR):
         return value.block_until_ready()
 
     return run
+
+
+def jax_loss():
+    """The mean cross-entropy of a tanh network [W0, b0, W1, b1, ...] in JAX."""
+    import jax
+    jnp = jax.numpy
+
+    def loss(params, X, y):
+        a = X
+        for l in range(0, len(params) - 2, 2):
+            a = jnp.tanh(a @ params[l] + params[l + 1])
+        logits = a @ params[-2] + params[-1]
+        return jnp.mean(jax.nn.logsumexp(logits, axis=1) - logits[jnp.arange(len(y)), y])
+
+    return loss
+
+
+def jax_sgd_step(lr=LR):
+    """SGD's update of the JAX tanh network's parameters on one batch (to be traced by jit)."""
+    import jax
+
+    loss = jax_loss()
+
+    def step(params, X, y):
+        grads = jax.grad(loss)(params, X, y)
+        return [p - lr * g for p, g in zip(params, grads)]
+
+    return step
 
 
 def step_flops(sizes, N):
@@ -223,5 +250,73 @@ def torch_training(X, y):
                 losses.append((torch.nn.functional.cross_entropy(logits, yt).item(),
                                (logits.argmax(1) == yt).double().mean().item()))
         return losses
+
+    return run
+
+
+# ---------------------------------------------------------------- whole minibatch epochs
+def fastgrad_epoch(backend, X, y, batch_size):
+    """One epoch of the parallel approach (SGD(LR), fresh permutation, batches of batch_size)
+    as a callable: one kernel call; no evaluation."""
+    from ._validation import check_targets
+    from .approach import TrainingData
+    from .network import MLP
+    from .optim import SGD
+    from .parallel import Parallel
+
+    net = MLP(NETWORKS[EPOCH_CASE[0]], dtype=X.dtype.name, backend=backend)
+    approach = Parallel(SGD(LR), batch_size, count_raised=False)
+    data = TrainingData(net, X, y, check_targets(y, len(X), 10, "cross_entropy", X.dtype))
+    rng = np.random.default_rng(0)
+    return lambda: approach.run_epoch(net, data, rng)
+
+
+def torch_epoch(X, y, batch_size):
+    """The same epoch as a PyTorch eager loop over a fresh permutation's batches, or None
+    without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    step = torch_step(NETWORKS[EPOCH_CASE[0]], X, y)
+    X, y = step.X, step.y
+
+    def run():
+        for batch in torch.randperm(len(X)).split(batch_size):
+            step(X[batch], y[batch])
+
+    return run
+
+
+def jax_epoch(X, y, batch_size):
+    """The same epoch as one ``jax.jit`` call (``lax.scan`` over the full batches of a fresh
+    permutation, then the last, smaller one), or None without JAX."""
+    try:
+        import jax
+    except ImportError:
+        return None
+    from .network import MLP
+
+    jnp = jax.numpy
+    net = MLP(NETWORKS[EPOCH_CASE[0]], dtype=X.dtype.name)
+    params = [jnp.asarray(a) for layer in net.layers for a in (layer.W, layer.b)]
+    n_full = len(X) // batch_size
+    X, y = jnp.asarray(X), jnp.asarray(y)
+    sgd = jax_sgd_step()
+
+    @jax.jit
+    def epoch(params, order):
+        Xs, ys = X[order], y[order]
+        full = n_full * batch_size
+        batches = (Xs[:full].reshape(n_full, batch_size, -1), ys[:full].reshape(n_full, -1))
+        params, _ = jax.lax.scan(lambda p, batch: (sgd(p, *batch), None), params, batches)
+        return sgd(params, Xs[full:], ys[full:]) if full < len(order) else params
+
+    state = {"params": params, "rng": np.random.default_rng(0)}
+
+    def run():
+        order = jnp.asarray(state["rng"].permutation(len(y)))
+        state["params"] = epoch(state["params"], order)
+        jax.block_until_ready(state["params"])
 
     return run
