@@ -228,16 +228,17 @@ cdef (double, double) block_loss_derivatives(Network net, LossState state, Trans
     cdef const floating* scale = <const floating*>point.scale
     cdef const floating* TT = <const floating*>point.TT
     cdef floating* row = <floating*>cols.row
-    cdef double g = 0.0, h = 0.0, G
-    # g = (G * T1).sum(); h = (G * S1).sum(), G = N dJ/dlogits
+    cdef double g = 0.0, h = 0.0
+    # g = (G * T1).sum(), G = N dJ/dlogits
     for c in range(n_out):
         for r in range(N):
-            G = slope(loss, QT, scale, TT, c, r, n_out, N)
-            g += G * T1[c * N + r]
-            h += G * S1[c * N + r]
+            g += slope(loss, QT, scale, TT, c, r, n_out, N) * T1[c * N + r]
     if not newton:
-        return g / N, 0.0
-    # h += sum_r curvature(T1[:, r])
+        return g / N, 0.0  # (S1 is not computed then)
+    # h = (G * S1).sum() + sum_r curvature(T1[:, r])
+    for c in range(n_out):
+        for r in range(N):
+            h += slope(loss, QT, scale, TT, c, r, n_out, N) * S1[c * N + r]
     for r in range(N):
         for c in range(n_out):
             row[c] = T1[c * N + r]
@@ -296,12 +297,16 @@ cdef (double, double) derivatives(Py_ssize_t j, bint newton, Network net, Cache 
     w = &params[table[l + 1][OFF_W] + i * width]
     if l + 1 == out:
         return output_derivatives(net, state, point, cols, w, newton)
-    # deeper: the next layer's tangents are outer(w, t), then layer after layer
+    # deeper: the next layer's tangents are outer(w, t), then layer after layer; the second
+    # tangents S only for the Newton step (for the gradient step s, hence S, stays 0)
     T1, S1 = work, work + stride
     for c in range(width):
         for r in range(N):
             T1[c * N + r] = w[c] * t[r]
-            S1[c * N + r] = w[c] * s[r]
+    if newton:
+        for c in range(width):
+            for r in range(N):
+                S1[c * N + r] = w[c] * s[r]
     for m in range(l + 1, out):
         width = table[m][N_OUT]
         for c in range(width):
@@ -318,8 +323,9 @@ cdef (double, double) derivatives(Py_ssize_t j, bint newton, Network net, Cache 
         S_next = T_next + stride
         gemm(c'T', c'N', <int>n_next, <int>N, <int>width, &params[table[m + 1][OFF_W]],
              <int>n_next, T1, <int>N, T_next, <int>N)
-        gemm(c'T', c'N', <int>n_next, <int>N, <int>width, &params[table[m + 1][OFF_W]],
-             <int>n_next, S1, <int>N, S_next, <int>N)
+        if newton:
+            gemm(c'T', c'N', <int>n_next, <int>N, <int>width, &params[table[m + 1][OFF_W]],
+                 <int>n_next, S1, <int>N, S_next, <int>N)
         T1, S1 = T_next, S_next
     return block_loss_derivatives(net, state, point, cols, T1, S1, newton)
 

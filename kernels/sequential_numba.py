@@ -231,14 +231,16 @@ def block_loss_derivatives(loss, T1, S1, tloss, newton, row):
     TT, QT, scale = tloss.TT, tloss.QT, tloss.scale
     n_out, N = QT.shape
     g = h = 0.0
-    # g = (N G * T1).sum() / N; h = (N G * S1).sum() / N + Σ_r curvature of row r along T1[:, r]
+    # g = (N G * T1).sum() / N
     for c in range(n_out):
         for r in range(N):
-            G = slope(loss, QT, scale, TT, c, r)
-            g += G * T1[c, r]
-            h += G * S1[c, r]
+            g += slope(loss, QT, scale, TT, c, r) * T1[c, r]
     if not newton:
-        return g / N, 0.0
+        return g / N, 0.0  # (S1 is not computed then)
+    # h = (N G * S1).sum() / N + Σ_r curvature of row r along T1[:, r]
+    for c in range(n_out):
+        for r in range(N):
+            h += slope(loss, QT, scale, TT, c, r) * S1[c, r]
     for r in range(N):
         for c in range(n_out):
             row[c] = T1[c, r]
@@ -281,15 +283,19 @@ def derivatives(j, newton, net, cache, trans, tloss, buffers):
     w = weights(params, table, l + 1)[i]
     if l + 1 == out:
         return output_derivatives(loss, w, t, s, tloss, newton, y, row)
-    # deeper: the next layer's tangents are outer(w, t), then layer after layer
+    # deeper: the next layer's tangents are outer(w, t), then layer after layer; the second
+    # tangents S only for the Newton step (for the gradient step s, hence S, stays 0)
     width = table[l + 1, N_OUT]
     T1 = work[0, :width * N].reshape(width, N)
     S1 = work[1, :width * N].reshape(width, N)
-    # T1, S1 = np.outer(w, t), np.outer(w, s)
+    # T1 = np.outer(w, t); S1 = np.outer(w, s)
     for c in range(width):
         for r in range(N):
             T1[c, r] = w[c] * t[r]
-            S1[c, r] = w[c] * s[r]
+    if newton:
+        for c in range(width):
+            for r in range(N):
+                S1[c, r] = w[c] * s[r]
     for m in range(l + 1, out):
         width, off_g, cm = table[m, N_OUT], table[m, OFF_GAMMA], table[m, COL_OFF]
         a = transposed(AT, N, table, m)
@@ -306,7 +312,8 @@ def derivatives(j, newton, net, cache, trans, tloss, buffers):
         S_next = work[pair + 1, :n_next * N].reshape(n_next, N)
         W_t = weights(params, table, m + 1).T
         np.dot(W_t, T1, T_next)
-        np.dot(W_t, S1, S_next)
+        if newton:
+            np.dot(W_t, S1, S_next)
         T1, S1 = T_next, S_next
     return block_loss_derivatives(loss, T1, S1, tloss, newton, row)
 
