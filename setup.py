@@ -33,9 +33,12 @@ debug = os.environ.get("FASTGRAD_BOUNDSCHECK", "0") not in ("", "0")
 # `pip install .` compiles on the machine that will run the kernels, so the default build uses
 # its whole instruction set (AVX2, AVX-512 where present: wider vectors for the element-wise
 # loops); FASTGRAD_PORTABLE=1 builds for any x86-64 (SSE2), for wheels that travel. Either way
-# no FMA contraction, so that every operation rounds as the numpy and Numba twins' do.
+# no FMA contraction, so that every operation rounds as the numpy and Numba twins' do; and
+# -fno-math-errno, since the kernels never read errno: sqrt then vectorises (it still gives NaN
+# for a negative argument, as IEEE 754 says).
 portable = os.environ.get("FASTGRAD_PORTABLE", "0") not in ("", "0")
-COMPILE_ARGS = ["-O3", "-ffp-contract=off"] + ([] if portable else ["-march=native"])
+COMPILE_ARGS = ["-O3", "-ffp-contract=off", "-fno-math-errno"] + (
+    [] if portable else ["-march=native"])
 # cythonize and build_ext rebuild only what is older than its sources, and a change of mode
 # changes no source: so a build in the other mode than the last one here regenerates every .c
 # file (and hence every extension), which a stamp in build/ records

@@ -16,35 +16,42 @@ cdef bint update_c(int code, const double* hyper, long step, const floating* par
                    Py_ssize_t P) noexcept nogil:
     """One update by optimizer ``code`` of n parameters computed into new (row 0 the
     parameters, rows 1: the state; rows are P apart, like state's), params and state untouched;
-    returns whether every new value is finite. See parallel_numpy.update."""
+    returns whether every new value is finite. See parallel_numpy.update. One loop per
+    optimizer, its per-step numbers (Adam's bias corrections) computed once before it, so that
+    each loop vectorises."""
     cdef Py_ssize_t j, row, n_rows = 2 if code == SGD else 3
     cdef double lr = hyper[LR], g, buf, m, v, denom, square_avg, avg
-    cdef double momentum, weight_decay, beta1, beta2, eps, alpha
-    cdef bint finite = True
-    for j in range(n):
-        if code == SGD:
-            momentum, weight_decay = hyper[SGD_MOMENTUM], hyper[SGD_WEIGHT_DECAY]
+    cdef double momentum, weight_decay, beta1, beta2, eps, alpha, step_size, correction2_root
+    cdef bint finite = True, nesterov
+    if code == SGD:
+        momentum, weight_decay = hyper[SGD_MOMENTUM], hyper[SGD_WEIGHT_DECAY]
+        nesterov = hyper[SGD_NESTEROV] != 0.0
+        for j in range(n):
             g = grad[j] + weight_decay * params[j]
             new[P + j] = state[j]
             if momentum != 0.0:
                 # torch: buf = g on the first step, then buf = momentum * buf + g
                 buf = g if step == 1 else momentum * state[j] + g
                 new[P + j] = buf
-                g = g + momentum * buf if hyper[SGD_NESTEROV] != 0.0 else buf
+                g = g + momentum * buf if nesterov else buf
             new[j] = params[j] - lr * g
-        elif code == ADAM:
-            beta1, beta2 = hyper[ADAM_BETA1], hyper[ADAM_BETA2]
-            eps, weight_decay = hyper[ADAM_EPS], hyper[ADAM_WEIGHT_DECAY]
+    elif code == ADAM:
+        beta1, beta2 = hyper[ADAM_BETA1], hyper[ADAM_BETA2]
+        eps, weight_decay = hyper[ADAM_EPS], hyper[ADAM_WEIGHT_DECAY]
+        step_size = lr / (1.0 - beta1 ** step)
+        correction2_root = sqrt(1.0 - beta2 ** step)
+        for j in range(n):
             g = grad[j] + weight_decay * params[j]
             m = state[j] + (1.0 - beta1) * (g - state[j])  # exp_avg.lerp_(g, 1 - beta1)
             v = beta2 * state[P + j] + (1.0 - beta2) * g * g
-            denom = sqrt(v) / sqrt(1.0 - beta2 ** step) + eps
-            new[j] = params[j] - (lr / (1.0 - beta1 ** step)) * (m / denom)
+            denom = sqrt(v) / correction2_root + eps
+            new[j] = params[j] - step_size * (m / denom)
             new[P + j] = m
             new[2 * P + j] = v
-        else:  # RMSPROP
-            alpha, eps = hyper[RMSPROP_ALPHA], hyper[RMSPROP_EPS]
-            momentum, weight_decay = hyper[RMSPROP_MOMENTUM], hyper[RMSPROP_WEIGHT_DECAY]
+    else:  # RMSPROP
+        alpha, eps = hyper[RMSPROP_ALPHA], hyper[RMSPROP_EPS]
+        momentum, weight_decay = hyper[RMSPROP_MOMENTUM], hyper[RMSPROP_WEIGHT_DECAY]
+        for j in range(n):
             g = grad[j] + weight_decay * params[j]
             square_avg = alpha * state[j] + (1.0 - alpha) * g * g
             avg = sqrt(square_avg) + eps

@@ -43,34 +43,39 @@ def load_batch(X, labels, T):
 def update(code, hyper, step, params, grad, state, new):
     """One update of the optimizer ``code`` (hyperparameters in hyper's slots named in codes.py)
     computed into new (row 0 the parameters, rows 1: the state), params and state untouched;
-    returns whether every new value is finite. See parallel_numpy.update."""
+    returns whether every new value is finite. See parallel_numpy.update. One loop per
+    optimizer, its per-step numbers (Adam's bias corrections) computed once before it, so
+    that each loop vectorises."""
     lr = hyper[LR]
-    # one parameter at a time, new = the optimizer's rule applied to (params, grad, state)
-    for j in range(params.shape[0]):
-        if code == SGD:
-            momentum, weight_decay = hyper[SGD_MOMENTUM], hyper[SGD_WEIGHT_DECAY]
-            nesterov = hyper[SGD_NESTEROV]
+    if code == SGD:
+        momentum, weight_decay = hyper[SGD_MOMENTUM], hyper[SGD_WEIGHT_DECAY]
+        nesterov = hyper[SGD_NESTEROV] != 0.0
+        for j in range(params.shape[0]):
             g = grad[j] + weight_decay * params[j]
             new[1, j] = state[0, j]
             if momentum != 0.0:
                 # torch: buf = g on the first step, then buf = momentum * buf + g
                 buf = g if step == 1 else momentum * state[0, j] + g
                 new[1, j] = buf
-                g = g + momentum * buf if nesterov != 0.0 else buf
+                g = g + momentum * buf if nesterov else buf
             new[0, j] = params[j] - lr * g
-        elif code == ADAM:
-            beta1, beta2 = hyper[ADAM_BETA1], hyper[ADAM_BETA2]
-            eps, weight_decay = hyper[ADAM_EPS], hyper[ADAM_WEIGHT_DECAY]
+    elif code == ADAM:
+        beta1, beta2 = hyper[ADAM_BETA1], hyper[ADAM_BETA2]
+        eps, weight_decay = hyper[ADAM_EPS], hyper[ADAM_WEIGHT_DECAY]
+        step_size = lr / (1.0 - beta1 ** step)
+        correction2_root = np.sqrt(1.0 - beta2 ** step)
+        for j in range(params.shape[0]):
             g = grad[j] + weight_decay * params[j]
             m = state[0, j] + (1.0 - beta1) * (g - state[0, j])  # exp_avg.lerp_(g, 1 - beta1)
             v = beta2 * state[1, j] + (1.0 - beta2) * g * g
-            denom = np.sqrt(v) / np.sqrt(1.0 - beta2 ** step) + eps
-            new[0, j] = params[j] - (lr / (1.0 - beta1 ** step)) * (m / denom)
+            denom = np.sqrt(v) / correction2_root + eps
+            new[0, j] = params[j] - step_size * (m / denom)
             new[1, j] = m
             new[2, j] = v
-        else:
-            alpha, eps = hyper[RMSPROP_ALPHA], hyper[RMSPROP_EPS]
-            momentum, weight_decay = hyper[RMSPROP_MOMENTUM], hyper[RMSPROP_WEIGHT_DECAY]
+    else:
+        alpha, eps = hyper[RMSPROP_ALPHA], hyper[RMSPROP_EPS]
+        momentum, weight_decay = hyper[RMSPROP_MOMENTUM], hyper[RMSPROP_WEIGHT_DECAY]
+        for j in range(params.shape[0]):
             g = grad[j] + weight_decay * params[j]
             square_avg = alpha * state[0, j] + (1.0 - alpha) * g * g
             avg = np.sqrt(square_avg) + eps

@@ -56,8 +56,10 @@ def update(code, hyper, step, params, grad, state, new):
         g = grad + hyper[ADAM_WEIGHT_DECAY] * params
         m = state[0] + (1 - beta1) * (g - state[0])  # torch: exp_avg.lerp_(g, 1 - beta1)
         v = beta2 * state[1] + (1 - beta2) * g * g
-        denom = np.sqrt(v) / np.sqrt(1 - beta2 ** step) + hyper[ADAM_EPS]
-        new[0] = params - (lr / (1 - beta1 ** step)) * (m / denom)
+        # torch's bias corrections: step_size = lr / (1 - beta1^t), sqrt(1 - beta2^t)
+        step_size, correction2_root = lr / (1 - beta1 ** step), np.sqrt(1 - beta2 ** step)
+        denom = np.sqrt(v) / correction2_root + hyper[ADAM_EPS]
+        new[0] = params - step_size * (m / denom)
         new[1], new[2] = m, v
     else:  # RMSPROP
         alpha, momentum = hyper[RMSPROP_ALPHA], hyper[RMSPROP_MOMENTUM]
