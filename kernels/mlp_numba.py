@@ -475,8 +475,34 @@ def loss(net, cache, state):
     T, rowloss, G, Q = state
     logits = output_logits(net, cache)
     N, n_out = logits.shape
-    q = np.empty(n_out, dtype=logits.dtype)
     total = 0.0
+    if loss_code == CROSS_ENTROPY:
+        # the softmax with its exponentials in one pass over the whole block, which vectorises
+        # (row_loss_and_state's arithmetic, reordered): G = logits - the row's max, then
+        # G = exp(G); each row's loss log(Σ G) + max - t @ z; Q = G / Σ G; G = (Q - T) / N
+        for r in range(N):
+            shift = logits[r, 0]
+            for c in range(1, n_out):
+                shift = max(shift, logits[r, c])
+            rowloss[r] = shift  # kept here until the row's loss replaces it
+            for c in range(n_out):
+                G[r, c] = logits[r, c] - shift
+        for r in range(N):
+            for c in range(n_out):
+                G[r, c] = exp_double(G[r, c])
+        for r in range(N):
+            row_total = 0.0
+            dot = 0.0
+            for c in range(n_out):
+                row_total += G[r, c]
+                dot += T[r, c] * logits[r, c]
+            rowloss[r] = np.log(row_total) + rowloss[r] - dot
+            for c in range(n_out):
+                Q[c, r] = G[r, c] / row_total
+                G[r, c] = (Q[c, r] - T[r, c]) / N
+            total += rowloss[r]
+        return total / N
+    q = np.empty(n_out, dtype=logits.dtype)
     for r in range(N):
         rowloss[r] = row_loss_and_state(loss_code, logits[r], T[r], q)
         for c in range(n_out):
