@@ -101,19 +101,70 @@ cdef inline void activate_all(int act, const floating* u, floating* a, Py_ssize_
             a[j] = u[j]
 
 
-cdef inline void multiply_by_slope(int act, const floating* a, floating* d,
-                                   Py_ssize_t n) noexcept nogil:
-    """d *= act'(u), written with a = act(u), over n values; one loop per activation."""
-    cdef Py_ssize_t j
+cdef inline void add_bias_and_activate(int act, const floating* b, floating* z, floating* a,
+                                       Py_ssize_t N, Py_ssize_t n) noexcept nogil:
+    """In one pass over an (N, n) block: z += b (row by row), then a = act(z); one loop per
+    activation so that each loop vectorises."""
+    cdef Py_ssize_t r, c
     if act == TANH:
-        for j in range(n):
-            d[j] *= 1.0 - a[j] * a[j]
+        for r in range(N):
+            for c in range(n):
+                z[r * n + c] += b[c]
+                a[r * n + c] = tanh_single(z[r * n + c]) if floating is float else tanh_double(
+                    z[r * n + c])
     elif act == RELU:
-        for j in range(n):
-            d[j] *= 1.0 if a[j] > 0 else 0.0
+        for r in range(N):
+            for c in range(n):
+                z[r * n + c] += b[c]
+                a[r * n + c] = z[r * n + c] if z[r * n + c] > 0 else 0
     elif act == SIGMOID:
-        for j in range(n):
-            d[j] *= a[j] * (1.0 - a[j])
+        for r in range(N):
+            for c in range(n):
+                z[r * n + c] += b[c]
+                a[r * n + c] = sigmoid(z[r * n + c])
+    else:
+        for r in range(N):
+            for c in range(n):
+                z[r * n + c] += b[c]
+                a[r * n + c] = z[r * n + c]
+
+
+cdef inline void column_sums(const floating* d, floating* sums, Py_ssize_t N,
+                             Py_ssize_t n) noexcept nogil:
+    # sums = d.sum(axis=0), row by row
+    cdef Py_ssize_t r, c
+    for c in range(n):
+        sums[c] = 0
+    for r in range(N):
+        for c in range(n):
+            sums[c] += d[r * n + c]
+
+
+cdef inline void slope_and_column_sums(int act, const floating* a, floating* d, floating* sums,
+                                       Py_ssize_t N, Py_ssize_t n) noexcept nogil:
+    """In one pass over an (N, n) block: d *= act'(u), written with a = act(u), and sums =
+    d.sum(axis=0) (row by row); one loop per activation."""
+    cdef Py_ssize_t r, c
+    if act != TANH and act != RELU and act != SIGMOID:
+        column_sums(d, sums, N, n)
+        return
+    for c in range(n):
+        sums[c] = 0
+    if act == TANH:
+        for r in range(N):
+            for c in range(n):
+                d[r * n + c] *= 1.0 - a[r * n + c] * a[r * n + c]
+                sums[c] += d[r * n + c]
+    elif act == RELU:
+        for r in range(N):
+            for c in range(n):
+                d[r * n + c] *= 1.0 if a[r * n + c] > 0 else 0.0
+                sums[c] += d[r * n + c]
+    else:
+        for r in range(N):
+            for c in range(n):
+                d[r * n + c] *= a[r * n + c] * (1.0 - a[r * n + c])
+                sums[c] += d[r * n + c]
 
 
 cdef inline double activation_slope(int act, double a) noexcept nogil:

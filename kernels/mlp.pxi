@@ -26,19 +26,21 @@ cdef void forward_c(Network net, Cache cache, bint batch_stats,
         off_gamma, off_beta = table[l][OFF_GAMMA], table[l][OFF_BETA]
         a_in = layer_input(X, A, N, table, l)
         z = &Z[N * c0]
+        if l < n_layers - 1 and off_gamma < 0:
+            # z = a_in @ W, then z += b and a = act(z) in one pass
+            gemm(c'N', c'N', <int>N, <int>n_out, <int>n_in, a_in, <int>n_in,
+                 &params[table[l][OFF_W]], <int>n_out, z, <int>n_out)
+            add_bias_and_activate(net.act, &params[table[l][OFF_B]], z, &A[N * c0], N, n_out)
+            continue
         # z = a_in @ W + b
         dense(a_in, N, n_in, &params[table[l][OFF_W]], &params[table[l][OFF_B]], n_out, z)
         if l == n_layers - 1:
             break
         a = &A[N * c0]
-        if off_gamma >= 0:
-            if batch_stats:
-                column_stats(z, N, n_out, n_out, &mean[c0], &istd[c0])
-            normalise_and_activate(net.act, z, N, n_out, zhat + N * c0, &params[off_gamma],
-                                   &params[off_beta], &mean[c0], &istd[c0], a)
-        else:
-            # a = act(z)
-            activate_all(net.act, z, a, N * n_out)
+        if batch_stats:
+            column_stats(z, N, n_out, n_out, &mean[c0], &istd[c0])
+        normalise_and_activate(net.act, z, N, n_out, zhat + N * c0, &params[off_gamma],
+                               &params[off_beta], &mean[c0], &istd[c0], a)
 
 
 cdef double loss_c(Network net, Cache cache, LossState state,
@@ -113,43 +115,40 @@ cdef void backprop_c(Network net, Cache cache, LossState state, floating* grad, 
     cdef const floating* a_in
     cdef const floating* a_prev
     cdef const floating* zhat
-    cdef floating* gb
     cdef floating* du
+    # each layer's bias gradient gb = delta.sum(axis=0): the last layer's here, the others' in
+    # the pass that finishes their delta
+    column_sums(delta, &grad[table[n_layers - 1][OFF_B]], N, table[n_layers - 1][N_OUT])
     for l in range(n_layers - 1, first - 1, -1):
         n_in, n_out = table[l][N_IN], table[l][N_OUT]
         a_in = layer_input(X, A, N, table, l)
         # gW = a_in.T @ delta
         gemm(c'T', c'N', <int>n_in, <int>n_out, <int>N, a_in, <int>n_in, delta, <int>n_out,
              &grad[table[l][OFF_W]], <int>n_out)
-        # gb = delta.sum(axis=0)
-        gb = &grad[table[l][OFF_B]]
-        for c in range(n_out):
-            gb[c] = 0
-        for r in range(N):
-            for c in range(n_out):
-                gb[c] += delta[r * n_out + c]
         if l == first:
             break
         du = work1 if (n_layers - 1 - l) % 2 == 0 else work2
-        # du = (delta @ W.T) * act'(a_prev)
+        # du = delta @ W.T, then du *= act'(a_prev) in the pass that sums du's columns: layer
+        # l-1's bias gradient, or with BatchNorm its beta's
         gemm(c'N', c'T', <int>N, <int>n_in, <int>n_out, delta, <int>n_out,
              &params[table[l][OFF_W]], <int>n_out, du, <int>n_in)
         a_prev = &A[N * table[l - 1][COL_OFF]]
-        multiply_by_slope(net.act, a_prev, du, N * n_in)
         off_gamma, off_beta = table[l - 1][OFF_GAMMA], table[l - 1][OFF_BETA]
         c0 = table[l - 1][COL_OFF]
-        if off_gamma >= 0:
+        if off_gamma < 0:
+            slope_and_column_sums(net.act, a_prev, du, &grad[table[l - 1][OFF_B]], N, n_in)
+        else:
             zhat = &Zhat[N * c0]
-            # g_gamma = (du * zhat).sum(axis=0); g_beta = du.sum(axis=0)
+            # g_beta = du.sum(axis=0); g_gamma = (du * zhat).sum(axis=0)
+            slope_and_column_sums(net.act, a_prev, du, &grad[off_beta], N, n_in)
             for c in range(n_in):
                 grad[off_gamma + c] = 0
-                grad[off_beta + c] = 0
             for r in range(N):
                 for c in range(n_in):
                     grad[off_gamma + c] += du[r * n_in + c] * zhat[r * n_in + c]
-                    grad[off_beta + c] += du[r * n_in + c]
             # du = batchnorm_jacobian(du * gamma, zhat, istd)
             batchnorm_jacobian(du, N, n_in, n_in, zhat, n_in, &istd[c0], &params[off_gamma])
+            column_sums(du, &grad[table[l - 1][OFF_B]], N, n_in)
         delta = du
 
 

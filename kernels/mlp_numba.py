@@ -163,21 +163,64 @@ def double_functions(x, e, t, s):
 
 
 @kernel
-def multiply_by_slope(act, a, d):
-    """d *= act'(u), written with a = act(u), over a block; one loop per activation."""
+def add_bias_and_activate(act, b, z, a):
+    """In one pass over a block: z += b (row by row), then a = act(z); one loop per
+    activation so that each loop vectorises."""
+    N, n = z.shape
+    if act == TANH:
+        for r in range(N):
+            for c in range(n):
+                z[r, c] += b[c]
+                a[r, c] = tanh_of(z[r, c])
+    elif act == RELU:
+        for r in range(N):
+            for c in range(n):
+                z[r, c] += b[c]
+                a[r, c] = max(z[r, c], 0.0)
+    elif act == SIGMOID:
+        for r in range(N):
+            for c in range(n):
+                z[r, c] += b[c]
+                a[r, c] = sigmoid(z[r, c])
+    else:
+        for r in range(N):
+            for c in range(n):
+                z[r, c] += b[c]
+                a[r, c] = z[r, c]
+
+
+@kernel
+def column_sums(d, sums):
+    # sums = d.sum(axis=0), row by row
+    sums[:] = 0.0
+    for r in range(d.shape[0]):
+        for c in range(d.shape[1]):
+            sums[c] += d[r, c]
+
+
+@kernel
+def slope_and_column_sums(act, a, d, sums):
+    """In one pass over a block: d *= act'(u), written with a = act(u), and sums =
+    d.sum(axis=0) (row by row); one loop per activation."""
     N, n = d.shape
+    sums[:] = 0.0
     if act == TANH:
         for r in range(N):
             for c in range(n):
                 d[r, c] *= 1.0 - a[r, c] * a[r, c]
+                sums[c] += d[r, c]
     elif act == RELU:
         for r in range(N):
             for c in range(n):
                 d[r, c] *= 1.0 if a[r, c] > 0 else 0.0
+                sums[c] += d[r, c]
     elif act == SIGMOID:
         for r in range(N):
             for c in range(n):
                 d[r, c] *= a[r, c] * (1.0 - a[r, c])
+                sums[c] += d[r, c]
+    else:
+        column_sums(d, sums)
 
 
 @kernel
@@ -448,10 +491,13 @@ def forward(net, cache, batch_stats):
         c0 = table[l, COL_OFF]
         W, b = weights(params, table, l), params[off_b:off_b + n_out]
         z = block(Z, N, table, l)
-        if l == 0:
-            dense(X, W, b, z)
-        else:
-            dense(block(A, N, table, l - 1), W, b, z)
+        a_in = X if l == 0 else block(A, N, table, l - 1)
+        if l < n_layers - 1 and off_gamma < 0:
+            # z = a_in @ W, then z += b and a = act(z) in one pass
+            np.dot(a_in, W, z)
+            add_bias_and_activate(act, b, z, block(A, N, table, l))
+            continue
+        dense(a_in, W, b, z)
         if l == n_layers - 1:
             break
         a = block(A, N, table, l)
@@ -462,8 +508,6 @@ def forward(net, cache, batch_stats):
             off_beta = table[l, OFF_BETA]
             gamma, beta = params[off_gamma:off_gamma + n_out], params[off_beta:off_beta + n_out]
             normalise_and_activate(act, z, block(Zhat, N, table, l), gamma, beta, m, s, a)
-        else:
-            activate_all(act, z, a)
 
 
 @kernel
@@ -523,40 +567,41 @@ def backprop(net, cache, state, grad, scratch, first):
     _, _, work1, work2 = scratch
     N, n_layers = X.shape[0], table.shape[0]
     _, _, delta, _ = state  # G = dJ/dlogits
+    # each layer's bias gradient gb = delta.sum(axis=0): the last layer's here, the others'
+    # in the pass that finishes their delta
+    out = n_layers - 1
+    column_sums(delta, grad[table[out, OFF_B]:table[out, OFF_B] + table[out, N_OUT]])
     for l in range(n_layers - 1, first - 1, -1):
-        n_in, n_out, off_b = table[l, N_IN], table[l, N_OUT], table[l, OFF_B]
+        n_in = table[l, N_IN]
         W = weights(params, table, l)
-        gW, gb = weights(grad, table, l), grad[off_b:off_b + n_out]
         # gW = a_in.T @ delta
         if l == 0:
-            np.dot(X.T, delta, gW)
+            np.dot(X.T, delta, weights(grad, table, l))
         else:
-            np.dot(block(A, N, table, l - 1).T, delta, gW)
-        # gb = delta.sum(axis=0)
-        gb[:] = 0.0
-        for r in range(N):
-            for c in range(n_out):
-                gb[c] += delta[r, c]
+            np.dot(block(A, N, table, l - 1).T, delta, weights(grad, table, l))
         if l == first:
             break
         work = work1 if (n_layers - 1 - l) % 2 == 0 else work2
         du = work[:N * n_in].reshape(N, n_in)
-        # du = (delta @ W.T) * act'(a_prev)
+        # du = delta @ W.T, then du *= act'(a_prev) in the pass that sums du's columns: layer
+        # l-1's bias gradient, or with BatchNorm its beta's
         np.dot(delta, W.T, du)
-        multiply_by_slope(act, block(A, N, table, l - 1), du)
-        off_gamma, off_beta = table[l - 1, OFF_GAMMA], table[l - 1, OFF_BETA]
+        off_b, off_gamma, off_beta = table[l - 1, OFF_B], table[l - 1, OFF_GAMMA], table[l - 1, OFF_BETA]
         c0 = table[l - 1, COL_OFF]
-        if off_gamma >= 0:
+        if off_gamma < 0:
+            slope_and_column_sums(act, block(A, N, table, l - 1), du, grad[off_b:off_b + n_in])
+        else:
             zhat = block(Zhat, N, table, l - 1)
-            g_gamma, g_beta = grad[off_gamma:off_gamma + n_in], grad[off_beta:off_beta + n_in]
-            # g_gamma = (du * zhat).sum(axis=0); g_beta = du.sum(axis=0)
+            g_gamma = grad[off_gamma:off_gamma + n_in]
+            # g_beta = du.sum(axis=0); g_gamma = (du * zhat).sum(axis=0)
+            slope_and_column_sums(act, block(A, N, table, l - 1), du,
+                                  grad[off_beta:off_beta + n_in])
             g_gamma[:] = 0.0
-            g_beta[:] = 0.0
             for r in range(N):
                 for c in range(n_in):
                     g_gamma[c] += du[r, c] * zhat[r, c]
-                    g_beta[c] += du[r, c]
             batchnorm_jacobian(du, zhat, istd[c0:c0 + n_in], params[off_gamma:off_gamma + n_in])
+            column_sums(du, grad[off_b:off_b + n_in])
         delta = du
 
 
