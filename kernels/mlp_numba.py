@@ -9,6 +9,11 @@ interface"). The flat layout of parameters and cached
 buffers is described in ``codes.py``. Matrix products go to BLAS through ``np.dot(a, b, out)``;
 the element-wise work is written as loops over rows then columns, so the inner loop runs along
 contiguous memory.
+
+A kernel that calls another passes flags and counts as typed values (``np.bool_(True)``,
+``np.int64(0)``), never as literals: Numba types a literal argument as a type of its own and
+would compile the callee a second time beside the one Python's calls use (seconds of a first
+run's compile for forward and backprop).
 """
 import functools
 

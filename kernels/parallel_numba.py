@@ -101,7 +101,7 @@ def train_step(net, cache, state, optimizer, grad, scratch, running, first, last
     params, table, _, _ = net
     code, hyper, steps, opt_state, new = optimizer
     n_layers = table.shape[0]
-    forward(net, cache, True)
+    forward(net, cache, np.bool_(True))  # (a typed bool, not a literal: see mlp_numba)
     J = loss(net, cache, state)
     if not np.isfinite(J):
         return J, NONFINITE_LOSS
@@ -144,8 +144,7 @@ def train_epoch(net, plan, cache, state, optimizer, grad, scratch, running):
     column, rows, work1, work2 = scratch
     n_all, n_in, n_out = order.shape[0], X.shape[1], T.shape[1]
     columns, widest = Z.shape[0] // size, work1.shape[0] // size
-    # train_step's first layer as an int64 like Python's argument: a literal 0 would make Numba
-    # compile train_step a second time
+    # train_step's first layer as an int64, not a literal 0 (see mlp_numba)
     first, last = np.int64(0), table.shape[0] - 1
     steps = raised = 0
     check_seconds = 0.0
@@ -168,7 +167,7 @@ def train_epoch(net, plan, cache, state, optimizer, grad, scratch, running):
         steps += 1
         if count_raised:
             start = clock()
-            forward(net, batch, True)
+            forward(net, batch, np.bool_(True))
             raised += loss(net, batch, losses) > J
             check_seconds += clock() - start
     return steps, raised, OK, 0.0, check_seconds

@@ -665,9 +665,9 @@ def load_point(net, cache, state, grad, scratch, trans, tloss):
     _, table, _, _ = net
     X, Z, A, Zhat, _, _ = cache
     N = X.shape[0]
-    forward(net, cache, True)
+    forward(net, cache, np.bool_(True))  # typed, not literal: see mlp_numba
     evaluate_loss(net, cache, state)
-    backprop(net, cache, state, grad, scratch, 0)
+    backprop(net, cache, state, grad, scratch, np.int64(0))
     transpose_into(Z, N, table, trans.ZT)
     transpose_into(A, N, table, trans.AT)
     transpose_into(Zhat, N, table, trans.ZhatT)

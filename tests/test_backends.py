@@ -157,6 +157,32 @@ def test_a_whole_gradient_on_real_data_matches_the_reference(backend):
         assert relative_error(point.gradient(method), reference.gradient(method)) < 1e-12
 
 
+ONE_OF_EACH = """
+import numpy as np, fastgrad
+from fastgrad._kernels import mlp_numba
+X, y = fastgrad.datasets.load_digits_standardised(40)
+for batchnorm in (False, True):
+    net = fastgrad.MLP([64, 8, 10], batchnorm=batchnorm, seed=0)
+    fastgrad.optim.SGD(0.1).step(net, X, y)
+    fastgrad.train(net, X, y, fastgrad.Parallel(batch_size=16), epochs=1)
+    net.gradient(X, y), net.gradient(X, y, method="forward"), net.forward(X, training=True)
+    fastgrad.sweep(net, X, y)
+print(len(mlp_numba.forward.signatures), len(mlp_numba.backprop.signatures))
+"""
+
+
+def test_numba_compiles_forward_and_backprop_once_per_dtype():
+    """Kernels that call forward and backprop pass typed flags, not literals, so that the
+    training step, the epoch, the sweep and Python's own calls share one compilation (each is
+    seconds of a first run)."""
+    import subprocess
+    import sys
+
+    output = subprocess.run([sys.executable, "-c", ONE_OF_EACH], capture_output=True, text=True,
+                            check=True)
+    assert output.stdout.split() == ["1", "1"]
+
+
 def test_numba_kernels_are_cached_and_never_blanket_fastmath():
     """cache=True everywhere; fastmath only as flags that leave NaN and inf alone."""
     from numba.core.caching import NullCache
