@@ -63,7 +63,7 @@ def epoch(results, skipped):
     X, y = load_digits_standardised()
     X = X.astype(np.float32)
     batch_size = EPOCH_CASE[1]
-    row = results.setdefault("epoch", {})
+    row = results.setdefault("epoch", {"samples": len(X)})
     for backend in ("numba", "cython"):
         row[backend] = timed(fastgrad_epoch(backend, X, y, batch_size), repeats=10)
     for peer, make in (("pytorch", torch_epoch), ("jax.jit", jax_epoch)):
@@ -159,8 +159,10 @@ def report(results):
                       if peer in row)
     cells = "".join(f"{ms(row[k]) if k in row else '-':>14}"
                     for k in ("numba", "cython", "pytorch", "jax.jit"))
-    lines.append(f"{'epoch 64-32-10, batches of 64':<30}{cells}   {peers} faster (a whole "
-                 f"epoch, 29 steps)")
+    name, batch_size = EPOCH_CASE
+    case = f"epoch {'-'.join(map(str, NETWORKS[name]))}, batches of {batch_size}"
+    lines.append(f"{case:<30}{cells}   {peers} faster (a whole epoch, "
+                 f"{-(-row['samples'] // batch_size)} steps)")
     lines.append(f"BLAS peak (numpy float32 matrix product): "
                  f"{results['BLAS peak GFLOP/s']:.0f} GFLOP/s\n")
     lines += ["sequential approach: one cyclic sweep, float64, all 1,797 digits",

@@ -35,7 +35,7 @@ def test_bench_reports_ratios_says_what_it_skipped_and_plots(tmp_path):
     results = {
         "parallel": {"minibatch": {"numba": 3e-5, "cython": 2e-5, "pytorch": 2e-4,
                                    "GFLOP/s": 20.0}},
-        "epoch": {"numba": 1e-3, "cython": 8e-4, "pytorch": 4e-3},
+        "epoch": {"samples": 1797, "numba": 1e-3, "cython": 8e-4, "pytorch": 4e-3},
         "BLAS peak GFLOP/s": 290.0,
         "sequential": {name: {"network": "64-n-10", "n_params": n, "sweep numba": n * 2e-5,
                               "sweep cython": n * 3e-5, "step numba": n * 5e-7,
@@ -47,7 +47,7 @@ def test_bench_reports_ratios_says_what_it_skipped_and_plots(tmp_path):
     }
     text = bench.report(results)
     assert "pytorch 10.00x" in text  # 2e-4 / 2e-5
-    assert "pytorch 5.00x faster (a whole epoch" in text  # 4e-3 / 8e-4
+    assert "pytorch 5.00x faster (a whole epoch, 29 steps)" in text  # 4e-3 / 8e-4
     assert "MLPClassifier 1.50x  pytorch 3.00x faster" in text  # 0.6 / 0.4, 1.2 / 0.4
     assert "skipped (not installed): jax.jit" in text
     assert "2410" in text and "19210" in text
