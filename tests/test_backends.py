@@ -171,15 +171,17 @@ print(len(mlp_numba.forward.signatures), len(mlp_numba.backprop.signatures))
 """
 
 
-def test_numba_compiles_forward_and_backprop_once_per_dtype():
+def test_numba_compiles_forward_and_backprop_once_per_dtype(tmp_path):
     """Kernels that call forward and backprop pass typed flags, not literals, so that the
     training step, the epoch, the sweep and Python's own calls share one compilation (each is
-    seconds of a first run)."""
+    seconds of a first run). In a fresh process, run outside the checkout so that the installed
+    package is the one imported."""
     import subprocess
     import sys
 
     output = subprocess.run([sys.executable, "-c", ONE_OF_EACH], capture_output=True, text=True,
-                            check=True)
+                            cwd=tmp_path)
+    assert output.returncode == 0, output.stderr
     assert output.stdout.split() == ["1", "1"]
 
 
