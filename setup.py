@@ -8,6 +8,7 @@ runs against); the default build turns those checks off.
 """
 import importlib.util
 import os
+import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -39,10 +40,15 @@ debug = os.environ.get("FASTGRAD_BOUNDSCHECK", "0") not in ("", "0")
 portable = os.environ.get("FASTGRAD_PORTABLE", "0") not in ("", "0")
 COMPILE_ARGS = ["-O3", "-ffp-contract=off", "-fno-math-errno"] + (
     [] if portable else ["-march=native"])
-# cythonize and build_ext rebuild only what is older than its sources, and a change of mode
-# changes no source: so a build in the other mode than the last one here regenerates every .c
-# file (and hence every extension), which a stamp in build/ records
-mode = ("boundscheck" if debug else "default") + (" portable" if portable else " native")
+# GCC gives up vectorising a loop when proving its arrays apart would take more than 10 run-time
+# checks: the optimizer updates read and write six rows of parameters and state at once
+compiler = os.environ.get("CC") or sysconfig.get_config_var("CC") or ""
+if "gcc" in compiler or "g++" in compiler:
+    COMPILE_ARGS.append("--param=vect-max-version-for-alias-checks=40")
+# cythonize and build_ext rebuild only what is older than its sources, and a change of mode or
+# of compiler flags changes no source: so a build in another mode than the last one here
+# regenerates every .c file (and hence every extension), which a stamp in build/ records
+mode = ("boundscheck" if debug else "default") + " " + " ".join(COMPILE_ARGS)
 stamp = KERNELS.parent / "build" / "fastgrad-kernels-mode"
 force = not stamp.exists() or stamp.read_text(encoding="utf-8") != mode
 directives = {
