@@ -77,7 +77,7 @@ TANH_SINGLE_P = (0.9999999841490874, 0.13392565417644328, 0.003509287991755814, 
 TANH_SINGLE_Q = (1.0, 0.4672588431531748, 0.02592911552030987, 0.0003308030753586418, 7.904232751078186e-07)
 
 # exp, tanh and sigmoid of float64 data in forms the compilers vectorise (libm's are scalar
-# calls, about 19 ns each for tanh), every backend the same arithmetic:
+# calls, about 19 ns each for tanh), Numba and Cython the same arithmetic (mlp_numpy has twins):
 # exp(x) = 2^n exp(r) with n = round(x log2 e) (found by adding and subtracting EXP_ROUND, which
 # leaves n in the low bits of the sum) and r = x - n ln 2, ln 2 split into LN2_HI (32 significant
 # bits: n LN2_HI is exact) and LN2_LO; exp(r), |r| <= ln 2 / 2, by its Taylor polynomial of

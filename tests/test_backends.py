@@ -59,13 +59,14 @@ def test_float32_tanh_is_within_6_ulp_and_keeps_nan(backend):
 
 
 def double_functions(backend, x):
-    """{"exp", "tanh", "sigmoid"}: the float64 functions of ``backend`` at every x, tanh and
-    sigmoid through the activation loops of the forward pass."""
+    """{"exp", "tanh", "sigmoid"}: the compiled float64 functions of ``backend`` at every x,
+    tanh and sigmoid through the activation loops of the forward pass; for "numpy", their
+    numpy twins."""
     from fastgrad._kernels import mlp_cython, mlp_numba, mlp_numpy
 
     if backend == "numpy":
-        return {"exp": mlp_numpy.exp_double(x), "tanh": mlp_numpy.activate(codes.TANH, x),
-                "sigmoid": mlp_numpy.activate(codes.SIGMOID, x)}
+        return {"exp": mlp_numpy.exp_double(x), "tanh": mlp_numpy.tanh_double(x),
+                "sigmoid": mlp_numpy.sigmoid_double(x)}
     if backend == "cython":
         return mlp_cython.double_functions(x)
     got = {name: np.empty_like(x) for name in ("exp", "tanh", "sigmoid")}
@@ -121,6 +122,16 @@ def test_float64_exp_tanh_sigmoid_are_within_a_few_ulp(backend):
                     "sigmoid": 1 / (1 + np.exp(-special))}
     for name, value in expected.items():
         assert np.array_equal(got[name], value, equal_nan=True), (name, got[name])
+
+
+@pytest.mark.parametrize("backend", ["numba", "cython"])
+def test_float64_exp_tanh_sigmoid_equal_their_numpy_twins_bit_for_bit(backend):
+    """The same IEEE operations in the same order (no fused multiply-adds in either compiled
+    backend): the same bits as mlp_numpy's exp_double, tanh_double and sigmoid_double."""
+    x = np.concatenate([ulp_grid(), [np.nan, np.inf, -np.inf]])
+    got, twin = double_functions(backend, x), double_functions("numpy", x)
+    for name in ("exp", "tanh", "sigmoid"):
+        assert np.array_equal(got[name], twin[name], equal_nan=True), name
 
 
 @pytest.mark.parametrize("backend", ["numba", "cython"])
