@@ -591,7 +591,8 @@ def backprop(net, cache, state, grad, scratch, first):
         # du = delta @ W.T, then du *= act'(a_prev) in the pass that sums du's columns: layer
         # l-1's bias gradient, or with BatchNorm its beta's
         np.dot(delta, W.T, du)
-        off_b, off_gamma, off_beta = table[l - 1, OFF_B], table[l - 1, OFF_GAMMA], table[l - 1, OFF_BETA]
+        off_b, off_gamma = table[l - 1, OFF_B], table[l - 1, OFF_GAMMA]
+        off_beta = table[l - 1, OFF_BETA]
         c0 = table[l - 1, COL_OFF]
         if off_gamma < 0:
             slope_and_column_sums(act, block(A, N, table, l - 1), du, grad[off_b:off_b + n_in])
