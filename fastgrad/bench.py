@@ -142,27 +142,28 @@ def ms(seconds):
     return f"{seconds * 1e3:10.3f} ms" if seconds < 1 else f"{seconds:10.2f} s "
 
 
-def report(results):
-    lines = ["parallel approach: one SGD step, float32 (best of a few calls)",
-             f"{'case':<30}{'numba':>14}{'cython':>14}{'pytorch':>14}{'jax.jit':>14}"
-             f"   fastgrad's best vs peers"]
-    for case, row in results["parallel"].items():
-        best = min(row["numba"], row["cython"])
-        peers = "  ".join(f"{peer} {row[peer] / best:.2f}x" for peer in ("pytorch", "jax.jit")
-                          if peer in row)
-        cells = "".join(f"{ms(row[k]) if k in row else '-':>14}"
-                        for k in ("numba", "cython", "pytorch", "jax.jit"))
-        lines.append(f"{case:<30}{cells}   {peers} faster; {row['GFLOP/s']:.0f} GFLOP/s")
-    row = results["epoch"]
+def peer_row(case, row, suffix):
+    """A parallel-approach row: each backend's and peer's time, and fastgrad's best against
+    each peer."""
     best = min(row["numba"], row["cython"])
     peers = "  ".join(f"{peer} {row[peer] / best:.2f}x" for peer in ("pytorch", "jax.jit")
                       if peer in row)
     cells = "".join(f"{ms(row[k]) if k in row else '-':>14}"
                     for k in ("numba", "cython", "pytorch", "jax.jit"))
+    return f"{case:<30}{cells}   {peers} faster{suffix}"
+
+
+def report(results):
+    lines = ["parallel approach: one SGD step, float32 (best of a few calls)",
+             f"{'case':<30}{'numba':>14}{'cython':>14}{'pytorch':>14}{'jax.jit':>14}"
+             f"   fastgrad's best vs peers"]
+    for case, row in results["parallel"].items():
+        lines.append(peer_row(case, row, f"; {row['GFLOP/s']:.0f} GFLOP/s"))
+    row = results["epoch"]
     name, batch_size = EPOCH_CASE
     case = f"epoch {'-'.join(map(str, NETWORKS[name]))}, batches of {batch_size}"
-    lines.append(f"{case:<30}{cells}   {peers} faster (a whole epoch, "
-                 f"{-(-row['samples'] // batch_size)} steps)")
+    lines.append(peer_row(case, row, f" (a whole epoch, {-(-row['samples'] // batch_size)} "
+                                     f"steps)"))
     lines.append(f"BLAS peak (numpy float32 matrix product): "
                  f"{results['BLAS peak GFLOP/s']:.0f} GFLOP/s\n")
     lines += ["sequential approach: one cyclic sweep, float64, all 1,797 digits",

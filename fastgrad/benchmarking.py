@@ -266,7 +266,8 @@ def fastgrad_epoch(backend, X, y, batch_size):
 
     net = MLP(NETWORKS[EPOCH_CASE[0]], dtype=X.dtype.name, backend=backend)
     approach = Parallel(SGD(LR), batch_size, count_raised=False)
-    data = TrainingData(net, X, y, check_targets(y, len(X), 10, "cross_entropy", X.dtype))
+    T = check_targets(y, len(X), net.sizes[-1], "cross_entropy", X.dtype)
+    data = TrainingData(net, X, y, T)
     rng = np.random.default_rng(0)
     return lambda: approach.run_epoch(net, data, rng)
 

@@ -123,10 +123,14 @@ class Optimizer:
     def _load(self, X, y):
         """The batch size's cached workspace, and (X, T) checked and ready for the kernels."""
         X = check.check_X(X, self.net.sizes[0], self.net.dtype, finite=False)
-        if len(X) not in self._workspaces:
-            self._workspaces[len(X)] = _BatchLoader(self.net, len(X))
-        work = self._workspaces[len(X)]
+        work = self._workspace(len(X))
         return (work, *work.load(X, y))
+
+    def _workspace(self, N):
+        """The cached workspace of batches of N samples."""
+        if N not in self._workspaces:
+            self._workspaces[N] = _BatchLoader(self.net, N)
+        return self._workspaces[N]
 
     # -------------------------------------------------------------- steps
     def step(self, net, X, y):
@@ -173,9 +177,7 @@ class Optimizer:
         spent on those evaluations. A non-finite step raises NonFiniteStep naming it; the
         steps before it stay taken, it changes nothing."""
         self._bind(net)
-        if batch_size not in self._workspaces:
-            self._workspaces[batch_size] = _BatchLoader(net, batch_size)
-        work = self._workspaces[batch_size]
+        work = self._workspace(batch_size)
         plan = bundle_type(net.backend, EpochPlan)((X, T, order, batch_size, count_raised))
         steps, raised, status, loss, check_seconds = work.kernels.parallel.train_epoch(
             net.kernel_network, plan, work.cache(work.inputs), work.loss_state(work.T),

@@ -35,26 +35,22 @@ kernel = functools.partial(njit, cache=True, error_model="numpy")
 
 
 # ---------------------------------------------------------------- scalar helpers
-@intrinsic
-def bits_of(typingctx, x):
-    """The IEEE bits of a float64 as an int64 (numpy: x.view(np.int64))."""
-    if x != types.float64:
-        return None
+def bitcast(source, target):
+    """An intrinsic that reinterprets a ``source`` scalar's bits as a ``target`` of the same
+    width (numpy: x.view(target)), which LLVM vectorises like any other instruction."""
+    @intrinsic
+    def cast(typingctx, x):
+        if x != source:
+            return None
 
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.int64))
-    return types.int64(types.float64), codegen
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], context.get_value_type(target))
+        return target(source), codegen
+    return cast
 
 
-@intrinsic
-def float_of(typingctx, bits):
-    """The float64 whose IEEE bits are the int64 ``bits`` (numpy: bits.view(np.float64))."""
-    if bits != types.int64:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
-    return types.float64(types.int64), codegen
+bits_of = bitcast(types.float64, types.int64)    # x.view(np.int64)
+float_of = bitcast(types.int64, types.float64)   # bits.view(np.float64)
 
 
 E = EXP_TAYLOR

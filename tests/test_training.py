@@ -204,10 +204,9 @@ def test_the_step_by_step_comparison_sees_raised_steps():
 def test_a_diverging_epoch_stops_where_the_step_by_step_loop_does(backend):
     """The whole-epoch kernel stops at the same epoch and step as the loop of steps, with the
     weights of the steps before it."""
-    nets, X, y = [], None, None
-    for _ in range(2):
-        net, X, y = make_problem((8,), "relu", loss="mse", backend=backend, n_samples=30)
-        nets.append(net)
+    nets = [make_problem((8,), "relu", loss="mse", backend=backend, n_samples=30)[0]
+            for _ in range(2)]
+    _, X, y = make_problem((8,), "relu", loss="mse", backend=backend, n_samples=30)
     with pytest.raises(NonFiniteStep) as failure:
         fastgrad.train(nets[0], X, y, Parallel(SGD(lr=50.0), batch_size=10), epochs=500)
     where = tuple(int(n) for n in re.search(r"epoch (\d+), step (\d+)",
