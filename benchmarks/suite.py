@@ -112,7 +112,7 @@ class Ratios:
 
     def setup(self, size):
         self.X, self.y = digits(None)
-        self.net = fastgrad.MLP(SIZES[size], seed=0)
+        self.net = fastgrad.MLP(SIZES[size], seed=0, backend="numba")
         warm(self.net, self.X, self.y)
         stepped, optimizer = self.net.copy(), SGD(LR)
         optimizer.step(stepped, self.X, self.y)
@@ -143,7 +143,7 @@ class LossReached:
 
     def setup(self, approach):
         self.X, self.y = digits(None)
-        self.net = fastgrad.MLP([64, 32, 10], seed=0)
+        self.net = fastgrad.MLP([64, 32, 10], seed=0, backend="numba")
         warm(self.net, self.X, self.y)
 
     def train(self, approach, **budget):
@@ -173,7 +173,7 @@ class Memory:
 
     def setup(self):
         self.X, self.y = digits(None)
-        self.net = fastgrad.MLP(SIZES["50k"], seed=0)
+        self.net = fastgrad.MLP(SIZES["50k"], seed=0, backend="numba")
         warm(self.net, self.X, self.y)
 
     def peakmem_sweep_50k(self):

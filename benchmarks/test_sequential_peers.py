@@ -43,7 +43,7 @@ def test_cyclic_sweep(benchmark, digits, size, backend):
 @pytest.mark.parametrize("size", list(SIZES))
 def test_parallel_full_batch_step(benchmark, digits, size):
     X, y = digits
-    net = fastgrad.MLP(SIZES[size], seed=0)
+    net = fastgrad.MLP(SIZES[size], seed=0, backend="numba")
     benchmark.group = group(size)
     optimizer = SGD(LR)
     optimizer.step(net, X, y)
@@ -65,7 +65,7 @@ def test_naive_single_coordinate_step(benchmark, digits, size):
     """One step of the naive sweep: a full forward pass, loss and backprop (fastgrad's fused
     Numba kernels, the fastest way to do it here), then one coordinate moves."""
     X, y = digits
-    net = fastgrad.MLP(SIZES[size], seed=0)
+    net = fastgrad.MLP(SIZES[size], seed=0, backend="numba")
     benchmark.group = group(size)
     naive_step = naive_sweep_step(net, X, y, LR)
     naive_step()

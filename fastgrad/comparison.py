@@ -337,7 +337,7 @@ def _warm_up(net, data, approaches, progress):
 
 
 def compare(dataset="digits", *, target=None, task="classification", hidden=(32,),
-            activation="tanh", batchnorm=False, dtype="float64", backend="numba", seed=0,
+            activation="tanh", batchnorm=False, dtype="float64", backend="cython", seed=0,
             approaches=None, lr=None, epochs=None, seconds=None, progress="quiet"):
     """Train each approach from the same initial weights on the same split and return a
     Comparison.
@@ -417,8 +417,10 @@ def compare(dataset="digits", *, target=None, task="classification", hidden=(32,
 
 
 def environment():
-    """The versions and the machine a comparison ran on."""
-    import numba
+    """The versions and the machine a comparison ran on (Numba's read from its package
+    metadata: importing it takes about a second, which a Cython run need not spend)."""
+    from importlib.metadata import version
+
     import sklearn
 
     from . import __version__
@@ -431,6 +433,6 @@ def environment():
     except OSError:
         pass
     return {"fastgrad": __version__, "python": platform.python_version(),
-            "numpy": np.__version__, "numba": numba.__version__, "scikit-learn":
+            "numpy": np.__version__, "numba": version("numba"), "scikit-learn":
             sklearn.__version__, "machine": platform.machine(), "processor": processor,
             "system": platform.platform(), "cpus": os.cpu_count()}

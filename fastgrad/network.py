@@ -86,12 +86,14 @@ class MLP:
         sigmoid and identity and He-normal, N(0, 2 / n_in), for relu (the last layer is always
         Glorot); biases and beta 0, gamma 1.
     backend : {"numba", "cython", "numpy"}
-        Which kernels run: Numba (jitted, cached on disk), Cython (compiled ahead of time) or the
-        numpy reference. All give the same numbers to round-off.
+        Which kernels run: Cython (the default: compiled when the package is installed, so
+        nothing compiles at run time), Numba (compiled on first use, in tens of seconds, then
+        loaded from Numba's cache on disk) or the numpy reference. All give the same numbers to
+        round-off.
     """
 
     def __init__(self, sizes, activation="tanh", batchnorm=False, loss="cross_entropy",
-                 dtype="float64", seed=0, backend="numba"):
+                 dtype="float64", seed=0, backend="cython"):
         self.sizes = check.check_sizes(sizes)
         self.activation = check.check_choice("activation", activation, ACTIVATIONS)
         self.loss_name = check.check_choice("loss", loss, LOSSES)

@@ -173,7 +173,7 @@ import numpy as np, fastgrad
 from fastgrad._kernels import mlp_numba
 X, y = fastgrad.datasets.load_digits_standardised(40)
 for batchnorm in (False, True):
-    net = fastgrad.MLP([64, 8, 10], batchnorm=batchnorm, seed=0)
+    net = fastgrad.MLP([64, 8, 10], batchnorm=batchnorm, seed=0, backend="numba")
     fastgrad.optim.SGD(0.1).step(net, X, y)
     fastgrad.train(net, X, y, fastgrad.Parallel(batch_size=16), epochs=1)
     net.gradient(X, y), net.gradient(X, y, method="forward"), net.forward(X, training=True)
