@@ -354,10 +354,10 @@ cdef void refresh_loss_state(Network net, LossState state, Transposed point, Col
     (<floating*>point.scale)[r] = 1.0
 
 
-cdef inline double logit_move(const floating* D, const floating* w, const floating* d,
-                              bint rank1, Py_ssize_t c, Py_ssize_t r,
-                              Py_ssize_t N) noexcept nogil:
-    """How much logit c of sample r moves: d_r w_c (rank1) or D[c, r]."""
+cdef inline double move_of(const floating* D, const floating* w, const floating* d, bint rank1,
+                           Py_ssize_t c, Py_ssize_t r, Py_ssize_t N) noexcept nogil:
+    """How much column c of a layer's z (the logits, or a hidden layer in layer_change) moves
+    at sample r: d_r w_c (rank1) or D[c, r]."""
     return d[r] * w[c] if rank1 else D[c * N + r]
 
 
@@ -428,23 +428,23 @@ cdef void logit_changes(Network net, LossState state, Transposed point, Columns 
         return
     if loss == CROSS_ENTROPY and bound > MODERATE_CHANGE:
         for r in range(N):
-            shift = logit_move(D, w, d, rank1, 0, r, N)
+            shift = move_of(D, w, d, rank1, 0, r, N)
             for c in range(n_out):
-                shift = max(shift, logit_move(D, w, d, rank1, c, r, N))
+                shift = max(shift, move_of(D, w, d, rank1, c, r, N))
             total = 0.0
             for c in range(n_out):
-                q[c] = QT[c * N + r] * scale[r] * exp(logit_move(D, w, d, rank1, c, r, N) - shift)
+                q[c] = QT[c * N + r] * scale[r] * exp(move_of(D, w, d, rank1, c, r, N) - shift)
                 total += q[c]
             for c in range(n_out):
                 QT[c * N + r] = q[c] / total
             scale[r] = 1.0
-            changes[r] = log(total) + shift - logit_move(D, w, d, rank1, labels[r], r, N)
+            changes[r] = log(total) + shift - move_of(D, w, d, rank1, labels[r], r, N)
             rowloss[r] += changes[r]
         return
     if bound > MODERATE_CHANGE:
         for r in range(N):
             old = rowloss[r]
-            LT[r] += logit_move(D, w, d, rank1, 0, r, N)
+            LT[r] += move_of(D, w, d, rank1, 0, r, N)
             refresh_loss_state(net, state, point, cols, LT, r)
             changes[r] = rowloss[r] - old
         return
@@ -463,7 +463,7 @@ cdef void logit_changes(Network net, LossState state, Transposed point, Columns 
             QT[c * N + r] += grow
     if loss == CROSS_ENTROPY:
         for r in range(N):
-            changes[r] = -logit_move(D, w, d, rank1, labels[r], r, N)
+            changes[r] = -move_of(D, w, d, rank1, labels[r], r, N)
     # each sample's change and new scale
     if tiny:
         for r in range(N):
@@ -512,10 +512,45 @@ cdef void column_statistics(const floating* z, floating* zhat, floating* mean, f
     mean[0], istd[0] = m, s
 
 
-cdef floating* layer_change(Py_ssize_t m, floating* D, double bound, floating* out, Network net,
-                            Cache cache, Transposed point, Columns cols) noexcept nogil:
-    """Hidden layer m's z moves by D (width rows of N); returns the next layer's change in out;
-    see sequential_numba.layer_change."""
+cdef void move_column(int act, floating* z, floating* a, floating* d, const floating* D,
+                      const floating* w, const floating* du, bint rank1, Py_ssize_t c,
+                      double bound, Py_ssize_t N) noexcept nogil:
+    """In place, column c of a layer without BatchNorm, in one pass over the samples; see
+    sequential_numba.move_column."""
+    cdef Py_ssize_t r
+    cdef floating x, u
+    cdef double t, e
+    if (act == TANH or act == SIGMOID) and bound <= SMALL_CHANGE:
+        if act == TANH:
+            for r in range(N):
+                x = move_of(D, w, du, rank1, c, r, N)
+                z[r] += x
+                t = tanh_small(x)
+                d[r] = t * (1.0 - a[r] * a[r]) / (1.0 + a[r] * t)
+                a[r] += d[r]
+        else:
+            for r in range(N):
+                x = move_of(D, w, du, rank1, c, r, N)
+                z[r] += x
+                e = expm1_small(x)
+                d[r] = a[r] * (1.0 - a[r]) * e / (1.0 + a[r] * e)
+                a[r] += d[r]
+        return
+    for r in range(N):
+        x = move_of(D, w, du, rank1, c, r, N)
+        u = z[r]
+        z[r] = u + x
+        d[r] = activation_change(act, u, a[r], x)
+        a[r] += d[r]
+
+
+cdef floating* layer_change(Py_ssize_t m, const floating* w, const floating* du,
+                            const floating* D, bint rank1, double bound, floating* changes,
+                            floating* out, Network net, Cache cache, Transposed point,
+                            Columns cols) noexcept nogil:
+    """Hidden layer m's z moves by outer(w, du) (rank1) or by D (width rows of N); its
+    activations' changes go to changes; returns the next layer's change in out; see
+    sequential_numba.layer_change."""
     cdef const LayerRow* table = net.table
     cdef Py_ssize_t N = point.N, width = table[m][N_OUT], cm = table[m][COL_OFF], c, r
     cdef Py_ssize_t off_g = table[m][OFF_GAMMA], off_bt = table[m][OFF_BETA]
@@ -531,33 +566,30 @@ cdef floating* layer_change(Py_ssize_t m, floating* D, double bound, floating* o
     cdef floating* a
     cdef floating* d
     cdef floating* zhat
-    cdef double gamma, beta, column_bound
+    cdef double gamma, beta
     for c in range(width):
-        z, a, d = ZT + N * (cm + c), AT + N * (cm + c), D + c * N
-        column_bound = bound
-        if off_g >= 0:
-            # d becomes the change of u = gamma * zhat + beta
-            zhat = ZhatT + N * (cm + c)
-            gamma, beta = params[off_g + c], params[off_bt + c]
-            for r in range(N):
-                old_zhat[r] = zhat[r]
-                u_old[r] = gamma * zhat[r] + beta
-                z[r] += d[r]
-            column_statistics(z, zhat, &mean[cm + c], &istd[cm + c], N)
-            # d = gamma * (zhat - old_zhat)
-            for r in range(N):
-                d[r] = gamma * (zhat[r] - old_zhat[r])
-            column_bound = largest_magnitude(d, N)
-        else:
-            for r in range(N):
-                u_old[r] = z[r]
-                z[r] += d[r]
-        activation_changes(net.act, u_old, a, d, N, column_bound)
+        z, a, d = ZT + N * (cm + c), AT + N * (cm + c), changes + c * N
+        if off_g < 0:
+            move_column(net.act, z, a, d, D, w, du, rank1, c, bound, N)
+            continue
+        # with BatchNorm the column's statistics follow its move, and d receives the change
+        # of u = gamma * zhat + beta before the activation's
+        zhat = ZhatT + N * (cm + c)
+        gamma, beta = params[off_g + c], params[off_bt + c]
+        for r in range(N):
+            old_zhat[r] = zhat[r]
+            u_old[r] = gamma * zhat[r] + beta
+            z[r] += <floating>move_of(D, w, du, rank1, c, r, N)
+        column_statistics(z, zhat, &mean[cm + c], &istd[cm + c], N)
+        # d = gamma * (zhat - old_zhat)
+        for r in range(N):
+            d[r] = gamma * (zhat[r] - old_zhat[r])
+        activation_changes(net.act, u_old, a, d, N, largest_magnitude(d, N))
         for r in range(N):
             a[r] += d[r]
-    # out = W_{m+1}ᵀ @ D, row-major (n_next, N)
+    # out = W_{m+1}ᵀ @ changes, row-major (n_next, N)
     gemm(c'T', c'N', <int>table[m + 1][N_OUT], <int>N, <int>width, &params[table[m + 1][OFF_W]],
-         <int>table[m + 1][N_OUT], D, <int>N, out, <int>N)
+         <int>table[m + 1][N_OUT], changes, <int>N, out, <int>N)
     return out
 
 
@@ -568,7 +600,7 @@ cdef void apply_step(Py_ssize_t j, double delta, Network net, Cache cache, LossS
     point.stride."""
     cdef const LayerRow* table = net.table
     cdef Py_ssize_t N = point.N, out = net.n_layers - 1, n_out = table[out][N_OUT]
-    cdef Py_ssize_t r, c, m, width, stride = point.stride
+    cdef Py_ssize_t r, c, m, k, width, stride = point.stride
     cdef Coordinate at = decode(j, net)
     cdef Py_ssize_t l = at.layer, i = at.i, off_gamma = table[at.layer][OFF_GAMMA]
     cdef Py_ssize_t off_beta = table[at.layer][OFF_BETA], c0 = table[at.layer][COL_OFF]
@@ -640,13 +672,14 @@ cdef void apply_step(Py_ssize_t j, double delta, Network net, Cache cache, LossS
     if l + 1 == out:
         logit_changes(net, state, point, cols, <const floating*>NULL, w, du, True, bound)
         return
-    # D = outer(w, du), row-major (width, N)
-    D = work
-    for c in range(width):
-        for r in range(N):
-            D[c * N + r] = w[c] * du[r]
+    # layer l + 1 moves by outer(w, du), never formed (rank 1); each later layer by the change
+    # the one before returns. Work blocks: layer m's activation changes in 2k % 4, its product
+    # in 2k % 4 + 1 (k = m - l - 1), so that none is read and written at once
+    D = <floating*>NULL
     for m in range(l + 1, out):
-        D = layer_change(m, D, bound, work + ((m - l) % 2) * stride, net, cache, point, cols)
+        k = 2 * (m - l - 1) % 4
+        D = layer_change(m, w, du, D, m == l + 1, bound, work + k * stride,
+                         work + (k + 1) * stride, net, cache, point, cols)
         bound = largest_magnitude(D, table[m + 1][N_OUT] * N)
     logit_changes(net, state, point, cols, D, w, du, False, bound)
 

@@ -28,9 +28,9 @@ from .codes import (BETA, BIAS, BN_EPS, COL_OFF, CROSS_ENTROPY, GAMMA, GRADIENT,
                     MSE, N_OUT, NONFINITE_STEP, OFF_BETA, OFF_GAMMA, OK, RAISED_ULPS, SIGMOID,
                     SMALL_CHANGE, TANH, TINY_CHANGE, WEIGHT)
 from .incremental_numba import activation_changes, decode, largest_magnitude
-from .mlp_numba import (activation_slope, backprop, block, copy_into, expm1_small, expm1_tiny,
-                        forward, kernel, log1p_small, log1p_tiny, loss as evaluate_loss,
-                        row_loss_and_state, weights)
+from .mlp_numba import (activation_change, activation_slope, backprop, block, copy_into,
+                        expm1_small, expm1_tiny, forward, kernel, log1p_small, log1p_tiny,
+                        loss as evaluate_loss, row_loss_and_state, tanh_small, weights)
 
 # The sweep's bundles. A helper called once per step unpacks the fields it uses at its top, by
 # name, and passes on only the bundles its callees read whole: Numba keeps a reference count per
@@ -340,8 +340,9 @@ def refresh_loss_state(loss, LT, TT, QT, scale, rowloss, r, q, z, tr):
 
 
 @kernel(inline="always")
-def logit_move(D, w, d, rank1, c, r):
-    """How much logit c of sample r moves: d_r w_c (rank1) or D[c, r]."""
+def move_of(D, w, d, rank1, c, r):
+    """How much column c of a layer's z (the logits, or a hidden layer in layer_change) moves
+    at sample r: d_r w_c (rank1) or D[c, r]."""
     return d[r] * w[c] if rank1 else D[c, r]
 
 
@@ -413,24 +414,24 @@ def logit_changes(loss, LT, tloss, rowloss, D, w, d, bound, lwork):
     if loss == CROSS_ENTROPY and bound > MODERATE_CHANGE:
         # each sample's softmax and loss recomputed from q e^x, the largest x factored out
         for r in range(N):
-            shift = logit_move(D, w, d, rank1, 0, r)
+            shift = move_of(D, w, d, rank1, 0, r)
             for c in range(n_out):
-                shift = max(shift, logit_move(D, w, d, rank1, c, r))
+                shift = max(shift, move_of(D, w, d, rank1, c, r))
             total = 0.0
             for c in range(n_out):
-                q[c] = QT[c, r] * scale[r] * np.exp(logit_move(D, w, d, rank1, c, r) - shift)
+                q[c] = QT[c, r] * scale[r] * np.exp(move_of(D, w, d, rank1, c, r) - shift)
                 total += q[c]
             for c in range(n_out):
                 QT[c, r] = q[c] / total
             scale[r] = 1.0
-            changes[r] = np.log(total) + shift - logit_move(D, w, d, rank1, labels[r], r)
+            changes[r] = np.log(total) + shift - move_of(D, w, d, rank1, labels[r], r)
             rowloss[r] += changes[r]
         return
     if bound > MODERATE_CHANGE:
         # binary cross-entropy: each sample's loss and state recomputed from its moved logit
         for r in range(N):
             old = rowloss[r]
-            LT[0, r] += logit_move(D, w, d, rank1, 0, r)
+            LT[0, r] += move_of(D, w, d, rank1, 0, r)
             refresh_loss_state(loss, LT, TT, QT, scale, rowloss, r, q, z, tr)
             changes[r] = rowloss[r] - old
         return
@@ -452,7 +453,7 @@ def logit_changes(loss, LT, tloss, rowloss, D, w, d, bound, lwork):
     if loss == CROSS_ENTROPY:
         # changes = -x[label]
         for r in range(N):
-            changes[r] = -logit_move(D, w, d, rank1, labels[r], r)
+            changes[r] = -move_of(D, w, d, rank1, labels[r], r)
     # each sample's change and new scale; |S| <= max |e| < 2 TINY_CHANGE, or < 1/16
     if tiny:
         for r in range(N):
@@ -583,58 +584,86 @@ def apply_step(j, delta, net, cache, state, trans, tloss, buffers, lwork):
         logit_changes(loss, ZT_logits(ZT, N, table), tloss, rowloss, work[0, :0].reshape(0, N),
                       w, du, bound, lwork)
         return
-    D = work[0, :w.shape[0] * N].reshape(w.shape[0], N)
-    # D = np.outer(w, du)
-    for c in range(w.shape[0]):
-        for r in range(N):
-            D[c, r] = w[c] * du[r]
     hidden = Hidden(ZT, AT, ZhatT, mean, istd)  # built here, not passed in (see Hidden)
+    # layer l + 1 moves by outer(w, du), never formed (rank 1: D has no rows); each later layer
+    # by the change the one before returns. Work blocks: layer m's activation changes in
+    # 2k % 4, its product in 2k % 4 + 1 (k = m - l - 1), so that none is read and written at once
+    D = work[1, :0].reshape(0, N)
     for m in range(l + 1, out):
-        D = layer_change(m, D, bound, params, table, act, hidden, u_old, old_zhat,
-                         work[(m - l) % 2])
+        k = 2 * (m - l - 1) % 4
+        D = layer_change(m, w, du, D, bound, params, table, act, hidden, u_old, old_zhat,
+                         work[k], work[k + 1])
         bound = largest_magnitude(D.reshape(D.size))
     logit_changes(loss, ZT_logits(ZT, N, table), tloss, rowloss, D, w, du, bound, lwork)
 
 
 @kernel
-def layer_change(m, D, bound, params, table, act, hidden, u_old, old_zhat, out):
-    """Hidden layer m's z moves by D (width, N), every |D| <= bound: its columns in hidden
-    follow (with BatchNorm, their statistics too) and the next layer's change W_{m+1}ᵀ @ Δa is
-    returned, a view of out. u_old, old_zhat: (N,) scratch."""
+def move_column(act, z, a, d, D, w, du, rank1, c, bound):
+    """In place, column c of a layer without BatchNorm, in one pass over the samples: z += its
+    move (move_of: rank 1 or D's row c), a = act(z) follows, d receives a's change. Every
+    |move| <= bound; when that is small, activation_changes' identities run branch-free (and
+    vectorise)."""
+    if (act == TANH or act == SIGMOID) and bound <= SMALL_CHANGE:
+        if act == TANH:
+            for r in range(z.shape[0]):
+                x = move_of(D, w, du, rank1, c, r)
+                z[r] += x
+                t = tanh_small(x)
+                d[r] = t * (1.0 - a[r] * a[r]) / (1.0 + a[r] * t)
+                a[r] += d[r]
+        else:
+            for r in range(z.shape[0]):
+                x = move_of(D, w, du, rank1, c, r)
+                z[r] += x
+                e = expm1_small(x)
+                d[r] = a[r] * (1.0 - a[r]) * e / (1.0 + a[r] * e)
+                a[r] += d[r]
+        return
+    for r in range(z.shape[0]):
+        x = move_of(D, w, du, rank1, c, r)
+        u = z[r]
+        z[r] = u + x
+        d[r] = activation_change(act, u, a[r], x)
+        a[r] += d[r]
+
+
+@kernel
+def layer_change(m, w, du, D, bound, params, table, act, hidden, u_old, old_zhat, changes, out):
+    """Hidden layer m's z moves by outer(w, du) (rank 1: D has no rows) or by D (width, N),
+    every move within bound: its columns in hidden follow (with BatchNorm, their statistics
+    too), their activations' changes Δa go to changes, and the next layer's change
+    W_{m+1}ᵀ @ Δa is returned, a view of out. u_old, old_zhat: (N,) scratch."""
     ZT, AT, ZhatT, mean, istd = hidden.ZT, hidden.AT, hidden.ZhatT, hidden.mean, hidden.istd
-    width, N = D.shape
+    N = du.shape[0]
+    width = table[m, N_OUT]
     off_g, off_bt, cm = table[m, OFF_GAMMA], table[m, OFF_BETA], table[m, COL_OFF]
     z, a = transposed(ZT, N, table, m), transposed(AT, N, table, m)
-    # one column at a time: z[c] += D[c], then its activations (and statistics) follow
+    Da = changes[:width * N].reshape(width, N)
+    rank1 = D.shape[0] == 0  # (a flag, not a constant: see logit_changes)
     for c in range(width):
-        d = D[c]
-        column_bound = bound
-        if off_g >= 0:
-            # d becomes the change of u = gamma * zhat + beta
-            zhat = transposed(ZhatT, N, table, m)[c]
-            gamma, beta = params[off_g + c], params[off_bt + c]
-            # old_zhat = zhat; u_old = gamma * zhat + beta; z[c] += d
-            for r in range(N):
-                old_zhat[r] = zhat[r]
-                u_old[r] = gamma * zhat[r] + beta
-                z[c, r] += d[r]
-            mean[cm + c], istd[cm + c] = column_statistics(z[c], zhat)
-            # d = gamma * (zhat - old_zhat)
-            for r in range(N):
-                d[r] = gamma * (zhat[r] - old_zhat[r])
-            column_bound = largest_magnitude(d)
-        else:
-            # u_old = z[c]; z[c] += d
-            for r in range(N):
-                u_old[r] = z[c, r]
-                z[c, r] += d[r]
-        activation_changes(act, u_old, a[c], d, column_bound)
+        if off_g < 0:
+            move_column(act, z[c], a[c], Da[c], D, w, du, rank1, c, bound)
+            continue
+        # with BatchNorm the column's statistics follow its move, and Da[c] receives the
+        # change of u = gamma * zhat + beta before the activation's
+        d, zhat = Da[c], transposed(ZhatT, N, table, m)[c]
+        gamma, beta = params[off_g + c], params[off_bt + c]
+        # old_zhat = zhat; u_old = gamma * zhat + beta; z[c] += its move
+        for r in range(N):
+            old_zhat[r] = zhat[r]
+            u_old[r] = gamma * zhat[r] + beta
+            z[c, r] += move_of(D, w, du, rank1, c, r)
+        mean[cm + c], istd[cm + c] = column_statistics(z[c], zhat)
+        # d = gamma * (zhat - old_zhat)
+        for r in range(N):
+            d[r] = gamma * (zhat[r] - old_zhat[r])
+        activation_changes(act, u_old, a[c], d, largest_magnitude(d))
         # a[c] += d
         for r in range(N):
             a[c, r] += d[r]
     n_next = table[m + 1, N_OUT]
     D_next = out[:n_next * N].reshape(n_next, N)
-    np.dot(weights(params, table, m + 1).T, D, D_next)
+    np.dot(weights(params, table, m + 1).T, Da, D_next)
     return D_next
 
 
