@@ -23,6 +23,8 @@ NETWORKS = [
     ("sigmoid-mse", (8, 5, 2), "sigmoid", False, "mse", "float64"),
     ("identity-bn-bce", (8, 4, 1), "identity", True, "binary_cross_entropy", "float64"),
     ("tanh-bn-ce-f32", (8, 6, 4), "tanh", True, "cross_entropy", "float32"),
+    ("tanh-ce-2h", (8, 6, 5, 3), "tanh", False, "cross_entropy", "float64"),
+    ("sigmoid-mse-2h-f32", (8, 5, 4, 2), "sigmoid", False, "mse", "float32"),
 ]
 
 
