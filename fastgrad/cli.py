@@ -146,8 +146,8 @@ def build_compare_parser(commands):
     add_network_arguments(cmp)
     cmp.add_argument("--backend", choices=BACKENDS, default="cython",
                      help="cython (default: compiled when the package was installed), numba "
-                          "(compiled on its first run, in tens of seconds, then loaded from its cache) "
-                          "or numpy (the readable reference, slow)")
+                          "(compiled on its first run, in tens of seconds, then loaded from its "
+                          "cache) or numpy (the readable reference, slow)")
     cmp.add_argument("--seed", type=int, default=0,
                      help="seeds the split, the initial weights and the shuffling (default 0)")
     cmp.add_argument("--approaches", nargs="+", choices=list(comparison.CONTENDERS),
