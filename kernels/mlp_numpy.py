@@ -102,10 +102,8 @@ def tanh_double(x):
 
 
 def sigmoid_double(x):
-    """sigmoid of float64 data as the compiled twins compute it: (1 or e) / (1 + e) with e =
-    exp_double(-|x|)."""
-    e = exp_double(-np.abs(x))
-    return np.where(x >= 0, 1.0, e) / (1 + e)
+    """sigmoid of float64 data as the compiled twins compute it: sigmoid with exp_double."""
+    return sigmoid(x, exp=exp_double)
 
 
 def activate(act, u):
@@ -129,10 +127,10 @@ def activation_slope(act, a):
     return np.ones_like(a)
 
 
-def sigmoid(x):
-    # 1 / (1 + exp(-x)) without overflow for large |x|
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+def sigmoid(x, exp=np.exp):
+    """1 / (1 + exp(-x)) without overflow for large |x|: (1 or e) / (1 + e), e = exp(-|x|)."""
+    e = exp(-np.abs(x))
+    return np.where(x >= 0, 1.0, e) / (1 + e)
 
 
 def row_losses(loss, logits, T):
