@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from Cython.Build import cythonize
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 
 KERNELS = Path(__file__).resolve().parent / "kernels"
 
@@ -72,4 +72,7 @@ extensions = [
 modules = cythonize(extensions, compiler_directives=directives, force=force)
 stamp.parent.mkdir(exist_ok=True)
 stamp.write_text(mode, encoding="utf-8")
-setup(ext_modules=modules)
+# every package of the source tree, found (so that a new subpackage is never left out of the
+# wheel), and the kernels, which live in kernels/ (pyproject.toml's package-dir)
+packages = [*find_packages(include=["fastgrad", "fastgrad.*"]), "fastgrad._kernels"]
+setup(ext_modules=modules, packages=packages)

@@ -1,5 +1,11 @@
 """fastgrad: train multilayer perceptrons on the CPU the parallel way (backprop, all weights at
-once) and the sequential way (one weight at a time), with Numba and Cython kernels."""
+once) and the sequential way (one weight at a time), with Numba and Cython kernels.
+
+The package by concept: ``model`` (the network, its point and gradients, the kernels'
+backends and workspaces), ``optim`` (the update rules and their bound state), ``approaches``
+(parallel, layer-wise, sequential), ``training`` (the run, its History and callbacks),
+``experiments`` (compare and its files), ``bench`` (fastgrad bench), and the single modules
+``datasets``, ``diagnostics``, ``validation``, ``config``, ``errors`` and ``cli``."""
 try:
     from . import _kernels  # noqa: F401  (kernels/, installed as fastgrad._kernels)
 except ModuleNotFoundError as error:  # pragma: no cover - depends on how Python was started
@@ -8,17 +14,15 @@ except ModuleNotFoundError as error:  # pragma: no cover - depends on how Python
         "source tree shadowing the installed package. Run from another directory, or install "
         "it in place with `pip install -e .`") from error
 
-from . import comparison, datasets, diagnostics, optim
-from .approach import Approach, EpochResult
-from .comparison import Comparison, compare
+from . import datasets, diagnostics, experiments, optim
+from .approaches import Approach, EpochResult, LayerWise, Parallel, Sequential, SweepReport, sweep
 from .errors import NonFiniteStep
-from .layerwise import LayerWise
-from .network import MLP, Point, default_eps
-from .parallel import Parallel
-from .sequential import Sequential, SweepReport, sweep
-from .training import History, train
+from .experiments import Comparison, compare
+from .model import MLP, Point, default_eps
+from .training import Callback, History, TrainingRun, train
 
 __version__ = "0.1.0"
 __all__ = ["MLP", "Point", "Approach", "EpochResult", "Parallel", "LayerWise", "Sequential",
-           "History", "NonFiniteStep", "SweepReport", "Comparison", "compare", "comparison",
-           "datasets", "default_eps", "diagnostics", "optim", "sweep", "train"]
+           "History", "NonFiniteStep", "SweepReport", "Comparison", "Callback", "TrainingRun",
+           "compare", "datasets", "default_eps", "diagnostics", "experiments", "optim", "sweep",
+           "train"]

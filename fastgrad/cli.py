@@ -13,13 +13,13 @@ import sys
 
 import numpy as np
 
-from . import bench
-from . import comparison
-from ._backends import BACKENDS
+from . import experiments
 from ._kernels.codes import ACTIVATIONS
-from .benchmarking import best_time
+from .bench import report as bench
+from .bench.cases import best_time
 from .datasets import load_digits_standardised
-from .network import GRADIENT_METHODS, MLP, default_eps
+from .model import GRADIENT_METHODS, MLP, default_eps
+from .model.backends import BACKENDS
 
 
 def positive_int(text):
@@ -43,7 +43,7 @@ def positive_float(text):
 
 
 def compare(args):
-    result = comparison.compare(
+    result = experiments.compare(
         args.dataset, target=args.target, task=args.task, hidden=args.hidden,
         activation=args.activation, batchnorm=args.batchnorm, dtype=args.dtype,
         backend=args.backend, seed=args.seed, approaches=args.approaches, lr=args.lr,
@@ -68,10 +68,8 @@ def gradients(args):
     sizes = [X.shape[1], *args.hidden, 10]
     reference = MLP(sizes, args.activation, args.batchnorm, dtype=args.dtype, seed=args.seed,
                     backend="numpy")
-    net_name = "-".join(map(str, sizes))
-    bn = " + BatchNorm" if args.batchnorm else ""
-    print(f"{net_name} {args.activation}{bn} network, cross-entropy, {args.dtype}, "
-          f"{len(X)} digits, {reference.n_params} parameters")
+    print(f"{reference.label} network, cross-entropy, {args.dtype}, {len(X)} digits, "
+          f"{reference.n_params} parameters")
     point = reference.point(X, y)
     exact = point.gradient("backprop")
     print(f"J = {point.loss:.12f}; |dJ/dθ|max = {np.abs(exact).max():.3e}; "
@@ -126,7 +124,7 @@ def add_network_arguments(parser):
 
 def build_compare_parser(commands):
     approaches = "\n".join(f"  {c.name:<18} {c.description} (lr {c.lr:g})"
-                           for c in comparison.CONTENDERS.values())
+                           for c in experiments.CONTENDERS.values())
     cmp = commands.add_parser(
         "compare", help="the main job: the parallel and sequential approaches side by side",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -150,12 +148,12 @@ def build_compare_parser(commands):
                           "cache) or numpy (the readable reference, slow)")
     cmp.add_argument("--seed", type=int, default=0,
                      help="seeds the split, the initial weights and the shuffling (default 0)")
-    cmp.add_argument("--approaches", nargs="+", choices=list(comparison.CONTENDERS),
+    cmp.add_argument("--approaches", nargs="+", choices=list(experiments.CONTENDERS),
                      default=None, metavar="NAME", help="a subset of the approaches below")
     cmp.add_argument("--lr", type=positive_float, default=None,
                      help="one learning rate for every approach (default: each its own)")
     cmp.add_argument("--epochs", type=positive_int, default=None,
-                     help=f"epochs per approach (default {comparison.DEFAULT_EPOCHS}, or no "
+                     help=f"epochs per approach (default {experiments.DEFAULT_EPOCHS}, or no "
                           f"limit with --seconds alone)")
     cmp.add_argument("--seconds", type=positive_float, default=None,
                      help="training seconds per approach, the same for each (checked after "

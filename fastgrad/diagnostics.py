@@ -10,7 +10,7 @@ data, at the network's current parameters:
 """
 import numpy as np
 
-from . import _validation as check
+from . import validation as check
 
 
 def _gradient_and_loss(net, X, y):

@@ -69,27 +69,21 @@ cdef bint update_c(int code, const double* hyper, long step, const floating* par
     return finite
 
 
-cdef (double, int) train_step_c(Network net, Cache cache, LossState state,
-                                OptimizerState optimizer, floating* grad, Scratch scratch,
-                                RunningStats running, Py_ssize_t first,
-                                Py_ssize_t last) noexcept nogil:
-    """One step moving layers first..last; returns (J, status); see parallel_numpy.train_step."""
+cdef int apply_update_c(Network net, OptimizerState optimizer, const floating* grad,
+                        Py_ssize_t first, Py_ssize_t last) noexcept nogil:
+    """The optimizer's update of layers first..last with the gradient grad, applied only once
+    it is finite; returns OK or NONFINITE_UPDATE (then nothing changed). See
+    parallel_numpy.apply_update."""
     cdef Py_ssize_t n_layers = net.n_layers, P = net.n_params, lo, hi, j, row, l
     cdef floating* params = <floating*>net.params
     cdef floating* buffers = <floating*>optimizer.state
     cdef floating* new = <floating*>optimizer.new
-    cdef double J
-    forward_c(net, cache, True, <floating*>NULL)
-    J = loss_c(net, cache, state, <floating*>NULL)
-    if not isfinite(J):
-        return J, NONFINITE_LOSS
-    backprop_c(net, cache, state, grad, scratch, first)
     # the update of params[lo:hi] is computed into new and copied over only once it is finite
     lo = net.table[first][OFF_W]
     hi = net.table[last + 1][OFF_W] if last + 1 < n_layers else P
     if not update_c(optimizer.code, optimizer.hyper, optimizer.steps[first] + 1, &params[lo],
                     &grad[lo], &buffers[lo], &new[lo], hi - lo, P):
-        return J, NONFINITE_UPDATE
+        return NONFINITE_UPDATE
     # params[lo:hi] = new[0, lo:hi]; state[:, lo:hi] = new[1:, lo:hi]
     for j in range(lo, hi):
         params[j] = new[j]
@@ -98,6 +92,24 @@ cdef (double, int) train_step_c(Network net, Cache cache, LossState state,
             buffers[row * P + j] = new[(row + 1) * P + j]
     for l in range(first, last + 1):
         optimizer.steps[l] += 1
+    return OK
+
+
+cdef (double, int) train_step_c(Network net, Cache cache, LossState state,
+                                OptimizerState optimizer, floating* grad, Scratch scratch,
+                                RunningStats running, Py_ssize_t first,
+                                Py_ssize_t last) noexcept nogil:
+    """One step moving layers first..last; returns (J, status); see parallel_numpy.train_step."""
+    cdef double J
+    cdef int status
+    forward_c(net, cache, True, <floating*>NULL)
+    J = loss_c(net, cache, state, <floating*>NULL)
+    if not isfinite(J):
+        return J, NONFINITE_LOSS
+    backprop_c(net, cache, state, grad, scratch, first)
+    status = apply_update_c(net, optimizer, grad, first, last)
+    if status != OK:
+        return J, status
     update_running_stats_c(net, cache, running, <floating*>NULL)
     return J, OK
 
@@ -186,6 +198,22 @@ def update(int code, const double[::1] hyper, long step, const floating[::1] par
         finite = update_c(code, &hyper[0], step, &params[0], &grad[0], &state[0, 0], &new[0, 0],
                           params.shape[0], params.shape[0])
     return finite
+
+
+def apply_update(net, optimizer, grad, Py_ssize_t first, Py_ssize_t last):
+    """The optimizer's update of layers first..last with the gradient grad (aligned with
+    net.params); returns OK or NONFINITE_UPDATE (then nothing changed). See
+    parallel_numpy.apply_update."""
+    cdef Network network = unpack_network(net, True)
+    cdef OptimizerState opt = unpack_optimizer(optimizer, network)
+    cdef void* g = buffer_of(grad, network, "grad")
+    cdef int status
+    with nogil:
+        if network.dtype == cnp.NPY_DOUBLE:
+            status = apply_update_c(network, opt, <double*>g, first, last)
+        else:
+            status = apply_update_c(network, opt, <float*>g, first, last)
+    return status
 
 
 def train_step(net, cache, state, optimizer, grad, scratch, running, Py_ssize_t first,

@@ -98,19 +98,31 @@ def update(code, hyper, step, params, grad, state, new):
 def train_step(net, cache, state, optimizer, grad, scratch, running, first, last):
     """One step of the optimizer moving layers first..last; returns (loss, status), status OK,
     NONFINITE_LOSS or NONFINITE_UPDATE (then nothing changed). See parallel_numpy.train_step."""
-    params, table, _, _ = net
-    code, hyper, steps, opt_state, new = optimizer
-    n_layers = table.shape[0]
     forward(net, cache, np.bool_(True))  # (a typed bool, not a literal: see mlp_numba)
     J = loss(net, cache, state)
     if not np.isfinite(J):
         return J, NONFINITE_LOSS
     backprop(net, cache, state, grad, scratch, first)
+    status = apply_update(net, optimizer, grad, first, last)
+    if status != OK:
+        return J, status
+    update_running_stats(net, cache, running)
+    return J, OK
+
+
+@kernel
+def apply_update(net, optimizer, grad, first, last):
+    """The optimizer's update of layers first..last with the gradient ``grad``, applied only
+    once it is finite; returns OK or NONFINITE_UPDATE (then nothing changed). See
+    parallel_numpy.apply_update."""
+    params, table, _, _ = net
+    code, hyper, steps, opt_state, new = optimizer
+    n_layers = table.shape[0]
     lo = table[first, OFF_W]
     hi = table[last + 1, OFF_W] if last + 1 < n_layers else params.shape[0]
     if not update(code, hyper, steps[first] + 1, params[lo:hi], grad[lo:hi],
                   opt_state[:, lo:hi], new[:, lo:hi]):
-        return J, NONFINITE_UPDATE
+        return NONFINITE_UPDATE
     # params[lo:hi] = new[0, lo:hi]; opt_state[:, lo:hi] = new[1:, lo:hi] (loops: see
     # mlp_numba.copy_into)
     for j in range(lo, hi):
@@ -120,8 +132,7 @@ def train_step(net, cache, state, optimizer, grad, scratch, running, first, last
             opt_state[row, j] = new[row + 1, j]
     for l in range(first, last + 1):  # steps[first:last + 1] += 1
         steps[l] += 1
-    update_running_stats(net, cache, running)
-    return J, OK
+    return OK
 
 
 @kernel

@@ -96,17 +96,28 @@ def train_step(net, cache, state, optimizer, grad, scratch, running, first, last
     if not np.isfinite(J):
         return J, NONFINITE_LOSS
     backprop(net, cache, state, grad, scratch, first)
-    # the update is computed into optimizer.new and copied over only once it is finite
+    status = apply_update(net, optimizer, grad, first, last)
+    if status != OK:
+        return J, status
+    update_running_stats(net, cache, running)
+    return J, OK
+
+
+def apply_update(net, optimizer, grad, first, last):
+    """The optimizer's update of layers first..last with the gradient ``grad`` (aligned with
+    net.params; only layers first..last's share is read): computed into optimizer.new and copied
+    over only once it is finite. Returns OK (parameters, optimizer state and the layers' step
+    counts updated) or NONFINITE_UPDATE (nothing changed). ``train_step`` takes its step
+    through this; ``BoundOptimizer.apply`` calls it with a gradient of its caller's."""
     lo, hi = layer_span(net, first, last)
     params, buffers, new = net.params, optimizer.state, optimizer.new
     if not update(optimizer.code, optimizer.hyper, optimizer.steps[first] + 1, params[lo:hi],
                   grad[lo:hi], buffers[:, lo:hi], new[:, lo:hi]):
-        return J, NONFINITE_UPDATE
+        return NONFINITE_UPDATE
     params[lo:hi] = new[0, lo:hi]
     buffers[:, lo:hi] = new[1:, lo:hi]
     optimizer.steps[first:last + 1] += 1
-    update_running_stats(net, cache, running)
-    return J, OK
+    return OK
 
 
 def batch_bundles(cache, state, scratch, N):

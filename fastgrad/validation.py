@@ -1,5 +1,6 @@
-"""Argument checks, all done in Python before any kernel runs. Each error names the argument
-and what was expected; arrays that pass come back C-contiguous in the network's dtype."""
+"""Argument checks, all done in Python before any kernel runs, in one module that every public
+function reaches before it does any work. Each error names the argument and what was expected;
+arrays that pass come back C-contiguous in the network's dtype."""
 import numbers
 
 import numpy as np
@@ -52,7 +53,7 @@ def check_positive(name, value):
     return float(value)
 
 
-def _as_real_array(name, values):
+def as_real_array(name, values):
     array = np.asarray(values)
     if array.dtype == object or not (np.issubdtype(array.dtype, np.number)
                                      or array.dtype == np.bool_):
@@ -68,7 +69,7 @@ def check_X(X, n_features, dtype, finite=True):
     # an array the kernels can read as it is needs no conversion, only the NaN/inf check
     if not (type(X) is np.ndarray and X.dtype == dtype and X.ndim == 2 and X.shape[0] > 0
             and X.shape[1] == n_features and X.flags.c_contiguous):
-        X = _as_real_array("X", X)
+        X = as_real_array("X", X)
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D (n_samples, {n_features}); got shape {X.shape}")
         if X.shape[0] == 0:
@@ -86,7 +87,7 @@ def check_targets(y, n_samples, n_out, loss, dtype, check_values=True):
     """The loss's targets as an (N, n_out) array T in ``dtype``: one-hot labels for
     cross-entropy, the targets themselves for mse and binary cross-entropy. With
     ``check_values=False`` the caller checks mse / binary cross-entropy values (finite, 0/1)."""
-    y = _as_real_array("y", y)
+    y = as_real_array("y", y)
     if loss == "cross_entropy":
         if y.ndim != 1 or len(y) != n_samples:
             raise ValueError(f"y must be a 1-D array of {n_samples} class labels; got shape {y.shape}")
@@ -125,3 +126,77 @@ def check_finite_number(name, value):
     if not np.isfinite(value):
         raise ValueError(f"{name} must be finite; got {value!r}")
     return float(value)
+
+
+def check_positive_int(name, value, allow_none=False):
+    """A positive integer (or None when allowed)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer{' or None' if allow_none else ''}; "
+                        f"got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1; got {value}")
+    return int(value)
+
+
+def check_bool(name, value):
+    """True or False (numpy's bool too)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r}")
+    return bool(value)
+
+
+def check_unit_interval(name, value, closed_left=True):
+    """A finite number in [0, 1) (or (0, 1))."""
+    value = check_finite_number(name, value)
+    if not ((0 <= value if closed_left else 0 < value) and value < 1):
+        raise ValueError(f"{name} must lie in {'[' if closed_left else '('}0, 1); got {value!r}")
+    return value
+
+
+def check_non_negative(name, value):
+    """A finite number >= 0."""
+    value = check_finite_number(name, value)
+    if value < 0:
+        raise ValueError(f"{name} must be finite and >= 0; got {value!r}")
+    return value
+
+
+def check_network(net):
+    """A fastgrad.MLP."""
+    from .model import MLP
+
+    if not isinstance(net, MLP):
+        raise TypeError(f"net must be a fastgrad.MLP; got {type(net).__name__}")
+    return net
+
+
+def check_layer(layer, n_layers):
+    """A layer index in [0, n_layers)."""
+    if isinstance(layer, (bool, np.bool_)) or not isinstance(layer, numbers.Integral) \
+            or not 0 <= layer < n_layers:
+        raise ValueError(f"layer must be an integer in [0, {n_layers - 1}]; got {layer!r}")
+    return int(layer)
+
+
+def check_rng(rng, seed):
+    """The run's generator: ``rng`` (a numpy Generator, used and advanced as it is, so that a
+    run can continue where another stopped) or, without one, a new one from ``seed``."""
+    if rng is None:
+        if seed is not None and (isinstance(seed, (bool, np.bool_))
+                                 or not isinstance(seed, numbers.Integral)):
+            raise TypeError(f"seed must be an integer or None; got {seed!r}")
+        return np.random.default_rng(seed)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
+    return rng
+
+
+def check_pair(name, value, what):
+    """A pair (a, b)."""
+    try:
+        first, second = value
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a pair {what}; got {value!r}") from None
+    return first, second

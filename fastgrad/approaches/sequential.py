@@ -18,7 +18,7 @@ sweep), ``"random"`` (``n_steps`` draws with replacement, default n_params), an 
 with the largest |dJ/dθ_j|). Greedy needs the whole gradient at every step, so each of its steps
 costs a full forward and backward pass: a greedy sweep costs as much as the naive sweep, about
 n_params parallel steps, where a sweep in the other orders costs about 40 of them with one
-hidden layer and several hundred with two (README, "Benchmarks").
+hidden layer and several hundred with two (``fastgrad bench`` measures both).
 
 The kernel (one call per sweep) keeps the cached activations, BatchNorm statistics, logits,
 per-sample losses and softmax of the current point up to date after every step, so each step
@@ -27,19 +27,18 @@ hidden layer — never a full forward and backward pass (docs/design.md, "Increm
 re-evaluation"). With BatchNorm, the running statistics are updated once per sweep, from the
 batch statistics at its end.
 """
-import numbers
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import _validation as check
-from ._backends import bundle_type
-from ._kernels.bundles import SweepPlan
-from ._kernels.codes import NONFINITE_STEP, PICK_GREEDILY, STEP_RULES
-from ._workspace import Workspace
-from .approach import Approach, EpochResult, check_positive_int
-from .errors import NonFiniteStep
+from .. import validation as check
+from .._kernels.bundles import SweepPlan
+from .._kernels.codes import NONFINITE_STEP, PICK_GREEDILY, STEP_RULES
+from ..errors import NonFiniteStep
+from ..model import Workspace
+from ..model.backends import bundle_type
+from .base import Approach, EpochResult
 
 ORDERS = ("cyclic", "reverse", "permutation", "random", "greedy")
 
@@ -48,16 +47,16 @@ ORDERS = ("cyclic", "reverse", "permutation", "random", "greedy")
 class SweepReport:
     """What one sweep did on its batch: J before and after it, the number of single-coordinate
     steps, how many of them raised J (from the exact per-sample loss changes of the step),
-    how many had a derivative of the opposite sign from the gradient at the start of the sweep
-    (the effect of evaluating at a partially updated point; ``flipped_fraction`` of the steps),
-    and the wall time in seconds."""
+    how many ``flipped``: had a derivative of the opposite sign from the gradient at the start
+    of the sweep (the effect of evaluating at a partially updated point; ``flipped_fraction``
+    of the steps), and the wall time in ``seconds``."""
 
     loss_before: float
     loss: float
     steps: int
     raised: int
     flipped: int
-    time: float
+    seconds: float
 
     @property
     def flipped_fraction(self):
@@ -72,11 +71,7 @@ def check_order(order, n_params, n_steps=None):
         if n_steps is not None and order not in ("random", "greedy"):
             raise ValueError(f"n_steps applies to order='random' or 'greedy'; order={order!r} "
                              f"visits each of the {n_params} coordinates once")
-        if n_steps is not None:
-            if isinstance(n_steps, (bool, np.bool_)) or not isinstance(n_steps, numbers.Integral):
-                raise TypeError(f"n_steps must be a positive integer; got {n_steps!r}")
-            if n_steps < 1:
-                raise ValueError(f"n_steps must be at least 1; got {n_steps}")
+        check.check_positive_int("n_steps", n_steps, allow_none=True)
         return order, order == "greedy"
     if n_steps is not None:
         raise ValueError("n_steps applies to order='random' or 'greedy', not to an order array")
@@ -113,23 +108,19 @@ def check_step(step, lr):
     return STEP_RULES[step], check.check_positive("lr", lr)
 
 
-def sweep(net, X, y, order="cyclic", lr=0.1, step="gradient", seed=None, n_steps=None):
+def sweep(net, X, y, order="cyclic", lr=0.1, step="gradient", seed=0, n_steps=None):
     """One sweep of single-coordinate steps on (X, y) (the whole of it: J is the mean loss over
     X); returns a SweepReport. ``order``, ``lr`` and ``step`` as in the module docstring;
-    ``seed`` seeds the "permutation" and "random" orders; ``n_steps`` sets the number of steps
-    of "random" and "greedy" (default n_params).
+    ``seed`` (default 0, like every other) seeds the "permutation" and "random" orders;
+    ``n_steps`` sets the number of steps of "random" and "greedy" (default n_params).
 
-    A step that makes the loss non-finite raises NonFiniteStep; that step is undone, so the
-    network keeps the last finite weights (the steps before it in the sweep stay taken)."""
-    from .network import MLP
-
-    if not isinstance(net, MLP):
-        raise TypeError(f"net must be a fastgrad.MLP; got {type(net).__name__}")
-    X = check.check_X(X, net.sizes[0], net.dtype)
-    T = check.check_targets(y, len(X), net.sizes[-1], net.loss_name, net.dtype)
+    A step that makes the loss non-finite raises NonFiniteStep (its ``step`` and
+    ``coordinate``); that step is undone, so the network keeps the last finite weights (the
+    steps before it in the sweep stay taken)."""
+    X, T = check.check_network(net).check_batch(X, y)
     order, greedy = check_order(order, net.n_params, n_steps)
     rule, lr = check_step(step, lr)
-    coordinates = draw_order(order, net.n_params, np.random.default_rng(seed), n_steps)
+    coordinates = draw_order(order, net.n_params, check.check_rng(None, seed), n_steps)
     return run_sweep(net, Workspace(net, len(X)), X, T, SweepPlan(coordinates, greedy, rule, lr))
 
 
@@ -143,16 +134,17 @@ def run_sweep(net, workspace, X, T, plan):
         net.kernel_network, cache, state, bundle_type(net.backend, SweepPlan)(plan),
         workspace.start_grad, workspace.grad, workspace.scratch)
     if status == NONFINITE_STEP:
-        j = int(plan.order[steps])
+        j = None if plan.greedy else int(plan.order[steps])
         where = "a greedy step" if plan.greedy else f"coordinate {j}, {net.coordinate(j)}"
-        raise NonFiniteStep(f"step {steps + 1} of the sweep ({where}) made the loss non-finite; "
-                            f"that step was undone, the {steps} before it were kept")
+        raise NonFiniteStep(f"{where} made the loss non-finite; that step was undone, the "
+                            f"{steps} before it in the sweep were kept", step=int(steps) + 1,
+                            coordinate=j)
     # the kernel leaves the cached point of the final weights: per-sample losses and BatchNorm
     # statistics, kept exact to round-off by its incremental updates
     if net.batchnorm:
         k.mlp.update_running_stats(net.kernel_network, cache, net.kernel_running)
-    return SweepReport(float(loss_before), float(workspace.rowloss.mean()), int(steps), int(raised),
-                       int(flipped), time.perf_counter() - start)
+    return SweepReport(float(loss_before), float(workspace.rowloss.mean()), int(steps),
+                       int(raised), int(flipped), time.perf_counter() - start)
 
 
 @dataclass
@@ -183,7 +175,8 @@ class Sequential(Approach):
         if isinstance(self.order, str):
             check.check_choice("order", self.order, ORDERS)
         _, self.lr = check_step(self.step, self.lr)
-        self.batch_size = check_positive_int("batch_size", self.batch_size, allow_none=True)
+        self.batch_size = check.check_positive_int("batch_size", self.batch_size,
+                                                   allow_none=True)
 
     def check(self, net, n_samples):
         super().check(net, n_samples)
@@ -198,8 +191,8 @@ class Sequential(Approach):
             try:
                 report = run_sweep(net, data.workspace(len(X)), X, T, plan)
             except NonFiniteStep as error:
-                raise NonFiniteStep(f"sweep {sweep_number}: {error}") from None
+                raise error.where(sweep=sweep_number) from None
             steps += report.steps
             raised += report.raised
             flipped += report.flipped
-        return EpochResult(steps, raised, flipped / steps)
+        return EpochResult(steps, raised, flipped)

@@ -163,7 +163,7 @@ start = time.perf_counter()
 import fastgrad
 X, y = fastgrad.datasets.load_digits_standardised(64)
 net = fastgrad.MLP([64, 32, 10], backend="{backend}")
-fastgrad.optim.SGD(0.1).step(net, X, y)
+fastgrad.optim.SGD(0.1).bind(net).step(X, y)
 net.gradient(X, y, method="forward")
 fastgrad.sweep(net, X, y)
 print(time.perf_counter() - start)
@@ -184,10 +184,10 @@ def cold_start_seconds(backend, numba_cache_dir):
 # ---------------------------------------------------------------- whole training runs
 def fastgrad_training(backend, X, y):
     """``fastgrad.train`` on the TRAINING case as a callable (a fresh network each call)."""
-    from .network import MLP
-    from .optim import Adam
-    from .parallel import Parallel
-    from .training import train
+    from ..approaches import Parallel
+    from ..model import MLP
+    from ..optim import Adam
+    from ..training import train
 
     case = TRAINING
 
@@ -258,16 +258,16 @@ def torch_training(X, y):
 def fastgrad_epoch(backend, X, y, batch_size):
     """One epoch of the parallel approach (SGD(LR), fresh permutation, batches of batch_size)
     as a callable: one kernel call; no evaluation."""
-    from ._validation import check_targets
-    from .approach import TrainingData
-    from .network import MLP
-    from .optim import SGD
-    from .parallel import Parallel
+    from ..approaches import Parallel, TrainingData
+    from ..model import MLP, Workspaces
+    from ..optim import SGD
 
     net = MLP(NETWORKS[EPOCH_CASE[0]], dtype=X.dtype.name, backend=backend)
     approach = Parallel(SGD(LR), batch_size, count_raised=False)
-    T = check_targets(y, len(X), net.sizes[-1], "cross_entropy", X.dtype)
-    data = TrainingData(net, X, y, T)
+    X, T = net.check_batch(X, y)
+    workspaces = Workspaces(net)
+    data = TrainingData(X, y, T, workspaces)
+    approach.prepare(net, workspaces)
     rng = np.random.default_rng(0)
     return lambda: approach.run_epoch(net, data, rng)
 
@@ -296,7 +296,7 @@ def jax_epoch(X, y, batch_size):
         import jax
     except ImportError:
         return None
-    from .network import MLP
+    from ..model import MLP
 
     jnp = jax.numpy
     net = MLP(NETWORKS[EPOCH_CASE[0]], dtype=X.dtype.name)

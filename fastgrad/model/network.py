@@ -5,24 +5,21 @@ The parameter vector (a fixed convention): for each Dense layer l in order, ``W_
 (n_in, n_out) in C order (``z = a_prev @ W_l + b_l``), then ``b_l``, then, for a hidden layer of
 a network with BatchNorm, ``gamma_l`` and ``beta_l``.
 """
+import numbers
+
 import numpy as np
 
-from . import _validation as check
-from ._backends import BACKENDS, bundle_type, kernels
-from ._kernels.bundles import Network, RunningStats
-from ._kernels.codes import (ACTIVATIONS, BN_EPS, BN_MOMENTUM, COL_OFF, KIND_NAMES, LOSSES,
-                             N_OUT, OFF_B, OFF_BETA, OFF_GAMMA, OFF_W, N_IN, WEIGHT)
-from ._workspace import Workspace
-
-GRADIENT_METHODS = ("backprop", "forward", "finite_difference")
-# backprop's ``first`` layer for the whole gradient
-ALL_LAYERS = 0
+from .. import validation as check
+from .._kernels.bundles import Network, RunningStats
+from .._kernels.codes import (ACTIVATIONS, BN_MOMENTUM, COL_OFF, KIND_NAMES, LOSSES, N_IN, N_OUT,
+                              OFF_B, OFF_BETA, OFF_GAMMA, OFF_W, WEIGHT)
+from .backends import BACKENDS, bundle_type, kernels
+from .point import GRADIENT_METHODS, Point, predictions
 
 
-def default_eps(dtype):
-    """Finite-difference step: cbrt(machine epsilon), about 6e-6 in float64 and 5e-3 in float32,
-    which balances a central difference's O(eps²) truncation against O(ε/eps) round-off."""
-    return float(np.finfo(dtype).eps ** (1 / 3))
+def sizes_label(sizes):
+    """The layer widths as a network's short name: ``64-32-10``."""
+    return "-".join(map(str, sizes))
 
 
 def layer_table(sizes, batchnorm):
@@ -94,25 +91,28 @@ class MLP:
 
     def __init__(self, sizes, activation="tanh", batchnorm=False, loss="cross_entropy",
                  dtype="float64", seed=0, backend="cython"):
-        self.sizes = check.check_sizes(sizes)
-        self.activation = check.check_choice("activation", activation, ACTIVATIONS)
-        self.loss_name = check.check_choice("loss", loss, LOSSES)
-        self.backend = check.check_choice("backend", backend, BACKENDS)
-        if not isinstance(batchnorm, (bool, np.bool_)):
-            raise TypeError(f"batchnorm must be True or False; got {batchnorm!r}")
-        self.batchnorm = bool(batchnorm)
-        self.dtype = check.check_dtype(dtype)
-        if self.loss_name == "binary_cross_entropy" and self.sizes[-1] != 1:
-            raise ValueError(f"binary_cross_entropy needs one output; sizes ends with {self.sizes[-1]}")
-        if self.loss_name == "cross_entropy" and self.sizes[-1] < 2:
-            raise ValueError(f"cross_entropy needs at least two outputs; sizes ends with {self.sizes[-1]}")
-        self.seed = seed
-        self.table, self.n_params = layer_table(self.sizes, self.batchnorm)
-        self._params = np.zeros(self.n_params, dtype=self.dtype)
-        n_columns = sum(self.sizes[1:])
+        sizes = check.check_sizes(sizes)
+        check.check_choice("activation", activation, ACTIVATIONS)
+        check.check_choice("loss", loss, LOSSES)
+        check.check_choice("backend", backend, BACKENDS)
+        batchnorm = check.check_bool("batchnorm", batchnorm)
+        dtype = check.check_dtype(dtype)
+        if loss == "binary_cross_entropy" and sizes[-1] != 1:
+            raise ValueError(f"binary_cross_entropy needs one output; sizes ends with {sizes[-1]}")
+        if loss == "cross_entropy" and sizes[-1] < 2:
+            raise ValueError(f"cross_entropy needs at least two outputs; sizes ends with {sizes[-1]}")
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+            raise TypeError(f"seed must be an integer; got {seed!r}")
+        # the architecture, read-only: the kernels' bundles below are built from it
+        self._architecture = {"sizes": sizes, "activation": activation, "batchnorm": batchnorm,
+                              "loss": loss, "dtype": dtype, "seed": int(seed),
+                              "backend": backend}
+        self.table, self.n_params = layer_table(sizes, batchnorm)
+        self._params = np.zeros(self.n_params, dtype=dtype)
+        n_columns = sum(sizes[1:])
         # running statistics, per column, in the kernels' per-column layout
-        self._running_mean = np.zeros(n_columns, dtype=self.dtype)
-        self._running_var = np.ones(n_columns, dtype=self.dtype)
+        self._running_mean = np.zeros(n_columns, dtype=dtype)
+        self._running_var = np.ones(n_columns, dtype=dtype)
         self.layers = []
         for row in self.table:
             columns = slice(row[COL_OFF], row[COL_OFF] + row[N_OUT])
@@ -120,13 +120,76 @@ class MLP:
             self.layers.append(Dense(self._params, row,
                                      self._running_mean[columns] if has_bn else None,
                                      self._running_var[columns] if has_bn else None))
-        # what the kernels receive (fastgrad/_kernels/bundles.py, built as _backends.bundle_type
+        self.layers = tuple(self.layers)
+        # what the kernels receive (fastgrad/_kernels/bundles.py, built as backends.bundle_type
         # says): the arrays above never move, so these bundles stay valid for the network's life
-        self.kernel_network = bundle_type(self.backend, Network)(
-            (self._params, self.table, ACTIVATIONS[self.activation], LOSSES[self.loss_name]))
-        self.kernel_running = bundle_type(self.backend, RunningStats)(
+        self.kernel_network = bundle_type(backend, Network)(
+            (self._params, self.table, ACTIVATIONS[activation], LOSSES[loss]))
+        self.kernel_running = bundle_type(backend, RunningStats)(
             (self._running_mean, self._running_var, BN_MOMENTUM))
         self._initialise(seed)
+
+    # the architecture: read-only, since the kernels keep what was set at construction
+    sizes = property(lambda self: self._architecture["sizes"], doc="The layer widths (a tuple).")
+    activation = property(lambda self: self._architecture["activation"],
+                          doc="The hidden layers' activation.")
+    batchnorm = property(lambda self: self._architecture["batchnorm"],
+                         doc="Whether hidden layers have BatchNorm.")
+    loss_name = property(lambda self: self._architecture["loss"], doc="The loss's name.")
+    dtype = property(lambda self: self._architecture["dtype"], doc="The numpy dtype.")
+    seed = property(lambda self: self._architecture["seed"],
+                    doc="The seed of the initial weights.")
+    backend = property(lambda self: self._architecture["backend"],
+                       doc="The kernels' backend.")
+
+    @property
+    def label(self):
+        """A short description: ``64-32-10 tanh`` (``+ BatchNorm`` when it has it)."""
+        return (f"{sizes_label(self.sizes)} {self.activation}"
+                f"{' + BatchNorm' if self.batchnorm else ''}")
+
+    # ------------------------------------------------------------------ config and state
+    def config(self):
+        """The architecture as JSON-ready data: the arguments that rebuild it
+        (``MLP.from_config``), with the initial weights' seed."""
+        return {**self._architecture, "sizes": list(self.sizes), "dtype": self.dtype.name}
+
+    @classmethod
+    def from_config(cls, config):
+        """A network of the architecture ``config()`` described, initialised from its seed."""
+        if not isinstance(config, dict):
+            raise TypeError(f"config must be a dict; got {type(config).__name__}")
+        return cls(**config)
+
+    def state_dict(self):
+        """Copies of the arrays: ``params`` and BatchNorm's ``running_mean``, ``running_var``
+        (per column, every layer's side by side; the identity statistics where a layer has no
+        BatchNorm)."""
+        return {"params": self._params.copy(), "running_mean": self._running_mean.copy(),
+                "running_var": self._running_var.copy()}
+
+    def load_state_dict(self, state):
+        """Put back the arrays of ``state_dict`` (checked first, all of them: on a bad one
+        nothing changes)."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict of arrays; got {type(state).__name__}")
+        expected = {"params": self._params, "running_mean": self._running_mean,
+                    "running_var": self._running_var}
+        if set(state) != set(expected):
+            raise ValueError(f"state must hold {sorted(expected)}; got {sorted(state)}")
+        checked = {}
+        for name, target in expected.items():
+            value = check.as_real_array(f"state[{name!r}]", state[name])
+            if value.shape != target.shape:
+                raise ValueError(f"state[{name!r}] must have shape {target.shape}; got "
+                                 f"{value.shape}")
+            if not np.isfinite(value).all():
+                raise ValueError(f"state[{name!r}] holds NaN or inf")
+            checked[name] = value
+        if (checked["running_var"] < 0).any():
+            raise ValueError("state['running_var'] holds negative variances")
+        for name, target in expected.items():
+            target[:] = checked[name]
 
     # ------------------------------------------------------------------ parameters
     def _initialise(self, seed):
@@ -166,8 +229,7 @@ class MLP:
 
     def index(self, layer, name, index):
         """The inverse of ``coordinate``: the position of (layer, name, index) in ``params``."""
-        if not (isinstance(layer, (int, np.integer)) and 0 <= layer < len(self.layers)):
-            raise ValueError(f"layer must be an integer in [0, {len(self.layers) - 1}]; got {layer!r}")
+        layer = check.check_layer(layer, len(self.layers))
         check.check_choice("name", name, KIND_NAMES)
         row = self.table[layer]
         n_in, n_out = int(row[N_IN]), int(row[N_OUT])
@@ -186,27 +248,19 @@ class MLP:
     def copy(self, backend=None):
         """An independent network with the same parameters and running statistics, on the
         same backend or the one named."""
-        twin = MLP(self.sizes, self.activation, self.batchnorm, self.loss_name, self.dtype.name,
-                   self.seed, self.backend if backend is None else backend)
-        twin._params[:] = self._params
-        twin._running_mean[:] = self._running_mean
-        twin._running_var[:] = self._running_var
+        config = self.config()
+        twin = MLP.from_config(config if backend is None else {**config, "backend": backend})
+        twin.load_state_dict(self.state_dict())
         return twin
 
     def __getstate__(self):
         # the architecture and the arrays; the layer views and kernel bundles are rebuilt
         # (pickled as they are, the views would become copies, detached from params)
-        return {"sizes": self.sizes, "activation": self.activation, "batchnorm": self.batchnorm,
-                "loss": self.loss_name, "dtype": self.dtype.name, "seed": self.seed,
-                "backend": self.backend, "params": self._params,
-                "running_mean": self._running_mean, "running_var": self._running_var}
+        return {"config": self.config(), "state": self.state_dict()}
 
     def __setstate__(self, state):
-        self.__init__(state["sizes"], state["activation"], state["batchnorm"], state["loss"],
-                      state["dtype"], state["seed"], state["backend"])
-        self._params[:] = state["params"]
-        self._running_mean[:] = state["running_mean"]
-        self._running_var[:] = state["running_var"]
+        self.__init__(**state["config"])
+        self.load_state_dict(state["state"])
 
     def __repr__(self):
         return (f"MLP({list(self.sizes)}, activation={self.activation!r}, "
@@ -216,6 +270,12 @@ class MLP:
     # ------------------------------------------------------------------ evaluation
     def _check_X(self, X):
         return check.check_X(X, self.sizes[0], self.dtype)
+
+    def check_batch(self, X, y):
+        """(X, T): the inputs and the loss's targets (one-hot labels for cross-entropy) as the
+        kernels take them, checked."""
+        X = self._check_X(X)
+        return X, check.check_targets(y, len(X), self.sizes[-1], self.loss_name, self.dtype)
 
     def forward(self, X, training=False):
         """The logits, shape (N, n_out). ``training=True`` normalises with the batch's statistics
@@ -251,8 +311,7 @@ class MLP:
         per-sample losses and dJ/dlogits, from which single coordinates are re-evaluated
         incrementally. It describes the parameters as they are now: after changing them, make a
         new one."""
-        X = self._check_X(X)
-        T = check.check_targets(y, len(X), self.sizes[-1], self.loss_name, self.dtype)
+        X, T = self.check_batch(X, y)
         point = Point(self, X, T)
         point.forward(batch_stats=True)
         point.evaluate_loss()
@@ -273,94 +332,3 @@ class MLP:
         if eps is not None:
             check.check_positive("eps", eps)
         return self.point(X, y).gradient(method, eps)
-
-
-def predictions(loss_name, logits):
-    """What the network predicts from its logits: class labels for the classification losses,
-    the logits themselves for mse."""
-    if loss_name == "mse":
-        return logits
-    if loss_name == "binary_cross_entropy":
-        return (logits[:, 0] > 0).astype(np.int64)
-    return logits.argmax(axis=1)
-
-
-class Point:
-    """The cached state of the network at its current parameters on one batch, from which single
-    coordinates are re-evaluated incrementally (``MLP.point(X, y)`` makes one).
-
-    ``loss`` is J; ``logits`` the outputs; ``gradient(method)`` the full gradient;
-    ``loss_change(j, delta)`` and ``loss_at(j, delta)`` the loss after moving one parameter;
-    ``coordinate_derivative(j)`` one partial derivative by forward mode. The buffers (``Z``,
-    ``A``, ``Zhat``, ``mean``, ``istd``, per-sample ``rowloss``, ``G`` = dJ/dlogits, ``Q`` the
-    loss state) are in the kernels' flat layout (fastgrad/_kernels/codes.py). A point describes
-    the parameters it was made at: after they change, make a new one.
-    """
-
-    def __init__(self, net, X, T=None):
-        self.net, self.X, self.T = net, X, T
-        self.workspace = Workspace(net, len(X))
-        self.kernels = self.workspace.kernels
-        self.cache = self.workspace.cache(X)
-        self.loss_state = self.workspace.loss_state(T)
-        self.loss = None
-
-    def __getattr__(self, name):
-        # the cached buffers: Z, A, Zhat, mean, istd, rowloss, G, Q, logits
-        if name in _BUFFERS:
-            return getattr(self.workspace, name)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
-    def forward(self, batch_stats):
-        self.kernels.mlp.forward(self.net.kernel_network, self.cache, batch_stats)
-
-    def forward_in_evaluation_mode(self):
-        """The forward pass with BatchNorm on the running statistics (evaluation mode)."""
-        self.mean[:] = self.net._running_mean
-        self.istd[:] = 1 / np.sqrt(self.net._running_var + BN_EPS)
-        self.forward(batch_stats=False)
-
-    def evaluate_loss(self):
-        self.loss = float(self.kernels.mlp.loss(self.net.kernel_network, self.cache,
-                                                self.loss_state))
-
-    def gradient(self, method="backprop", eps=None):
-        """dJ/dparams at this point; see MLP.gradient."""
-        check.check_choice("method", method, GRADIENT_METHODS)
-        if eps is not None:
-            check.check_positive("eps", eps)
-        net, k, scratch = self.net, self.kernels, self.workspace.scratch
-        grad = np.zeros(net.n_params, dtype=net.dtype)
-        if method == "backprop":
-            k.mlp.backprop(net.kernel_network, self.cache, self.loss_state, grad, scratch,
-                           ALL_LAYERS)
-        elif method == "forward":
-            k.incremental.forward_mode_gradient(net.kernel_network, self.cache,
-                                                self.loss_state, grad, scratch)
-        else:
-            eps = default_eps(net.dtype) if eps is None else eps
-            k.incremental.finite_difference_gradient(net.kernel_network, self.cache,
-                                                     self.loss_state, net.dtype.type(eps), grad,
-                                                     scratch)
-        return grad
-
-    def loss_change(self, j, delta):
-        """J(θ + delta·e_j) − J(θ), re-evaluating only what coordinate j touches; θ is unchanged."""
-        j = check.check_coordinate(j, self.net.n_params)
-        delta = check.check_finite_number("delta", delta)
-        return float(self.kernels.incremental.loss_change(
-            j, self.net.dtype.type(delta), self.net.kernel_network, self.cache, self.loss_state,
-            self.workspace.scratch))
-
-    def loss_at(self, j, delta):
-        """J(θ + delta·e_j), re-evaluated incrementally from this cached point."""
-        return self.loss + self.loss_change(j, delta)
-
-    def coordinate_derivative(self, j):
-        """dJ/dθ_j at this point by forward mode (one coordinate)."""
-        j = check.check_coordinate(j, self.net.n_params)
-        return float(self.kernels.incremental.coordinate_derivative(
-            j, self.net.kernel_network, self.cache, self.loss_state, self.workspace.scratch))
-
-
-_BUFFERS = frozenset(("Z", "A", "Zhat", "mean", "istd", "rowloss", "G", "Q", "logits"))

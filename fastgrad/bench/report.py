@@ -20,19 +20,19 @@ sequential approaches measured side by side in one process, on scikit-learn's di
 Peers that are not installed are skipped, saying so. Times are the best of a few calls.
 """
 import json
-import sys
 import tempfile
 
 import numpy as np
 
-from .benchmarking import (EPOCH_CASE, LR, NETWORKS, PARALLEL_CASES, TRAINING, best_time,
+from ..approaches import sweep
+from ..datasets import load, load_digits_standardised
+from ..model import MLP
+from ..model.network import sizes_label
+from ..optim import SGD
+from .cases import (EPOCH_CASE, LR, NETWORKS, PARALLEL_CASES, TRAINING, best_time,
                            blas_peak, cold_start_seconds, fastgrad_epoch, fastgrad_training,
                            jax_epoch, jax_step, naive_sweep_step, sklearn_training, step_flops,
                            timed, torch_epoch, torch_step, torch_training)
-from .datasets import load, load_digits_standardised
-from .network import MLP
-from .optim import SGD
-from .sequential import sweep
 
 
 # ---------------------------------------------------------------- measurements
@@ -45,8 +45,8 @@ def parallel(results, skipped):
         row = results.setdefault("parallel", {}).setdefault(case, {})
         for backend in ("numba", "cython"):
             net = MLP(sizes, dtype="float32", backend=backend)
-            optimizer = SGD(LR)
-            row[backend] = timed(lambda: optimizer.step(net, Xb, yb))
+            bound = SGD(LR).bind(net)
+            row[backend] = timed(lambda: bound.step(Xb, yb))
         row["GFLOP/s"] = step_flops(sizes, len(Xb)) / min(row["numba"], row["cython"]) / 1e9
         for peer, make in (("pytorch", lambda: torch_step(sizes, Xb, yb)),
                            ("jax.jit", lambda: jax_step(MLP(sizes, dtype="float32"), Xb, yb))):
@@ -81,14 +81,14 @@ def sequential(results, sizes):
         row = results.setdefault("sequential", {}).setdefault(name, {})
         net = MLP(shape, seed=0)
         row["n_params"] = net.n_params
-        row["network"] = "-".join(map(str, shape))
+        row["network"] = sizes_label(shape)
         for backend in ("numba", "cython"):
             twin = net.copy(backend)
             sweep(twin.copy(), X[:20], y[:20])  # warm: compiles
             row[f"sweep {backend}"] = best_time(lambda: sweep(twin.copy(), X, y, lr=0.1),
                                                 repeats=2, budget=5.0)
-            optimizer = SGD(0.1)
-            row[f"step {backend}"] = timed(lambda: optimizer.step(twin, X, y))
+            bound = SGD(0.1).bind(twin)
+            row[f"step {backend}"] = timed(lambda: bound.step(X, y))
         call = torch_step(shape, X, y)
         if call is not None:
             row["step pytorch"] = timed(call)
@@ -161,7 +161,7 @@ def report(results):
         lines.append(peer_row(case, row, f"; {row['GFLOP/s']:.0f} GFLOP/s"))
     row = results["epoch"]
     name, batch_size = EPOCH_CASE
-    case = f"epoch {'-'.join(map(str, NETWORKS[name]))}, batches of {batch_size}"
+    case = f"epoch {sizes_label(NETWORKS[name])}, batches of {batch_size}"
     lines.append(peer_row(case, row, f" (a whole epoch, {-(-row['samples'] // batch_size)} "
                                      f"steps)"))
     lines.append(f"BLAS peak (numpy float32 matrix product): "
@@ -245,9 +245,3 @@ def run(args):
             json.dump(results, file, indent=2)
     if args.plot:
         plot(results, args.plot)
-
-
-if __name__ == "__main__":
-    from .cli import main
-
-    sys.exit(main(["bench", *sys.argv[1:]]))

@@ -3,31 +3,32 @@ whole layer's parameters with that layer's gradient at the current point (the la
 before it in the sweep have already moved), through an optimizer of fastgrad.optim; a sweep
 visits every layer once per batch.
 
-    history = fastgrad.train(net, X, y, LayerWise(SGD(0.1), order="backward"), epochs=20)
+    history = fastgrad.train(net, X, y, LayerWise(SGD(0.1), order="reverse"), epochs=20)
 """
 from dataclasses import dataclass, field
 
-from . import _validation as check
-from .approach import Approach, check_bool, check_positive_int
-from .optim import SGD, Optimizer
-from .parallel import check_optimizer, run_steps
+from .. import validation as check
+from ..optim import SGD, Optimizer
+from .parallel import WithOptimizer, check_optimizer, run_steps
 
-LAYER_ORDERS = ("forward", "backward", "random")
+# the same words as the sequential approach's orders, meaning the same: cyclic (first to last),
+# reverse (last to first), permutation (a fresh one each time)
+LAYER_ORDERS = ("cyclic", "reverse", "permutation")
 
 
 @dataclass
-class LayerWise(Approach):
+class LayerWise(WithOptimizer):
     """One layer at a time.
 
     optimizer : a fastgrad.optim optimizer (default SGD(lr=0.1)), whose layer steps move one
         layer; its state is kept per parameter and its step count per layer.
-    order : "forward" (first layer first), "backward" (last layer first) or "random" (a fresh
-        permutation of the layers for every batch).
+    order : "cyclic" (first layer first, the default), "reverse" (last layer first) or
+        "permutation" (a fresh permutation of the layers for every batch).
     batch_size, count_raised : as for Parallel.
     """
 
     optimizer: Optimizer = field(default_factory=lambda: SGD(lr=0.1))
-    order: str = "forward"
+    order: str = "cyclic"
     batch_size: int | None = None
     count_raised: bool = True
 
@@ -36,18 +37,19 @@ class LayerWise(Approach):
     def __post_init__(self):
         check_optimizer(self.optimizer)
         check.check_choice("order", self.order, LAYER_ORDERS)
-        self.batch_size = check_positive_int("batch_size", self.batch_size, allow_none=True)
-        self.count_raised = check_bool("count_raised", self.count_raised)
+        self.batch_size = check.check_positive_int("batch_size", self.batch_size,
+                                                   allow_none=True)
+        self.count_raised = check.check_bool("count_raised", self.count_raised)
 
     def run_epoch(self, net, data, rng):
         n_layers = len(net.layers)
 
         def layers_of_batch(rng):
-            if self.order == "forward":
+            if self.order == "cyclic":
                 return range(n_layers)
-            if self.order == "backward":
+            if self.order == "reverse":
                 return range(n_layers - 1, -1, -1)
             return rng.permutation(n_layers)
 
-        return run_steps(self.optimizer, net, data, rng, self.batch_size, self.count_raised,
+        return run_steps(self.bound, data, rng, self.batch_size, self.count_raised,
                          layers_of_batch)

@@ -1,0 +1,27 @@
+"""The training approaches, one file each: ``Parallel`` (every weight at once, fastgrad/
+approaches/parallel.py), ``LayerWise`` (one layer at a time, layerwise.py) and ``Sequential``
+(one weight at a time, sequential.py, with ``sweep``), on the interface of base.py."""
+from .base import Approach, EpochResult, TrainingData
+from .layerwise import LayerWise
+from .parallel import Parallel
+from .sequential import Sequential, SweepReport, sweep
+
+APPROACHES = {approach.name: approach for approach in (Parallel, LayerWise, Sequential)}
+
+
+def make_approach(approach):
+    """An approach object from an object, a config (a dict with its ``"type"``) or a name (the
+    named approach with its defaults)."""
+    if isinstance(approach, Approach):
+        return approach
+    if isinstance(approach, dict):
+        return Approach.from_config(approach)
+    if isinstance(approach, str) and approach in APPROACHES:
+        return APPROACHES[approach]()
+    raise (ValueError if isinstance(approach, str) else TypeError)(
+        f"approach must be an approach object (Parallel, LayerWise, Sequential, ...), its "
+        f"config or one of {sorted(APPROACHES)}; got {approach!r}")
+
+
+__all__ = ["Approach", "EpochResult", "TrainingData", "Parallel", "LayerWise", "Sequential",
+           "SweepReport", "sweep", "APPROACHES", "make_approach"]

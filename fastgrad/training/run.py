@@ -1,0 +1,163 @@
+"""The training run: ``fastgrad.train(net, X, y, approach, epochs=..., callbacks=[...])``.
+
+The approach is an object that runs one epoch (fastgrad/approaches/):
+
+- ``Parallel(optimizer, batch_size)``: each step moves every weight at once along the gradient
+  at the current point;
+- ``LayerWise(optimizer, order, batch_size)``: each step moves one layer, with its gradient at
+  the current point;
+- ``Sequential(order, lr, step, batch_size)``: each epoch is a sweep of single-coordinate steps
+  (one per batch with a batch size).
+
+The names "parallel", "layerwise" and "sequential" stand for those objects with their defaults.
+The run owns the random generator (or uses the caller's, so that a run can continue exactly
+where another stopped), one pool of workspaces that the approach's steps and the evaluations
+share, the History, and the callbacks (fastgrad/training/callbacks.py). The epoch loop,
+shuffling and bookkeeping stay in Python; each epoch is one kernel call or a few.
+"""
+import time
+
+import numpy as np
+
+from .. import validation as check
+from ..approaches import TrainingData, make_approach
+from ..errors import NonFiniteStep
+from ..model import Point, Workspaces
+from .callbacks import Callback
+from .history import History
+
+
+class Evaluation:
+    """(J, accuracy) on one data set after every epoch, in a workspace of the run's pool;
+    accuracy is None for mse. Without BatchNorm one forward pass gives both (training and
+    evaluation mode are then the same); with it J takes the set's statistics and the accuracy
+    the running ones, a second pass. The approach's ``predict`` hook makes the predictions."""
+
+    def __init__(self, net, approach, X, y, T, workspaces):
+        self.net, self.approach = net, approach
+        self.point = Point(net, X, T, workspaces(len(X)))
+        self.labels = None if net.loss_name == "mse" else np.asarray(y).reshape(-1)
+
+    def __call__(self):
+        net, point = self.net, self.point
+        point.forward(batch_stats=True)
+        point.evaluate_loss()
+        if self.labels is None:
+            return point.loss, None
+        if net.batchnorm:
+            point.forward_in_evaluation_mode()
+        correct = self.approach.predict(net, point) == self.labels
+        return point.loss, float(np.mean(correct))
+
+
+class TrainingRun:
+    """One call of ``train``, as its callbacks see it: ``net``, ``approach``, ``history``,
+    ``rng`` (the generator every epoch draws from), ``epoch`` (epochs done), ``epochs`` (the
+    most it will run), ``data`` (the checked training set), ``workspaces`` (the pool of
+    buffers), ``validation`` ((X_val, y_val, T_val), checked, or None), ``error`` (the
+    NonFiniteStep that ended it, if one did). ``stop()`` ends it after the current epoch's
+    callbacks."""
+
+    def __init__(self, net, approach, data, rng, epochs, workspaces, callbacks, validation=None):
+        self.net, self.approach, self.data, self.rng = net, approach, data, rng
+        self.epochs, self.workspaces, self.callbacks = epochs, workspaces, callbacks
+        self.validation = validation
+        self.history = History(approach.name)
+        self.epoch, self.stopped, self.error = 0, False, None
+
+    def stop(self):
+        """End the run once the current epoch's callbacks have run."""
+        self.stopped = True
+
+    def record(self, result, seconds, evaluations):
+        """One epoch into the History: its EpochResult, its seconds in all (the approach's
+        check_seconds moved from training to evaluation time) and the evaluations after it."""
+        history, started = self.history, time.perf_counter()
+        for name, column in (("loss", "accuracy"), ("val_loss", "val_accuracy")):
+            loss, accuracy = evaluations[name]() if name in evaluations else (None, None)
+            getattr(history, name).append(loss)
+            getattr(history, column).append(accuracy)
+        history.steps.append(result.steps)
+        history.raised.append(result.raised)
+        history.flipped.append(result.flipped)
+        for name, value in result.figures.items():
+            history.figures.setdefault(name, [None] * (history.epochs - 1)).append(value)
+        for values in history.figures.values():  # a figure an epoch did not report
+            values.extend([None] * (history.epochs - len(values)))
+        history.train_seconds.append(seconds - result.check_seconds)
+        history.eval_seconds.append(time.perf_counter() - started + result.check_seconds)
+
+    def execute(self):
+        """The epochs, with the callbacks around them; returns the History."""
+        evaluations = {"loss": Evaluation(self.net, self.approach, self.data.X, self.data.y,
+                                          self.data.T, self.workspaces)}
+        if self.validation is not None:
+            evaluations["val_loss"] = Evaluation(self.net, self.approach, *self.validation,
+                                                 self.workspaces)
+        self.approach.prepare(self.net, self.workspaces)
+        try:
+            for callback in self.callbacks:
+                callback.on_train_start(self)
+            while self.epoch < self.epochs and not self.stopped:
+                start = time.perf_counter()
+                try:
+                    result = self.approach.run_epoch(self.net, self.data, self.rng)
+                except NonFiniteStep as error:
+                    self.error = error.where(epoch=self.epoch + 1, history=self.history)
+                    raise self.error from None
+                self.record(result, time.perf_counter() - start, evaluations)
+                self.epoch += 1
+                for callback in self.callbacks:
+                    callback.on_epoch_end(self)
+        finally:
+            for callback in self.callbacks:
+                callback.on_train_end(self)
+        return self.history
+
+
+def train(net, X, y, approach="parallel", epochs=10, seed=None, validation=None, callbacks=(),
+          *, rng=None):
+    """Train ``net`` on (X, y) with ``approach`` and return a History.
+
+    approach : an approach object — ``Parallel(optimizer, batch_size)``, ``LayerWise(optimizer,
+        order)``, ``Sequential(order, lr, step, batch_size)`` — its config, or one of their
+        names for the object with its defaults ("parallel" is full-batch SGD with lr 0.1). The
+        approach keeps its optimizer's state across calls.
+    epochs : passes over the data (the most; a callback may stop the run earlier).
+    seed : seeds a new generator (default 0) for the run: the reshuffling every epoch (with a
+        batch size) and the random orders.
+    validation : (X_val, y_val), evaluated after every epoch.
+    callbacks : fastgrad.Callback objects, which see the run at its start, after each epoch
+        and at its end, and may stop it.
+    rng : a numpy Generator to draw from instead of a new one (not with ``seed``): it is
+        advanced, so a run of n epochs and a second run of m with the same generator (and the
+        same approach object) end where one run of n + m epochs ends.
+
+    A step whose loss or update is not finite raises NonFiniteStep with its ``epoch``,
+    ``step`` and the ``history`` so far; the network keeps the weights it had before that step.
+    (A sequential sweep keeps the steps before the failing one.)
+    """
+    check.check_network(net)
+    approach = make_approach(approach)
+    if seed is not None and rng is not None:
+        raise ValueError("give seed or rng, not both")
+    rng = check.check_rng(rng, 0 if seed is None else seed)
+    X = approach.prepare_inputs(net, X, y)
+    X, T = net.check_batch(X, y)
+    y = np.asarray(y)
+    epochs = check.check_positive_int("epochs", epochs)
+    approach.check(net, len(X))
+    if validation is not None:
+        X_val, y_val = check.check_pair("validation", validation, "(X_val, y_val)")
+        X_val = approach.prepare_inputs(net, X_val, y_val)
+        X_val, T_val = net.check_batch(X_val, y_val)
+        validation = (X_val, y_val, T_val)
+    callbacks = list(callbacks)
+    for callback in callbacks:
+        if not isinstance(callback, Callback):
+            raise TypeError(f"callbacks must hold fastgrad.Callback objects (wrap a function "
+                            f"in fastgrad.training.OnEpochEnd); got {callback!r}")
+    workspaces = Workspaces(net)
+    run = TrainingRun(net, approach, TrainingData(X, y, T, workspaces), rng, epochs, workspaces,
+                      callbacks, validation)
+    return run.execute()
