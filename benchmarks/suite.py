@@ -13,8 +13,9 @@ import time
 
 import fastgrad
 from fastgrad.datasets import load_digits_standardised
-from fastgrad.benchmarking import NETWORKS, cold_start_seconds, naive_sweep_step
 from fastgrad.optim import SGD
+
+from .cases import NETWORKS, bind, cold_start_seconds, naive_sweep_step, stop_when
 
 # about 2k, 20k and 50k weights with one hidden layer, and 26k with two
 SIZES = NETWORKS
@@ -30,8 +31,8 @@ def digits(n_samples, dtype="float64"):
 def warm(net, X, y):
     """Compile (or load from the cache) every kernel a benchmark calls, on a few samples."""
     twin = net.copy()
-    SGD(LR).step(twin, X[:16], y[:16])
-    SGD(LR).layer_step(twin, X[:16], y[:16], 0)
+    bind(SGD(LR), twin).step(X[:16], y[:16])
+    bind(SGD(LR), twin).layer_step(X[:16], y[:16], 0)
     fastgrad.sweep(twin, X[:16], y[:16], lr=LR)
 
 
@@ -45,20 +46,20 @@ class Parallel:
         self.X, self.y = digits(samples, dtype)
         self.net = fastgrad.MLP(SIZES[size], dtype=dtype, backend=backend, seed=0)
         warm(self.net, self.X, self.y)
-        self.optimizer = SGD(LR)
-        self.optimizer.step(self.net, self.X, self.y)  # its workspaces, cached per batch size
-        self.optimizer.step(self.net, self.X[:64], self.y[:64])
+        self.optimizer = bind(SGD(LR), self.net)
+        self.optimizer.step(self.X, self.y)  # its workspaces, cached per batch size
+        self.optimizer.step(self.X[:64], self.y[:64])
 
     def time_epoch_full_batch(self, *params):
-        self.optimizer.step(self.net, self.X, self.y)
+        self.optimizer.step(self.X, self.y)
 
     def time_epoch_minibatch(self, *params):
         for first in range(0, len(self.X), 64):
-            self.optimizer.step(self.net, self.X[first:first + 64], self.y[first:first + 64])
+            self.optimizer.step(self.X[first:first + 64], self.y[first:first + 64])
 
     def time_layerwise_sweep(self, *params):
         for layer in range(len(self.net.layers)):
-            self.optimizer.layer_step(self.net, self.X, self.y, layer)
+            self.optimizer.layer_step(self.X, self.y, layer)
 
 
 class Sequential:
@@ -114,10 +115,9 @@ class Ratios:
         self.X, self.y = digits(None)
         self.net = fastgrad.MLP(SIZES[size], seed=0, backend="numba")
         warm(self.net, self.X, self.y)
-        stepped, optimizer = self.net.copy(), SGD(LR)
-        optimizer.step(stepped, self.X, self.y)
-        self.step = min(seconds_of(lambda: optimizer.step(stepped, self.X, self.y))
-                        for _ in range(5))
+        optimizer = bind(SGD(LR), self.net.copy())
+        optimizer.step(self.X, self.y)
+        self.step = min(seconds_of(lambda: optimizer.step(self.X, self.y)) for _ in range(5))
         self.sweep = seconds_of(lambda: fastgrad.sweep(self.net.copy(), self.X, self.y, lr=LR))
 
     def track_sweep_over_epoch(self, size):
@@ -161,7 +161,7 @@ class LossReached:
     def track_loss_after_1_second(self, approach):
         start = time.perf_counter()
         return self.train(approach, epochs=10 ** 6,
-                          callback=lambda epoch, h: time.perf_counter() - start > 1.0)
+                          **stop_when(lambda: time.perf_counter() - start > 1.0))
 
     track_loss_after_1_second.unit = "J"
 

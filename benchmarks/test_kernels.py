@@ -48,9 +48,9 @@ def test_backprop(benchmark, point):
 
 
 def test_training_step(benchmark, point):
-    optimizer = SGD(0.01)
+    optimizer = SGD(0.01).bind(point.net)
     kernel_benchmark(benchmark, "fused training step (SGD)",
-                     lambda: optimizer.step(point.net, point.X, point.labels))
+                     lambda: optimizer.step(point.X, point.labels))
 
 
 def test_coordinate_derivative(benchmark, point):

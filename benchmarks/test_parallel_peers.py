@@ -11,7 +11,7 @@ import pytest
 
 import fastgrad
 from fastgrad.datasets import load_digits_standardised
-from fastgrad.benchmarking import LR, NETWORKS, PARALLEL_CASES, jax_step, step_flops, torch_step
+from fastgrad.bench.cases import LR, NETWORKS, PARALLEL_CASES, jax_step, step_flops, torch_step
 from fastgrad.optim import SGD
 
 @pytest.fixture(scope="module", params=list(PARALLEL_CASES), ids=["minibatch", "fullbatch"])
@@ -27,9 +27,9 @@ def test_fastgrad_step(benchmark, case, backend):
     group, sizes, X, y = case
     benchmark.group = group
     net = fastgrad.MLP(sizes, "tanh", dtype="float32", backend=backend)
-    optimizer = SGD(LR)
-    optimizer.step(net, X, y)  # warm: compiles, allocates the buffers
-    benchmark(optimizer.step, net, X, y)
+    optimizer = SGD(LR).bind(net)
+    optimizer.step(X, y)  # warm: compiles, allocates the buffers
+    benchmark(optimizer.step, X, y)
     seconds = benchmark.stats.stats.min
     benchmark.extra_info["GFLOP/s"] = step_flops(sizes, len(X)) / seconds / 1e9
 

@@ -11,7 +11,7 @@ import pytest
 
 import fastgrad
 from fastgrad.datasets import load_digits_standardised
-from fastgrad.benchmarking import NETWORKS as SIZES, naive_sweep_step, torch_step
+from fastgrad.bench.cases import NETWORKS as SIZES, naive_sweep_step, torch_step
 from fastgrad.optim import SGD
 
 LR = 0.1
@@ -45,9 +45,9 @@ def test_parallel_full_batch_step(benchmark, digits, size):
     X, y = digits
     net = fastgrad.MLP(SIZES[size], seed=0, backend="numba")
     benchmark.group = group(size)
-    optimizer = SGD(LR)
-    optimizer.step(net, X, y)
-    benchmark(optimizer.step, net, X, y)
+    optimizer = SGD(LR).bind(net)
+    optimizer.step(X, y)
+    benchmark(optimizer.step, X, y)
 
 
 @pytest.mark.parametrize("size", list(SIZES))

@@ -9,7 +9,7 @@
 # compiled for. Unpacking checks each array as a typed memoryview would (an ndarray of the
 # network's dtype, or int64, with the expected number of dimensions, C-contiguous, writable
 # when written), for a few nanoseconds instead of a memoryview's ~0.2 µs; the shapes are the
-# Python layer's to check (fastgrad/_workspace.py), and the bounds-checked build
+# Python layer's to check (fastgrad/model/workspace.py), and the bounds-checked build
 # (FASTGRAD_BOUNDSCHECK=1), whose kernels index these pointers unchecked, checks each one
 # against the layer table here too.
 cimport numpy as cnp

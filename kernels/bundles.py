@@ -2,7 +2,7 @@
 named once. They are plain namedtuples of arrays and numbers, so that Numba's nopython mode takes
 them (and caches the kernels compiled for them) and a Cython ``def`` entry point unpacks each
 once into the structs of bundles.pxi. fastgrad's Python layer builds them
-(fastgrad/_workspace.py) after validating every input; a kernel trusts what it receives. See docs/design.md, "The kernel
+(fastgrad/model/workspace.py) after validating every input; a kernel trusts what it receives. See docs/design.md, "The kernel
 interface".
 
 Shapes: N samples, P = n_params, L layers, C = sum of the layers' widths (every layer's output

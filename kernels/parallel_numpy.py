@@ -111,8 +111,10 @@ def apply_update(net, optimizer, grad, first, last):
     through this; ``BoundOptimizer.apply`` calls it with a gradient of its caller's."""
     lo, hi = layer_span(net, first, last)
     params, buffers, new = net.params, optimizer.state, optimizer.new
-    if not update(optimizer.code, optimizer.hyper, optimizer.steps[first] + 1, params[lo:hi],
-                  grad[lo:hi], buffers[:, lo:hi], new[:, lo:hi]):
+    with np.errstate(over="ignore", invalid="ignore"):  # a non-finite update: the status says
+        finite = update(optimizer.code, optimizer.hyper, optimizer.steps[first] + 1,
+                        params[lo:hi], grad[lo:hi], buffers[:, lo:hi], new[:, lo:hi])
+    if not finite:
         return NONFINITE_UPDATE
     params[lo:hi] = new[0, lo:hi]
     buffers[:, lo:hi] = new[1:, lo:hi]

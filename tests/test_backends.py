@@ -174,7 +174,7 @@ from fastgrad._kernels import mlp_numba
 X, y = fastgrad.datasets.load_digits_standardised(40)
 for batchnorm in (False, True):
     net = fastgrad.MLP([64, 8, 10], batchnorm=batchnorm, seed=0, backend="numba")
-    fastgrad.optim.SGD(0.1).step(net, X, y)
+    fastgrad.optim.SGD(0.1).bind(net).step(X, y)
     fastgrad.train(net, X, y, fastgrad.Parallel(batch_size=16), epochs=1)
     net.gradient(X, y), net.gradient(X, y, method="forward"), net.forward(X, training=True)
     fastgrad.sweep(net, X, y)
@@ -223,7 +223,7 @@ def run_every_entry_point(bundle):
     from fastgrad._kernels import mlp_numba as mlp
     from fastgrad._kernels import parallel_numba as parallel
     from fastgrad._kernels import sequential_numba as sequential
-    from fastgrad._workspace import Workspace
+    from fastgrad.model import Workspace
 
     net, X, y = make_problem((4,), batchnorm=True, backend="numba", seed=3)
     work = Workspace(net, len(X))
@@ -255,16 +255,17 @@ def run_every_entry_point(bundle):
     results.append(grad.copy())
     results += [parallel.train_step(network, cache, state, optimizer, grad, scratch, running, 0, 1)
                 for _ in range(2)]
+    results += [parallel.apply_update(network, optimizer, grad, 1, 1), net.params.copy()]
     results += [sequential.sweep(network, cache, state, plan, grad0, grad, scratch),
                 net.params.copy(), grad0.copy()]
     return results
 
 
 def test_numba_entry_points_take_namedtuples_and_plain_tuples_alike():
-    """fastgrad hands Numba plain tuples (fastgrad/_backends.bundle_type); a training script
+    """fastgrad hands Numba plain tuples (fastgrad/model/backends.bundle_type); a training script
     may pass the namedtuples: the same kernels, bit for bit the same results."""
     as_namedtuples = run_every_entry_point(lambda bundle: bundle)
     as_tuples = run_every_entry_point(tuple)
-    assert len(as_namedtuples) == len(as_tuples) == 16
+    assert len(as_namedtuples) == len(as_tuples) == 18
     for named, plain in zip(as_namedtuples, as_tuples):
         np.testing.assert_array_equal(np.asarray(named, dtype=float), np.asarray(plain, dtype=float))

@@ -30,7 +30,7 @@ def test_bad_arguments_give_one_line_and_a_non_zero_exit(tmp_path):
 
 
 def test_bench_reports_ratios_says_what_it_skipped_and_plots(tmp_path):
-    from fastgrad import bench
+    from fastgrad.bench import report as bench
 
     results = {
         "parallel": {"minibatch": {"numba": 3e-5, "cython": 2e-5, "pytorch": 2e-4,

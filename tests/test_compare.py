@@ -10,9 +10,7 @@ import pytest
 
 import fastgrad
 from fastgrad import cli
-from fastgrad import comparison
-from fastgrad.optim import SGD
-from fastgrad.parallel import Parallel
+from fastgrad import experiments
 
 FILES = ("loss_vs_epoch.png", "loss_vs_seconds.png", "accuracy.png", "history.csv",
          "results.json")
@@ -29,21 +27,21 @@ def test_the_command_runs_end_to_end_and_writes_files_that_parse(tmp_path):
         [sys.executable, "-m", "fastgrad", "compare", "--dataset", "iris", "--epochs", "2",
          "--out", str(out)], capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr
-    for name in comparison.CONTENDERS:
+    for name in experiments.CONTENDERS:
         assert name in done.stdout
     assert "Traceback" not in done.stderr
     # stderr is not a terminal here: plain lines, one per approach, no bar
-    assert sum(line.split()[0] in comparison.CONTENDERS
-               for line in done.stderr.splitlines() if line.strip()) == len(comparison.CONTENDERS)
+    assert sum(line.split()[0] in experiments.CONTENDERS
+               for line in done.stderr.splitlines() if line.strip()) == len(experiments.CONTENDERS)
     assert sorted(path.name for path in out.iterdir()) == sorted(FILES)
     for name in FILES[:3]:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = read_history(out / "history.csv")
-    assert len(rows) == 2 * len(comparison.CONTENDERS)
-    assert {row["approach"] for row in rows} == set(comparison.CONTENDERS)
+    assert len(rows) == 2 * len(experiments.CONTENDERS)
+    assert {row["approach"] for row in rows} == set(experiments.CONTENDERS)
     assert all(float(row["train_seconds"]) > 0 and float(row["train_loss"]) > 0 for row in rows)
     results = json.loads((out / "results.json").read_text())
-    assert [row["approach"] for row in results["table"]] == list(comparison.CONTENDERS)
+    assert [row["approach"] for row in results["table"]] == list(experiments.CONTENDERS)
     assert results["dataset"]["name"] == "iris" and results["dataset"]["n_test"] == 38
     assert results["environment"]["numba"] and results["settings"]["epochs"] == 2
 
@@ -62,7 +60,7 @@ def test_every_approach_starts_from_the_same_weights_and_the_table_matches_the_h
         assert row["epochs"] == 3 == run.history.epochs
         assert row["train_loss"] == run.history.loss[-1]
         assert row["steps"] == sum(run.history.steps)
-        assert row["train_seconds"] == pytest.approx(sum(run.history.time))
+        assert row["train_seconds"] == pytest.approx(sum(run.history.train_seconds))
     assert result.table()[0]["steps"] == 3  # full-batch GD: one step an epoch
     assert result.table()[1]["steps"] == 6  # two layers, one step each, an epoch
     assert result.table()[2]["steps"] == 3 * untrained.n_params
@@ -78,7 +76,7 @@ def test_the_same_seed_gives_the_same_weights_whatever_approaches_run_alongside(
 def test_a_seconds_budget_stops_every_approach_after_the_epoch_that_reaches_it():
     result = fastgrad.compare("iris", seconds=0.05, approaches=["gd", "sweep-cyclic"])
     for run in result.runs:
-        times = run.history.time
+        times = run.history.train_seconds
         assert sum(times) >= 0.05 and sum(times[:-1]) < 0.05
 
 
@@ -88,9 +86,9 @@ def test_epochs_and_seconds_stop_at_whichever_comes_first():
 
 
 def test_a_diverging_approach_is_reported_and_the_others_go_on(monkeypatch):
-    monkeypatch.setitem(comparison.CONTENDERS, "huge-step", comparison.Contender(
-        "huge-step", "gradient descent with a step far too large", 1e300,
-        lambda lr, n: Parallel(SGD(lr))))
+    monkeypatch.setitem(experiments.CONTENDERS, "huge-step", experiments.Contender(
+        "huge-step", "gradient descent with a step far too large",
+        {"type": "Parallel", "optimizer": {"type": "SGD", "lr": 1e300}}))
     result = fastgrad.compare("iris", epochs=5, approaches=["huge-step", "gd"], activation="relu")
     bad, good = result.runs
     assert bad.diverged and "not finite" in bad.diverged and bad.history.epochs < 5

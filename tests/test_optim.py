@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+import fastgrad
+from fastgrad import NonFiniteStep
 from fastgrad.optim import SGD, Adam, RMSprop
 from helpers import BACKENDS, make_problem, relative_error
 from torch_oracle import torch_loss
@@ -74,12 +76,12 @@ def test_ten_steps_match_torch_optim(ours, theirs, options, batchnorm, backend):
     net, X, y = make_problem((6, 5), "tanh", batchnorm, backend=backend, n_samples=40)
     layers = torch_layers(net)
     reference = theirs(layers, **options)
-    optimizer = ours(**options)
+    optimizer = ours(**options).bind(net)
     start = net.params.copy()
     noise = round_off_gradients(net, ours, options)
     for X_batch, y_batch in batches(X, y, 16, 10):
         expected_loss = torch_step(net, layers, reference, X_batch, y_batch)
-        assert optimizer.step(net, X_batch, y_batch) == pytest.approx(expected_loss, rel=1e-10)
+        assert optimizer.step(X_batch, y_batch) == pytest.approx(expected_loss, rel=1e-10)
         expected = torch.cat(layers).detach().numpy()
         assert relative_error(net.params[~noise], expected[~noise]) < 1e-10
     # where the gradient is round-off, both stay put but for a step of about lr * 1e-17 / eps
@@ -94,11 +96,11 @@ def test_layer_steps_match_a_reference_from_the_full_gradient(ours, theirs, opti
     net, X, y = make_problem((6, 5), "sigmoid", True, backend=backend, n_samples=30)
     layers = torch_layers(net)
     reference = theirs(layers, **options)
-    optimizer = ours(**options)
+    optimizer = ours(**options).bind(net)
     noise = round_off_gradients(net, ours, options)
     for layer in (0, 1, 2, 2, 1, 0, 1):
         expected_loss = torch_step(net, layers, reference, X, y, only=layer)
-        assert optimizer.layer_step(net, X, y, layer) == pytest.approx(expected_loss, rel=1e-10)
+        assert optimizer.layer_step(X, y, layer) == pytest.approx(expected_loss, rel=1e-10)
         expected = torch.cat(layers).detach().numpy()
         assert relative_error(net.params[~noise], expected[~noise]) < 1e-10
     np.testing.assert_array_equal(optimizer.steps, [2, 3, 2])
@@ -108,12 +110,12 @@ def test_layer_steps_match_a_reference_from_the_full_gradient(ours, theirs, opti
 def test_batchnorm_running_statistics_follow_torch_in_training_steps(backend):
     net, X, y = make_problem((6,), "tanh", True, backend=backend, n_samples=24)
     bn = torch.nn.BatchNorm1d(6, dtype=torch.float64)
-    optimizer = SGD(lr=0.1)
+    optimizer = SGD(lr=0.1).bind(net)
     for X_batch, y_batch in batches(X, y, 8, 5):
         layer = net.layers[0]
         bn.train()
         bn(torch.as_tensor(X_batch @ layer.W + layer.b))
-        optimizer.step(net, X_batch, y_batch)
+        optimizer.step(X_batch, y_batch)
     np.testing.assert_allclose(net.layers[0].running_mean, bn.running_mean.numpy(), rtol=1e-12)
     np.testing.assert_allclose(net.layers[0].running_var, bn.running_var.numpy(), rtol=1e-12)
 
@@ -122,9 +124,10 @@ def test_the_learning_rate_can_follow_a_schedule():
     net, X, y = make_problem((4,), backend="numba")
     twin = net.copy()
     schedule = SGD(0.1, momentum=0.5)
-    schedule.step(net, X, y)
+    bound = schedule.bind(net)
+    bound.step(X, y)
     schedule.lr = 0.05
-    schedule.step(net, X, y)
+    bound.step(X, y)
     layers = torch_layers(twin)
     reference = torch.optim.SGD(layers, lr=0.1, momentum=0.5)
     torch_step(twin, layers, reference, X, y)
@@ -134,3 +137,101 @@ def test_the_learning_rate_can_follow_a_schedule():
     with pytest.raises(ValueError, match="lr"):
         schedule.lr = -1.0
     assert "lr=0.05" in repr(schedule)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("ours, theirs, options", OPTIMIZERS)
+def test_apply_with_a_gradient_from_elsewhere_matches_torch_optim(ours, theirs, options, backend):
+    """BoundOptimizer.apply: the rule's update with the caller's gradient (here backprop's, by
+    MLP.gradient), one kernel call, as torch.optim's step with the same gradient."""
+    net, X, y = make_problem((6, 5), "tanh", backend=backend, n_samples=40)
+    layers = torch_layers(net)
+    reference = theirs(layers, **options)
+    bound = ours(**options).bind(net)
+    for X_batch, y_batch in batches(X, y, 16, 4):
+        torch_step(net, layers, reference, X_batch, y_batch)
+        bound.apply(net.gradient(X_batch, y_batch))
+        assert relative_error(net.params, torch.cat(layers).detach().numpy()) < 1e-10
+    np.testing.assert_array_equal(bound.steps, [4, 4, 4])
+    # one layer alone: the others keep their parameters and step counts
+    before = net.params.copy()
+    bound.apply(net.gradient(X, y), layer=1)
+    lo, hi = net.table[1, 2], net.table[2, 2]
+    np.testing.assert_array_equal(np.delete(net.params, np.s_[lo:hi]),
+                                  np.delete(before, np.s_[lo:hi]))
+    assert not np.array_equal(net.params[lo:hi], before[lo:hi])
+    np.testing.assert_array_equal(bound.steps, [4, 5, 4])
+
+
+@pytest.mark.parametrize("change, torch_name, value", [
+    ("momentum", "momentum", 0.2), ("weight_decay", "weight_decay", 0.05),
+    ("nesterov", "nesterov", True)])
+def test_a_hyperparameter_changed_after_binding_takes_effect_at_the_next_step(change, torch_name,
+                                                                                value):
+    net, X, y = make_problem((4,), backend="numba")
+    twin = net.copy()
+    rule = SGD(0.1, momentum=0.5)
+    bound = rule.bind(net)
+    bound.step(X, y)
+    setattr(rule, change, value)
+    bound.step(X, y)
+    layers = torch_layers(twin)
+    reference = torch.optim.SGD(layers, lr=0.1, momentum=0.5)
+    torch_step(twin, layers, reference, X, y)
+    reference.param_groups[0][torch_name] = value
+    torch_step(twin, layers, reference, X, y)
+    assert relative_error(net.params, torch.cat(layers).detach().numpy()) < 1e-12
+
+
+def test_an_invalid_hyperparameter_change_raises_and_changes_nothing():
+    rule = Adam(0.01)
+    bound = rule.bind(fastgrad.MLP([3, 4, 2]))
+    hyper = rule.hyper.copy()
+    for name, value, error in (("betas", (0.9, 1.5), ValueError), ("eps", 0.0, ValueError),
+                               ("lr", "fast", TypeError), ("weight_decay", -1.0, ValueError)):
+        with pytest.raises(error, match=name.rstrip("s") if name == "betas" else name):
+            setattr(rule, name, value)
+    with pytest.raises(ValueError, match="nesterov needs a momentum"):
+        SGD(0.1, momentum=0.5, nesterov=True).set_params(momentum=0.0)
+    np.testing.assert_array_equal(rule.hyper, hyper)
+    assert rule.betas == (0.9, 0.999) and bound.kernel_state[1] is rule.hyper
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_step_whose_update_overflows_raises_and_changes_nothing(backend):
+    """A finite loss and gradient, but an update that overflows to inf (weight decay of 1e308
+    times the weights, times lr 10): every backend raises NonFiniteStep and leaves the network,
+    the optimizer's state and step counts and the running statistics as they were, in a single
+    step, in an update with the caller's gradient and in a whole epoch."""
+    net, X, y = make_problem((5,), "tanh", True, backend=backend, n_samples=24)
+    bound = SGD(0.1, momentum=0.5).bind(net)
+    bound.step(X, y)
+    bound.rule.set_params(lr=10.0, weight_decay=1e308)
+    saved, kept = net.state_dict(), bound.state_dict()
+
+    def unchanged():
+        for name, value in net.state_dict().items():
+            np.testing.assert_array_equal(value, saved[name])
+        for name, value in bound.state_dict().items():
+            np.testing.assert_array_equal(value, kept[name])
+
+    with pytest.raises(NonFiniteStep, match="update is not finite"):
+        bound.step(X, y)
+    unchanged()
+    with pytest.raises(NonFiniteStep, match="update is not finite"):
+        bound.layer_step(X, y, 0)
+    unchanged()
+    with pytest.raises(NonFiniteStep, match="update is not finite"):
+        bound.apply(np.ones(net.n_params))
+    unchanged()
+    approach = fastgrad.Parallel(bound.rule, batch_size=8)
+    approach.load_state_dict(kept)
+    approach.optimizer.set_params(weight_decay=0.0)
+    fastgrad.train(net, X, y, approach, epochs=1)  # binds, and steps once fine
+    saved, kept = net.state_dict(), approach.state_dict()
+    approach.optimizer.set_params(weight_decay=1e308)
+    with pytest.raises(NonFiniteStep, match=r"epoch 1, step 1: the step's update") as failure:
+        fastgrad.train(net, X, y, approach, epochs=1)
+    assert (failure.value.epoch, failure.value.step) == (1, 1)
+    bound = approach.bound
+    unchanged()

@@ -99,6 +99,28 @@ def test_every_order_counts_raised_and_flipped_steps_as_the_naive_sweep(case, or
     assert abs(report.flipped - flipped) <= noise
 
 
+# at lr 0.3 every coordinate of the test networks falls back to the gradient step (h < 1/lr);
+# at lr 30 from 10 to 43 of them take the Newton step -g/h (counted below)
+NEWTON_LR = 30.0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", ORDER_CASES, ids=["1h", "2h-bn", "3h-bn"])
+def test_newton_steps_where_the_curvature_is_used_equal_the_naive_sweep(case, backend):
+    """The Newton step -g/h itself, not its fallback: at NEWTON_LR the exact second derivative
+    h of many coordinates exceeds 1/lr, so the sweep divides by it; it must match the naive
+    sweep's h from torch's second backward pass."""
+    net, X, y = make_problem(*case)
+    order, taken = np.arange(net.n_params), []
+    expected, raised, _ = torch_naive_sweep(net, X, y, order, "newton", NEWTON_LR,
+                                            newton_taken=taken)
+    assert len(taken) >= 10, "the case under test must take the Newton step"
+    twin = net.copy(backend=backend)
+    report = fastgrad.sweep(twin, X, y, order=order, lr=NEWTON_LR, step="newton")
+    assert relative_error(twin.params, expected) < EXACT
+    assert report.raised == raised
+
+
 @pytest.mark.parametrize("backend", ["numba", "cython"])
 @pytest.mark.parametrize("step", ["gradient", "newton"])
 @pytest.mark.parametrize("case", ORDER_CASES, ids=["1h", "2h-bn", "3h-bn"])
@@ -164,8 +186,9 @@ def test_history_reports_each_sweep(digits):
                              epochs=2, validation=(X[300:400], y[300:400]))
     assert history.approach == "sequential"
     assert history.steps == [net.n_params] * 2
-    assert all(0 <= f <= 1 for f in history.flipped)
-    assert len(history.val_loss) == 2 and history.time[0] > 0
+    assert all(0 <= f <= steps for f, steps in zip(history.flipped, history.steps))
+    assert all(0 <= f <= 1 for f in history.flipped_fraction)
+    assert len(history.val_loss) == 2 and history.train_seconds[0] > 0
     assert "flipped" in str(history)
     minibatch = fastgrad.train(net.copy(), X[:300], y[:300],
                                Sequential(lr=0.5, batch_size=100), epochs=1)
@@ -223,9 +246,11 @@ def test_bad_sweep_arguments_move_no_weight(kwargs, error, match, backend):
 def test_a_sweep_that_overflows_stops_with_the_last_finite_weights(backend):
     net, X, y = make_problem((4,), "identity", loss="mse", backend=backend)
     order = np.arange(net.n_params)
-    with pytest.raises(NonFiniteStep, match=r"step (\d+) of the sweep") as failure:
+    with pytest.raises(NonFiniteStep, match=r"step (\d+): coordinate (\d+)") as failure:
         fastgrad.sweep(net, X, y, order=order, lr=1e200)
-    kept = int(failure.value.args[0].split(", the ")[1].split()[0])
+    kept = failure.value.step - 1
+    assert failure.value.coordinate == order[kept] and failure.value.epoch is None
+    assert f"the {kept} before it in the sweep were kept" in str(failure.value)
     assert np.all(np.isfinite(net.params))
     # the kept steps are exactly those of a sweep over the coordinates before the failing one
     replay, _, _ = make_problem((4,), "identity", loss="mse", backend=backend)
@@ -233,6 +258,7 @@ def test_a_sweep_that_overflows_stops_with_the_last_finite_weights(backend):
         fastgrad.sweep(replay, X, y, order=order[:kept], lr=1e200)
     np.testing.assert_array_equal(net.params, replay.params)
     assert np.isfinite(net.loss(X, y))
-    with pytest.raises(NonFiniteStep, match="epoch 1, sweep 1") as failure:
+    with pytest.raises(NonFiniteStep, match="epoch 1, sweep 1, step ") as failure:
         fastgrad.train(net, X, y, Sequential(lr=1e200), epochs=2)
     assert failure.value.history.epochs == 0
+    assert (failure.value.epoch, failure.value.sweep) == (1, 1)

@@ -40,13 +40,14 @@ def torch_loss_and_gradient(net, X, y):
     return loss.item(), grad.numpy()
 
 
-def torch_naive_sweep(net, X, y, order, step, lr, greedy_steps=0):
+def torch_naive_sweep(net, X, y, order, step, lr, greedy_steps=0, newton_taken=None):
     """The naive sequential sweep: before each single-coordinate step, the loss and its whole
     gradient (and, for Newton, the coordinate's second derivative, by a second backward pass)
     from scratch at the current parameters; with ``greedy_steps``, that many steps each on the
     coordinate of largest |gradient| (order is then ignored). Returns (parameters after the
     sweep, steps that raised the loss, steps whose derivative's sign differs from the
-    gradient's at the start)."""
+    gradient's at the start). ``newton_taken``, a list, receives the coordinates whose Newton
+    step was taken (second derivative above 1/lr) rather than the gradient step."""
     theta = np.asarray(net.params, dtype=np.float64).copy()
     raised = flipped = 0
     start_gradient = None
@@ -65,6 +66,8 @@ def torch_naive_sweep(net, X, y, order, step, lr, greedy_steps=0):
         else:
             (second,) = torch.autograd.grad(grad[j], t)
             theta[j] -= g / max(second[j].item(), 1 / lr)
+            if newton_taken is not None and second[j].item() > 1 / lr:
+                newton_taken.append(j)
         # raised: by more than 4 units in the last place of J (fastgrad's RAISED_ULPS)
         raised += torch_loss(net, torch.tensor(theta), X, y).item() - loss.item() > \
             4 * np.finfo(np.float64).eps * loss.item()

@@ -30,7 +30,7 @@ class Workspace:
     def __init__(self, net, N):
         self.net, self.N = net, N
         self.kernels = kernels(net.backend)
-        # the bundles as this backend's kernels take them fastest (_backends.bundle_type)
+        # the bundles as this backend's kernels take them fastest (backends.bundle_type)
         self._Cache, self._LossState, self._Scratch = (
             bundle_type(net.backend, bundle) for bundle in (Cache, LossState, Scratch))
         dtype, n_out = net.dtype, net.sizes[-1]
