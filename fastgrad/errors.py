@@ -32,3 +32,12 @@ class NonFiniteStep(FloatingPointError):
                  (("epoch", self.epoch), ("sweep", self.sweep), ("step", self.step))
                  if value is not None]
         return f"{', '.join(place)}: {self.reason}" if place else self.reason
+
+
+class NoDescentStep(ArithmeticError):
+    """``diagnostics.largest_descent_step`` tried every step it was allowed to and none lowered
+    the loss enough (Armijo's test); ``smallest`` is the smallest step tried."""
+
+    def __init__(self, message, smallest):
+        super().__init__(message)
+        self.smallest = smallest

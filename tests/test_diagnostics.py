@@ -69,3 +69,35 @@ def test_bad_diagnostic_arguments(least_squares):
         diagnostics.largest_descent_step(net, X, y, shrink=1.5)
     with pytest.raises(ValueError, match="initial"):
         diagnostics.largest_descent_step(net, X, y, initial=-1)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda net, X, y: diagnostics.smoothness(net, X, y, iterations=0), ValueError,
+     "iterations must be at least 1"),
+    (lambda net, X, y: diagnostics.smoothness(net, X, y, iterations=2.5), TypeError,
+     "iterations"),
+    (lambda net, X, y: diagnostics.smoothness(net, X, y, tol=0), ValueError, "tol"),
+    (lambda net, X, y: diagnostics.largest_descent_step(net, X, y, max_halvings=0), ValueError,
+     "max_halvings must be at least 1"),
+    (lambda net, X, y: diagnostics.largest_descent_step(net, X, y, c=1.0), ValueError, "c must"),
+    (lambda net, X, y: diagnostics.largest_descent_step(net, X[:, :1], y), ValueError,
+     "columns"),
+    (lambda net, X, y: diagnostics.hessian_vector_product(net, X, y, np.ones(3)), ValueError,
+     "v must have shape"),
+    (lambda net, X, y: diagnostics.smoothness("net", X, y), TypeError, "fastgrad.MLP"),
+])
+def test_every_diagnostic_checks_its_arguments_before_any_work(least_squares, call, error,
+                                                               match):
+    net, X, y, _ = least_squares
+    with pytest.raises(error, match=match):
+        call(net, X, y)
+
+
+def test_no_descent_step_is_an_outcome_of_its_own(least_squares):
+    """Too few halvings to reach a step that passes Armijo's test: NoDescentStep, naming the
+    smallest step tried, not a floating-point trap."""
+    net, X, y, L = least_squares
+    with pytest.raises(fastgrad.errors.NoDescentStep) as failure:
+        diagnostics.largest_descent_step(net, X, y, initial=1e3 * (2 / L), max_halvings=3)
+    assert failure.value.smallest == pytest.approx(1e3 * (2 / L) / 4)
+    assert not isinstance(failure.value, FloatingPointError)

@@ -138,6 +138,83 @@ def test_a_function_callback_can_stop_training():
     assert history.epochs == 2 and seen == [(1, 1), (2, 2)]
 
 
+class Recorder(fastgrad.Callback):
+    """Every hook call, with what the run holds at that moment."""
+
+    def __init__(self):
+        self.calls = []
+
+    def on_train_start(self, run):
+        self.calls.append(("start", run.epoch, run.history.epochs, run.error))
+
+    def on_epoch_end(self, run):
+        self.calls.append(("epoch", run.epoch, run.history.epochs, run.error))
+
+    def on_train_end(self, run):
+        self.calls.append(("end", run.epoch, run.history.epochs, run.error))
+
+
+def test_callbacks_see_the_start_every_epoch_and_the_end_even_of_a_failed_run():
+    net, X, y = make_problem((4,), backend="numba", n_samples=20)
+    recorder = Recorder()
+    fastgrad.train(net, X, y, epochs=3, callbacks=[recorder])
+    assert recorder.calls == [("start", 0, 0, None), ("epoch", 1, 1, None),
+                              ("epoch", 2, 2, None), ("epoch", 3, 3, None), ("end", 3, 3, None)]
+    failing = Recorder()
+    with pytest.raises(NonFiniteStep) as failure:
+        fastgrad.train(net, X, y, Parallel(SGD(10.0, weight_decay=1e308)), epochs=3,
+                       callbacks=[failing])
+    assert [call[0] for call in failing.calls] == ["start", "end"]
+    assert failing.calls[-1][3] is failure.value and failure.value.epoch == 1
+
+
+def test_the_ten_line_early_stopping_callback_stops_and_puts_the_best_weights_back():
+    """The README's RestoreBest, run from the README itself: on a run whose validation loss
+    rises after its first epochs (a large step on few samples), training stops three epochs
+    after the best one and the network ends with that epoch's weights."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    source = re.search(r"(class RestoreBest\(fastgrad.Callback\):\n(?:    .*\n)+)", readme).group(1)
+    assert len(source.strip().splitlines()) <= 10
+    namespace = {"fastgrad": fastgrad}
+    exec(source, namespace)
+
+    class Weights(fastgrad.Callback):  # the weights after every epoch, to compare with
+        def __init__(self):
+            self.after = []
+
+        def on_epoch_end(self, run):
+            self.after.append(run.net.params.copy())
+
+    net, X, y = make_problem((16,), "tanh", backend="numba", n_samples=60, n_features=20)
+    X_val, y_val = X[40:], y[40:]
+    weights = Weights()
+    history = fastgrad.train(net, X[:40], y[:40], Parallel(SGD(2.0)), epochs=100,
+                             validation=(X_val, y_val),
+                             callbacks=[weights, namespace["RestoreBest"]()])
+    best = int(np.argmin(history.val_loss))
+    assert history.epochs == best + 4 < 100  # stopped three epochs after the best
+    np.testing.assert_array_equal(net.params, weights.after[best])
+    assert net.loss(X_val, y_val) == history.val_loss[best]
+
+
+def test_time_budget_and_progress_bar_callbacks():
+    import io
+
+    net, X, y = make_problem((4,), backend="numba", n_samples=20)
+    history = fastgrad.train(net, X, y, Sequential(), epochs=10 ** 6,
+                             callbacks=[fastgrad.training.TimeBudget(0.01)])
+    assert sum(history.train_seconds) >= 0.01 > sum(history.train_seconds[:-1])
+    shown = io.StringIO()
+    fastgrad.train(net, X, y, epochs=4,
+                   callbacks=[fastgrad.training.ProgressBar("sgd", file=shown, disable=False)])
+    assert "sgd" in shown.getvalue() and "4/4" in shown.getvalue()
+    with pytest.raises(ValueError, match="seconds"):
+        fastgrad.training.TimeBudget(0)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_diverging_run_stops_with_the_epoch_and_step_and_finite_weights(backend):
     net, X, y = make_problem((8,), "relu", loss="mse", backend=backend, n_samples=30)

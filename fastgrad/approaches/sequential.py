@@ -16,9 +16,9 @@ Orders: ``"cyclic"`` (0 … n_params−1), ``"reverse"``, ``"permutation"`` (a f
 sweep), ``"random"`` (``n_steps`` draws with replacement, default n_params), an integer array
 (used as given, any length), and ``"greedy"`` (Gauss–Southwell: at each step the coordinate
 with the largest |dJ/dθ_j|). Greedy needs the whole gradient at every step, so each of its steps
-costs a full forward and backward pass: a greedy sweep costs as much as the naive sweep, about
-n_params parallel steps, where a sweep in the other orders costs about 40 of them with one
-hidden layer and several hundred with two (``fastgrad bench`` measures both).
+costs a full forward and backward pass: a greedy sweep costs as much as the naive sweep
+(n_params full passes), where a sweep in the other orders costs a few dozen to a few hundred
+parallel steps (``fastgrad bench`` measures both).
 
 The kernel (one call per sweep) keeps the cached activations, BatchNorm statistics, logits,
 per-sample losses and softmax of the current point up to date after every step, so each step

@@ -80,9 +80,8 @@ def _check_approaches(approaches):
 
 def _warm_up(net, data, approach_configs, progress):
     """Run every kernel the comparison will use once, on a few samples, so that no approach's
-    time includes Numba compiling it (a first run on a fresh install compiles for tens of
-    seconds; later runs load the kernels from Numba's cache in about a second). Returns the
-    seconds it took."""
+    time includes Numba compiling it (a first run on a fresh install compiles; later runs load
+    the kernels from Numba's cache). Returns the seconds it took."""
     start = time.perf_counter()
     said = []
 

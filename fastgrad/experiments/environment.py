@@ -6,8 +6,8 @@ import numpy as np
 
 
 def environment():
-    """The versions and the machine (Numba's read from its package metadata: importing it takes
-    about a second, which a Cython run need not spend)."""
+    """The versions and the machine (Numba's read from its package metadata, so that a Cython run
+    need not import it)."""
     from importlib.metadata import version
 
     import sklearn

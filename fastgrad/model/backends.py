@@ -1,4 +1,4 @@
-"""The three kernel backends, loaded on first use (importing Numba costs about a second), and how
+"""The three kernel backends, loaded on first use (importing Numba takes a while), and how
 their entry points take the bundles."""
 import importlib
 from types import SimpleNamespace
@@ -24,6 +24,6 @@ def bundle_type(backend, bundle):
     """What builds the bundle (a namedtuple class of fastgrad._kernels.bundles) for backend's
     kernels from a tuple of its fields: ``bundle._make``, or for Numba ``tuple``, which keeps the
     plain tuple. Numba's entry points take either, but its dispatcher types a plain tuple of
-    arrays in C and a namedtuple in Python, at about 0.2 µs a field (docs/design.md, "The
+    arrays in C and a namedtuple in Python, at a cost per field (docs/design.md, "The
     kernel interface")."""
     return tuple if backend == "numba" else bundle._make

@@ -84,7 +84,7 @@ class MLP:
         Glorot); biases and beta 0, gamma 1.
     backend : {"numba", "cython", "numpy"}
         Which kernels run: Cython (the default: compiled when the package is installed, so
-        nothing compiles at run time), Numba (compiled on first use, in tens of seconds, then
+        nothing compiles at run time), Numba (compiled on first use, then
         loaded from Numba's cache on disk) or the numpy reference. All give the same numbers to
         round-off.
     """

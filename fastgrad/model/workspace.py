@@ -101,7 +101,7 @@ class Workspace:
         if net.loss_name == "cross_entropy":
             if y.ndim != 1 or len(y) != N:
                 raise ValueError(f"y must be a 1-D array of {N} class labels; got shape {y.shape}")
-            if y.dtype.kind not in "iu":  # np.issubdtype(y.dtype, np.integer), 10x faster
+            if y.dtype.kind not in "iu":  # np.issubdtype(y.dtype, np.integer), but cheaper
                 raise TypeError(f"y must hold integer class labels for cross_entropy; got dtype "
                                 f"{y.dtype}")
             labels, T, state = y.astype(np.int64, copy=False), self.T, self.labels_state

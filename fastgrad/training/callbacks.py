@@ -3,20 +3,16 @@ may stop it (``run.stop()``). Each hook gets the run (fastgrad.training.Training
 network, the approach, the history, the generator, the epoch); ``on_train_end`` is called
 however the run ends, also when a step failed (``run.error`` then holds the NonFiniteStep).
 
-Early stopping that puts the best weights back, as a user writes it:
+Early stopping that puts the best weights back, as a user writes it (README, "Training runs"):
 
     class RestoreBest(fastgrad.Callback):
         def on_train_start(self, run):
             self.best, self.waited, self.weights = float("inf"), 0, run.net.state_dict()
-
         def on_epoch_end(self, run):
             self.waited += 1
             if run.history.val_loss[-1] < self.best:
-                self.best, self.waited = run.history.val_loss[-1], 0
-                self.weights = run.net.state_dict()
-            if self.waited == 3:
-                run.stop()
-
+                self.best, self.waited, self.weights = run.history.val_loss[-1], 0, run.net.state_dict()
+            if self.waited == 3: run.stop()
         def on_train_end(self, run):
             run.net.load_state_dict(self.weights)
 """
