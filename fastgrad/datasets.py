@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import validation as check
+
 BUILTIN = ("digits", "breast_cancer", "iris", "wine")
 TASKS = ("classification", "regression")
 
@@ -144,10 +146,9 @@ def load(source="digits", target=None, task="classification", test_size=0.25, se
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler
 
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {list(TASKS)}; got {task!r}")
-    if not 0 < test_size < 1:
-        raise ValueError(f"test_size must lie in (0, 1); got {test_size!r}")
+    check.check_choice("task", task, TASKS)
+    check.check_unit_interval("test_size", test_size, closed_left=False)
+    check.check_rng(None, seed)  # an integer seed (or None)
     X, y, features = read_arrays(source, target)
     if not np.isfinite(X).all():
         raise ValueError(f"{source}: X holds NaN or inf")

@@ -187,3 +187,51 @@ def test_the_library_checks_its_arguments_before_any_work():
                             ({"progress": "loud"}, "progress must be")):
         with pytest.raises(ValueError, match=message):
             fastgrad.compare("iris", **kwargs)
+
+
+def test_one_run_is_a_function_of_data_that_another_process_can_call():
+    """A grid's cell: (dataset, network config, approach config, seeds) pickles to a fresh
+    process (spawned: nothing inherited), whose Run's rows equal a run here; the three seeds
+    act apart."""
+    import concurrent.futures
+    import multiprocessing
+
+    data = fastgrad.datasets.load("iris", seed=3)
+    network = fastgrad.MLP([4, 8, 3]).config()
+    approach = experiments.CONTENDERS["sgd-momentum"].approach_config(0.05, len(data.X_train))
+    seeds = experiments.Seeds(split=3, init=1, shuffle=2)
+    here = experiments.train_one(data, network, approach, seeds, epochs=3, name="sgd")
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        there = pool.submit(experiments.train_one, data, network, approach, seeds, epochs=3,
+                            name="sgd").result(timeout=300)
+    for mine, theirs in zip(here.history_rows(), there.history_rows()):
+        assert {k: v for k, v in mine.items() if "seconds" not in k} == \
+            {k: v for k, v in theirs.items() if "seconds" not in k}
+    other_init = experiments.train_one(data, network, approach,
+                                       experiments.Seeds(split=3, init=2, shuffle=2), epochs=3)
+    other_shuffle = experiments.train_one(data, network, approach,
+                                          experiments.Seeds(split=3, init=1, shuffle=5), epochs=3)
+    assert other_init.history.loss != here.history.loss
+    assert other_shuffle.history.loss != here.history.loss
+    assert other_init.history.loss[0] != other_shuffle.history.loss[0]
+    with pytest.raises(TypeError, match="seeds.init"):
+        experiments.Seeds(init=1.5)
+
+
+def test_the_contenders_are_configs_and_the_results_name_them():
+    import json
+
+    result = fastgrad.compare("iris", epochs=1, approaches=["adam", "sweep-newton"])
+    approaches = result.settings["approaches"]
+    assert approaches["adam"]["config"]["optimizer"] == {
+        "type": "Adam", "lr": 0.001, "betas": [0.9, 0.999], "eps": 1e-08, "weight_decay": 0.0}
+    assert approaches["sweep-newton"]["config"]["step"] == "newton"
+    json.dumps(result.settings)  # JSON-ready
+    assert result.network["label"].startswith("4-32-3 tanh, float64")
+    assert result.settings["seed"] == {"split": 0, "init": 0, "shuffle": 0}
+    for contender in experiments.CONTENDERS.values():
+        config = contender.approach_config(0.5, 10)
+        rebuilt = fastgrad.Approach.from_config(config)
+        assert rebuilt.get_params()[contender.lr_option] == 0.5
+        assert (rebuilt.get_params().get("batch_size") or 0) <= 10

@@ -139,24 +139,35 @@ def digits():
 
 
 @pytest.mark.slow
-def test_the_sweep_order_does_not_bias_the_loss_reached(digits, record_property):
-    """The order question: cyclic, reverse and permutation sweeps from the same starting
-    weights reach comparable losses after the same number of sweeps, for several seeds."""
+def test_the_sweep_order_moves_the_loss_less_than_the_initial_weights_do(digits,
+                                                                          record_property):
+    """The order question, measured and calibrated: cyclic, reverse and permutation sweeps
+    (lr 1, 3 sweeps, 64-16-10 tanh, all digits) from three seeds' initial weights. The bound
+    is the data's own: the spread across orders from one start must stay below the spread
+    across starts in one order. Measured (Cython, float64): order spreads of 3.3%, 4.2% and
+    5.0% for seeds 0, 1, 2 — reverse reached the highest loss and cyclic the lowest from every
+    start, a small but consistent bias — against 15% between starts."""
     X, y = digits
-    spreads = []
+    final = {}
     for seed in range(3):
-        final = {}
         for order in ("cyclic", "reverse", "permutation"):
             net = fastgrad.MLP([64, 16, 10], "tanh", seed=seed)
             history = fastgrad.train(net, X, y, Sequential(order=order, lr=1.0), epochs=3,
                                      seed=seed)
-            final[order] = history.loss[-1]
-        spread = (max(final.values()) - min(final.values())) / min(final.values())
-        spreads.append(spread)
-        print(f"seed {seed}: loss after 3 sweeps {final}, spread {spread:.2%}")
-        record_property(f"seed{seed}_losses", final)
-        assert spread < 0.1
-    record_property("relative_spreads", spreads)
+            final[seed, order] = history.loss[-1]
+
+    def spread(losses):
+        return (max(losses) - min(losses)) / min(losses)
+
+    by_order = {seed: spread([final[seed, o] for o in ("cyclic", "reverse", "permutation")])
+                for seed in range(3)}
+    by_start = {order: spread([final[s, order] for s in range(3)])
+                for order in ("cyclic", "reverse", "permutation")}
+    record_property("losses", {f"{s}/{o}": loss for (s, o), loss in final.items()})
+    record_property("spread_across_orders", by_order)
+    record_property("spread_across_starts", by_start)
+    print(f"spread across orders, per start: {by_order}\nacross starts, per order: {by_start}")
+    assert max(by_order.values()) < min(by_start.values())
 
 
 @pytest.mark.slow
