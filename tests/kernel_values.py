@@ -65,9 +65,10 @@ def train_runs(net, X, y):
     runs = []
     for label, approach in (
             ("parallel", fastgrad.Parallel(optim.Adam(0.01), batch_size=8)),
-            ("layerwise-forward", fastgrad.LayerWise(optim.SGD(0.05), order="forward")),
-            ("layerwise-backward", fastgrad.LayerWise(optim.SGD(0.05), order="backward")),
-            ("layerwise-random", fastgrad.LayerWise(optim.SGD(0.05), order="random",
+            # (labelled by the orders' names when recorded: forward, backward, random)
+            ("layerwise-forward", fastgrad.LayerWise(optim.SGD(0.05), order="cyclic")),
+            ("layerwise-backward", fastgrad.LayerWise(optim.SGD(0.05), order="reverse")),
+            ("layerwise-random", fastgrad.LayerWise(optim.SGD(0.05), order="permutation",
                                                     batch_size=10)),
             ("sequential", fastgrad.Sequential(order="permutation", lr=0.2, batch_size=10))):
         twin = net.copy()
@@ -100,10 +101,11 @@ def compute(backends=BACKENDS):
             values[f"{key}/forward_training"] = twin.forward(X, training=True)
             values[f"{key}/running"] = np.concatenate([twin._running_mean, twin._running_var])
             for label, make in optimizers().items():
-                twin, opt = net.copy(), make()
-                losses = [opt.step(twin, X, y) for _ in range(3)]
-                losses.append(opt.layer_step(twin, X, y, 0))
-                losses.append(opt.batch_loss(twin, X, y))
+                twin = net.copy()
+                opt = make().bind(twin)
+                losses = [opt.step(X, y) for _ in range(3)]
+                losses.append(opt.layer_step(X, y, 0))
+                losses.append(opt.batch_loss(X, y))
                 values[f"{key}/optim/{label}/losses"] = np.array(losses)
                 values[f"{key}/optim/{label}/params"] = twin.params.copy()
                 values[f"{key}/optim/{label}/state"] = opt.state.copy()
@@ -124,7 +126,8 @@ def compute(backends=BACKENDS):
                 values[f"{key}/train/{label}/history"] = np.array(
                     [history.loss, [np.nan if a is None else a for a in history.accuracy],
                      history.steps, history.raised,
-                     [np.nan if f is None else f for f in history.flipped]], dtype=np.float64)
+                     [np.nan if f is None else f for f in history.flipped_fraction]],
+                    dtype=np.float64)
     return values
 
 
