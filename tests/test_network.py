@@ -173,3 +173,51 @@ def test_repr_says_what_the_network_is():
     net = fastgrad.MLP([3, 4, 2], batchnorm=True)
     assert "MLP([3, 4, 2]" in repr(net) and "batchnorm=True" in repr(net)
     assert repr(net.layers[0]) == "Dense(3 -> 4, batchnorm)"
+
+
+def test_the_architecture_is_read_only_and_describes_itself_as_data():
+    """The kernels keep what was set at construction, so the architecture cannot be
+    reassigned; config() rebuilds the network, state_dict() carries its arrays, and the label
+    names it."""
+    import json
+    import pickle
+
+    net = fastgrad.MLP([5, 4, 3], activation="relu", batchnorm=True, dtype="float32", seed=2,
+                       backend="numba")
+    for name, value in (("activation", "tanh"), ("loss_name", "mse"), ("backend", "numpy"),
+                        ("sizes", (5, 3)), ("batchnorm", False), ("dtype", "float64")):
+        with pytest.raises(AttributeError):
+            setattr(net, name, value)
+    config = json.loads(json.dumps(net.config()))
+    assert config == {"sizes": [5, 4, 3], "activation": "relu", "batchnorm": True,
+                      "loss": "cross_entropy", "dtype": "float32", "seed": 2,
+                      "backend": "numba"}
+    assert net.label == "5-4-3 relu + BatchNorm"
+    net.forward(np.ones((6, 5)), training=True)  # running statistics move
+    twin = fastgrad.MLP.from_config(config)
+    twin.load_state_dict(net.state_dict())
+    for name, value in net.state_dict().items():
+        np.testing.assert_array_equal(twin.state_dict()[name], value)
+    copied = pickle.loads(pickle.dumps(net))
+    np.testing.assert_array_equal(copied.layers[0].running_var, net.layers[0].running_var)
+    assert copied.layers[0].W.base is not None  # still a view into params
+    copied.params[0] = 7.0
+    assert copied.layers[0].W[0, 0] == 7.0
+
+
+@pytest.mark.parametrize("change, error, match", [
+    (lambda state: state.pop("running_var"), ValueError, "must hold"),
+    (lambda state: state.update(params=state["params"][:-1]), ValueError, "shape"),
+    (lambda state: state["params"].__setitem__(0, np.nan), ValueError, "NaN or inf"),
+    (lambda state: state["running_var"].__setitem__(0, -1.0), ValueError, "negative"),
+    (lambda state: state.update(params=np.array(["x"] * 43)), TypeError, "numeric"),
+])
+def test_a_bad_state_dict_changes_nothing(change, error, match):
+    net = fastgrad.MLP([5, 4, 3], batchnorm=True)
+    state, before = net.state_dict(), net.state_dict()
+    state["params"] = state["params"] + 1
+    change(state)
+    with pytest.raises(error, match=match):
+        net.load_state_dict(state)
+    for name, value in before.items():
+        np.testing.assert_array_equal(net.state_dict()[name], value)
