@@ -540,3 +540,63 @@ def test_an_assigned_option_is_checked_and_used_by_the_next_run():
     approach.batch_size = 0
     with pytest.raises(ValueError, match="batch_size"):
         fastgrad.train(net, X, y, approach, epochs=1)
+
+
+@pytest.mark.parametrize("make", [lambda: Parallel(SGD(0.1)), lambda: Sequential(),
+                                  lambda: LayerWise(SGD(0.1))])
+def test_a_full_batch_run_shares_one_workspace_between_its_steps_and_its_evaluation(make):
+    """The run's pool: the steps on the whole training set and the evaluation of it after every
+    epoch use the same buffers (one workspace), the validation set of another size a second."""
+    net, X, y = make_problem((4,), backend="numba", n_samples=20)
+    sizes = []
+
+    class Pool(fastgrad.Callback):
+        def on_train_end(self, run):
+            sizes.extend(run.workspaces.sizes)
+
+    fastgrad.train(net, X, y, make(), epochs=2, validation=(X[:7], y[:7]), callbacks=[Pool()])
+    assert sizes == [7, 20]
+
+
+def test_the_run_calls_an_approachs_hooks():
+    """An approach of a test's own (docs/design.md, "Adding an approach"): it widens nothing but
+    doubles the inputs (prepare_inputs), steps with a gradient it computes itself through the
+    optimizer's apply (as forward gradients will), predicts its own way (predict) and reports
+    a figure of its own on odd epochs (EpochResult.figures)."""
+    import dataclasses
+
+    from fastgrad.approaches import EpochResult
+    from fastgrad.approaches.parallel import WithOptimizer, check_optimizer
+
+    @dataclasses.dataclass
+    class Doubled(WithOptimizer):
+        optimizer: object = dataclasses.field(default_factory=lambda: SGD(0.1))
+        name = "doubled"
+
+        def __post_init__(self):
+            check_optimizer(self.optimizer)
+
+        def prepare_inputs(self, net, X, y):
+            return 2 * np.asarray(X)
+
+        def run_epoch(self, net, data, rng):
+            gradient = net.gradient(data.X, data.y)
+            self.bound.apply(gradient)
+            odd = self.bound.steps[0] % 2 == 1
+            return EpochResult(1, 0, figures={"norm": float(np.linalg.norm(gradient))} if odd
+                               else {})
+
+        def predict(self, net, point):
+            return np.zeros(len(point.logits), dtype=np.int64)
+
+    net, X, y = make_problem((4,), "tanh", backend="cython", n_samples=20)
+    reference = net.copy()
+    history = fastgrad.train(net, X, y, Doubled(), epochs=3, validation=(X[:6], y[:6]))
+    fastgrad.train(reference, 2 * X, y, Parallel(SGD(0.1), count_raised=False), epochs=3)
+    np.testing.assert_allclose(net.params, reference.params, rtol=1e-14, atol=1e-15)
+    assert history.approach == "doubled"
+    assert history.accuracy == [float(np.mean(y == 0))] * 3
+    assert history.val_accuracy == [float(np.mean(y[:6] == 0))] * 3
+    assert history.loss[-1] == net.loss(2 * X, y)
+    norms = history.figures["norm"]
+    assert norms[1] is None and norms[0] > 0 and norms[2] > 0 and len(norms) == 3

@@ -140,5 +140,7 @@ class Workspaces:
             self._by_size[N] = Workspace(self.net, N)
         return self._by_size[N]
 
-    def __len__(self):
-        return len(self._by_size)
+    @property
+    def sizes(self):
+        """The batch sizes allocated so far."""
+        return sorted(self._by_size)

@@ -60,8 +60,9 @@ class TimeBudget(Callback):
 
 
 class ProgressBar(Callback):
-    """A tqdm bar of the run's epochs on ``file`` (default stderr), with the last training loss;
-    ``disable=None`` (the default) shows it only on a terminal."""
+    """A tqdm bar (``tqdm.auto``: a widget in a notebook) of the run's epochs on ``file``
+    (default stderr), with the last training loss; ``disable=None`` (the default) shows it only
+    when ``file`` is a terminal, ``disable=False`` always (in a notebook, say)."""
 
     def __init__(self, description=None, file=None, disable=None):
         self.description, self.file, self.disable = description, file, disable
