@@ -9,10 +9,12 @@
   step counts), in the spirit of torch;
 - ``get_params(deep=True)`` / ``set_params(**params)``: scikit-learn's estimator parameters,
   nested ones joined by ``__`` (``optimizer__lr``), so that ``sklearn.base.clone`` and grid
-  searches reach them. Options are stored as given (after validation), as clone expects.
+  searches reach them. An option keeps the value it was given, at most made a plain int or
+  float, so that clone finds what it passed; ``set_params`` changes all or nothing.
 
 A configurable class lists its options in ``_option_names`` and validates a change of some of
-them, all or nothing, in ``_set_options``.
+them, all or nothing, in ``_set_options``. Classes register under their name for
+``from_config``; a base class says ``abstract=True`` and stays out.
 """
 import numbers
 
@@ -40,8 +42,16 @@ def jsonable(value):
 class Configurable:
     """The protocol above; subclasses register themselves by class name for ``from_config``."""
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, abstract=False, **kwargs):
         super().__init_subclass__(**kwargs)
+        if abstract:
+            return
+        known = REGISTRY.get(cls.__name__)
+        if known is not None and (known.__module__, known.__qualname__) != \
+                (cls.__module__, cls.__qualname__):
+            raise TypeError(f"a configurable class named {cls.__name__!r} exists already "
+                            f"({known.__module__}); a config names its type by the class's "
+                            f"name, so give this one another")
         REGISTRY[cls.__name__] = cls
 
     def _option_names(self):
@@ -66,9 +76,8 @@ class Configurable:
         return params
 
     def set_params(self, **params):
-        """Change options (``optimizer__lr=0.5`` reaches the optimizer's); each object's changes
-        are validated together, and on an invalid value that object keeps its options.
-        Returns self."""
+        """Change options (``optimizer__lr=0.5`` reaches the optimizer's), all or nothing: on
+        an invalid value every object keeps the options it had. Returns self."""
         names = self._option_names()
         own, nested = {}, {}
         for key, value in params.items():
@@ -80,14 +89,24 @@ class Configurable:
                 nested.setdefault(name, {})[rest] = value
             else:
                 own[name] = value
-        if own:
-            self._set_options(own)
-        for name, changes in nested.items():
-            inner = getattr(self, name)
-            if not isinstance(inner, Configurable):
-                raise ValueError(f"{type(self).__name__}'s option {name!r} has no options of its "
-                                 f"own; got {sorted(changes)}")
-            inner.set_params(**changes)
+        before = {name: getattr(self, name) for name in own}
+        changed = []  # (object, its options before), to put back on failure
+        try:
+            if own:
+                self._set_options(own)
+            for name, changes in nested.items():
+                inner = getattr(self, name)
+                if not isinstance(inner, Configurable):
+                    raise ValueError(f"{type(self).__name__}'s option {name!r} has no options "
+                                     f"of its own; got {sorted(changes)}")
+                changed.append((inner, inner.get_params(deep=False)))
+                inner.set_params(**changes)
+        except (TypeError, ValueError):
+            for inner, options in reversed(changed):
+                inner._set_options(options)
+            if before:
+                self._set_options(before)
+            raise
         return self
 
     # ------------------------------------------------------------------ config and state

@@ -35,7 +35,8 @@ def load_digits_standardised(n_samples=None):
 class Dataset:
     """A train/test split: ``X_*`` float64 standardised with the training part's mean and
     standard deviation; ``y_*`` class indices 0..n_classes-1 (int64) for classification, float
-    targets of shape (N, n_targets) for regression; ``classes`` the original labels."""
+    targets of shape (N, n_targets) for regression; ``classes`` the original labels;
+    ``split_seed`` the seed of the split (None if not known)."""
 
     name: str
     task: str
@@ -45,6 +46,7 @@ class Dataset:
     y_test: np.ndarray
     feature_names: list
     classes: np.ndarray | None
+    split_seed: int | None = None
 
     @property
     def n_outputs(self):
@@ -171,4 +173,5 @@ def load(source="digits", target=None, task="classification", test_size=0.25, se
     name = source if str(source) in BUILTIN else Path(source).name
     return Dataset(str(name), task, scaler.transform(X_train), scaler.transform(X_test),
                    y_train.astype(np.int64) if classes is not None else y_train,
-                   y_test.astype(np.int64) if classes is not None else y_test, features, classes)
+                   y_test.astype(np.int64) if classes is not None else y_test, features, classes,
+                   seed)

@@ -11,7 +11,7 @@ class NonFiniteStep(FloatingPointError):
     (from 1, set by ``fastgrad.train``), ``sweep`` (the sweep within the epoch, from 1),
     ``step`` (the failing step within its epoch or sweep, from 1), ``coordinate`` (the
     sequential step's parameter index) and ``history`` (the History of the epochs before it,
-    set by ``fastgrad.train``). The message names them."""
+    set by ``fastgrad.train``). The message names the epoch, sweep and step."""
 
     def __init__(self, reason, *, epoch=None, sweep=None, step=None, coordinate=None,
                  history=None):

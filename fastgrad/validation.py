@@ -63,6 +63,27 @@ def as_real_array(name, values):
     return array
 
 
+def check_array(name, values, shape, finite=True):
+    """A real array of exactly ``shape`` (and, with ``finite``, no NaN or inf), returned as
+    given (not converted)."""
+    array = as_real_array(name, values)
+    if array.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}; got {array.shape}")
+    if finite and not np.isfinite(array).all():
+        raise ValueError(f"{name} holds NaN or inf")
+    return array
+
+
+def check_optimizer(optimizer):
+    """A fastgrad.optim optimizer (an update rule)."""
+    from .optim import Optimizer
+
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be a fastgrad.optim optimizer (SGD, Adam, RMSprop); "
+                        f"got {optimizer!r}")
+    return optimizer
+
+
 def check_X(X, n_features, dtype, finite=True):
     """A finite, non-empty (N, n_features) array; returned C-contiguous in ``dtype`` (without a
     copy when it already is). ``finite=False`` leaves the NaN/inf check to the caller."""
@@ -180,14 +201,19 @@ def check_layer(layer, n_layers):
     return int(layer)
 
 
+def check_seed(name, seed):
+    """An integer seed (numpy's too), returned as an int."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{name} must be an integer; got {seed!r}")
+    return int(seed)
+
+
 def check_rng(rng, seed):
     """The run's generator: ``rng`` (a numpy Generator, used and advanced as it is, so that a
-    run can continue where another stopped) or, without one, a new one from ``seed``."""
+    run can continue where another stopped) or, without one, a new one from ``seed`` (an
+    integer, or None for fresh entropy)."""
     if rng is None:
-        if seed is not None and (isinstance(seed, (bool, np.bool_))
-                                 or not isinstance(seed, numbers.Integral)):
-            raise TypeError(f"seed must be an integer or None; got {seed!r}")
-        return np.random.default_rng(seed)
+        return np.random.default_rng(None if seed is None else check_seed("seed", seed))
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
     return rng

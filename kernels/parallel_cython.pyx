@@ -1,8 +1,10 @@
-"""The parallel approach: optimizer updates and the fused training step. The Cython twin of
-``parallel_numpy.py`` and ``parallel_numba.py`` (read the numpy docstring for ``hyper``, whose
-slots codes.py names, ``state`` and ``steps``); the forward pass, loss, backprop and running
-statistics come from mlp.pxi. ``train_step`` takes the bundles of ``bundles.py`` and unpacks
-them once into the structs of bundles.pxi; docs/design.md, "The kernel interface"."""
+"""The parallel approach: optimizer updates (``apply_update``) and the fused training step. The
+Cython twin of ``parallel_numpy.py`` and ``parallel_numba.py`` (read the numpy docstring for
+``hyper``, whose slots codes.py names, ``state`` and ``steps``); the forward pass, loss,
+backprop and running statistics come from mlp.pxi. ``apply_update``, ``train_step`` and
+``train_epoch`` take the bundles of ``bundles.py`` and unpack them once into the structs of
+bundles.pxi; docs/design.md, "The kernel interface".
+"""
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 include "codes.pxi"
@@ -187,17 +189,6 @@ def load_batch(const floating[:, ::1] X, const int64_t[::1] labels, floating[:, 
                 for r in range(labels.shape[0]):
                     T[r, labels[r]] = 1
     return status
-
-
-def update(int code, const double[::1] hyper, long step, const floating[::1] params,
-           const floating[::1] grad, const floating[:, ::1] state, floating[:, ::1] new):
-    """One update by optimizer ``code`` computed into new; returns whether it is finite; see
-    parallel_numpy.update."""
-    cdef bint finite
-    with nogil:
-        finite = update_c(code, &hyper[0], step, &params[0], &grad[0], &state[0, 0], &new[0, 0],
-                          params.shape[0], params.shape[0])
-    return finite
 
 
 def apply_update(net, optimizer, grad, Py_ssize_t first, Py_ssize_t last):

@@ -1,9 +1,11 @@
 """The parallel approach: optimizer updates and the fused training step. The Numba twin of
 ``parallel_numpy.py`` (read its docstring for ``hyper``, ``state`` and ``steps``). ``load_batch``
-and ``update`` take arrays; ``train_step(net, cache, state, optimizer, grad, scratch, running,
-first, last)`` takes the bundles of ``bundles.py``, unpacked by position as in mlp_numba
-(docs/design.md, "The kernel interface").
-BatchNorm's running statistics are updated by ``mlp_numba.update_running_stats``."""
+and ``update`` take arrays; ``apply_update(net, optimizer, grad, first, last)``,
+``train_step(net, cache, state, optimizer, grad, scratch, running, first, last)`` and
+``train_epoch`` take the bundles of ``bundles.py``, unpacked by position as in mlp_numba
+(docs/design.md, "The kernel interface"). BatchNorm's running statistics are updated by
+``mlp_numba.update_running_stats``.
+"""
 import time
 
 import numpy as np

@@ -1,7 +1,8 @@
 """The parallel approach: optimizer updates with torch.optim's rules and the fused training step
 (forward, loss, backprop, update). The numpy reference of ``parallel_numba.py`` and
-``parallel_cython.pyx``; ``train_step`` takes the bundles of ``bundles.py`` (docs/design.md,
-"The kernel interface").
+``parallel_cython.pyx``; ``apply_update`` (the update of ``update``, applied once it is finite),
+``train_step`` and ``train_epoch`` take the bundles of ``bundles.py`` (docs/design.md, "The
+kernel interface").
 
 An optimizer is its ``code`` (codes.SGD, ADAM, RMSPROP) and its hyperparameters ``hyper``
 (float64, N_HYPER values) in the slots codes.py names: LR first for every optimizer, then

@@ -60,3 +60,29 @@ def test_bench_rejects_unknown_options(capsys):
         main(["bench", "--fast"])
     assert exit.value.code == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_the_asv_suites_own_cases_match_fastgrads():
+    """benchmarks/cases.py keeps a copy of the cases for asv, which runs one suite against
+    commits from before and after an API change; the copy must not drift from
+    fastgrad/bench/cases.py, which fastgrad bench uses."""
+    import importlib.util
+    import inspect
+    from pathlib import Path
+
+    from fastgrad.bench import cases as ours
+
+    spec = importlib.util.spec_from_file_location(
+        "asv_cases", Path(__file__).parents[1] / "benchmarks" / "cases.py")
+    theirs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(theirs)
+    assert theirs.NETWORKS == ours.NETWORKS
+    assert inspect.getsource(theirs.cold_start_seconds) == inspect.getsource(
+        ours.cold_start_seconds)
+    code = inspect.getsource(theirs.naive_sweep_step)
+    assert code.split('"""')[2] == inspect.getsource(ours.naive_sweep_step).split('"""')[2]
+    # the cold start does the same work in either spelling of the optimizer's step
+    assert theirs.COLD_START.replace(
+        'optimizer = fastgrad.optim.SGD(0.1)\noptimizer.bind(net).step(X, y) if hasattr('
+        'optimizer, "bind") else optimizer.step(net, X, y)',
+        'fastgrad.optim.SGD(0.1).bind(net).step(X, y)') == ours.COLD_START

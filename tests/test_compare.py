@@ -235,3 +235,24 @@ def test_the_contenders_are_configs_and_the_results_name_them():
         rebuilt = fastgrad.Approach.from_config(config)
         assert rebuilt.get_params()[contender.lr_option] == 0.5
         assert (rebuilt.get_params().get("batch_size") or 0) <= 10
+
+
+def test_a_run_refuses_data_split_with_another_seed_and_cells_have_stable_keys():
+    data = fastgrad.datasets.load("iris", seed=3)
+    network = fastgrad.MLP([4, 8, 3]).config()
+    approach = experiments.CONTENDERS["gd"].approach_config(2.0, len(data.X_train))
+    with pytest.raises(ValueError, match="split with seed 3"):
+        experiments.train_one(data, network, approach, experiments.Seeds(split=0), epochs=1)
+    key = experiments.cell_key(network, approach, experiments.Seeds(3, 1, 2), epochs=3)
+    assert key == experiments.cell_key(dict(reversed(network.items())), approach,
+                                       experiments.Seeds(3, 1, 2), epochs=3)
+    assert key != experiments.cell_key(network, approach, experiments.Seeds(3, 1, 3), epochs=3)
+    assert len({hash(c) for c in experiments.CONTENDERS.values()}) == len(experiments.CONTENDERS)
+
+
+def test_compare_checks_the_network_before_reading_any_data():
+    for kwargs, match in (({"activation": "swish"}, "activation"), ({"dtype": "int8"}, "dtype"),
+                          ({"backend": "jax"}, "backend"), ({"batchnorm": "yes"}, "batchnorm"),
+                          ({"hidden": (0,)}, "positive")):
+        with pytest.raises((ValueError, TypeError), match=match):
+            fastgrad.compare("no-such-file.csv", **kwargs)

@@ -234,7 +234,7 @@ def step_by_step(net, X, y, optimizer, batch_size, epochs, seed):
     """The parallel approach as a loop of optimizer.step calls over the batches ``train``
     draws (the reference the whole-epoch kernel is checked against); returns the raised steps
     of each epoch, or the (epoch, step) of a NonFiniteStep."""
-    from fastgrad.approaches.parallel import run_steps
+    from fastgrad.approaches.base import run_steps
 
     X, T = net.check_batch(X, y)
     data = TrainingData(X, y, T, optimizer.workspaces)
@@ -566,15 +566,15 @@ def test_the_run_calls_an_approachs_hooks():
     import dataclasses
 
     from fastgrad.approaches import EpochResult
-    from fastgrad.approaches.parallel import WithOptimizer, check_optimizer
+    from fastgrad.approaches.base import WithOptimizer
 
     @dataclasses.dataclass
     class Doubled(WithOptimizer):
         optimizer: object = dataclasses.field(default_factory=lambda: SGD(0.1))
         name = "doubled"
 
-        def __post_init__(self):
-            check_optimizer(self.optimizer)
+        batch_size: None = None
+        count_raised: bool = False
 
         def prepare_inputs(self, net, X, y):
             return 2 * np.asarray(X)
@@ -600,3 +600,75 @@ def test_the_run_calls_an_approachs_hooks():
     assert history.loss[-1] == net.loss(2 * X, y)
     norms = history.figures["norm"]
     assert norms[1] is None and norms[0] > 0 and norms[2] > 0 and len(norms) == 3
+
+
+def test_set_params_is_all_or_nothing_across_nested_objects():
+    approach = Parallel(SGD(0.1, momentum=0.5), batch_size=4)
+    with pytest.raises(ValueError, match="lr"):
+        approach.set_params(batch_size=2, optimizer__momentum=0.9, optimizer__lr=-1.0)
+    assert approach.batch_size == 4
+    assert approach.optimizer.get_params() == {"lr": 0.1, "momentum": 0.5, "nesterov": False,
+                                               "weight_decay": 0.0}
+    np.testing.assert_array_equal(approach.optimizer.hyper, SGD(0.1, momentum=0.5).hyper)
+
+
+def test_a_copied_optimizer_has_hyperparameters_of_its_own():
+    import copy
+    import pickle
+
+    rule = Adam(0.1)
+    for twin in (copy.copy(rule), copy.deepcopy(rule), pickle.loads(pickle.dumps(rule))):
+        twin.lr = 0.5
+        assert rule.lr == 0.1 and rule.hyper[0] == 0.1 and twin.hyper[0] == 0.5
+    with pytest.raises(AttributeError):
+        rule.hyper = np.zeros(3)
+
+
+def test_an_approach_with_a_new_optimizer_starts_fresh_and_keeps_a_state_it_could_not_bind():
+    import pickle
+
+    net, X, y = make_problem((4,), backend="numba", n_samples=20)
+    approach = Parallel(SGD(0.1, momentum=0.9))
+    fastgrad.train(net, X, y, approach, epochs=2)
+    assert approach.state_dict()["steps"].tolist() == [2, 2]
+    approach.set_params(optimizer=Adam(0.01))
+    assert approach.bound is None and approach.state_dict() == {}
+    fastgrad.train(net, X, y, approach, epochs=1)
+    assert approach.bound.rule is approach.optimizer and approach.bound.state.shape[0] == 2
+    carried = pickle.loads(pickle.dumps(approach))
+    with pytest.raises(ValueError, match="optimizer's state is"):
+        fastgrad.train(fastgrad.MLP([5, 3, 3], backend="numba"), X, y, carried, epochs=1)
+    assert carried.state_dict()["steps"].tolist() == [1, 1]  # still there for the right one
+    fastgrad.train(net.copy(), X, y, carried, epochs=1)
+    assert carried.bound.steps.tolist() == [2, 2]
+
+
+def test_what_does_not_pickle_says_so_and_configs_name_only_real_classes():
+    import pickle
+
+    net = fastgrad.MLP([3, 4, 2])
+    with pytest.raises(TypeError, match="state_dict"):
+        pickle.dumps(SGD(0.1).bind(net))
+    with pytest.raises(ValueError, match="type must be one of"):
+        fastgrad.Approach.from_config({"type": "Approach"})
+    with pytest.raises(ValueError, match="type must be one of"):
+        fastgrad.optim.Optimizer.from_config({"type": "Optimizer", "lr": 0.1})
+    with pytest.raises(TypeError, match="exists already"):
+        type("SGD", (fastgrad.optim.Optimizer,), {})  # another module's SGD
+
+
+def test_callbacks_must_be_a_list_and_only_started_callbacks_see_the_end():
+    net, X, y = make_problem((4,), backend="numba", n_samples=20)
+    with pytest.raises(TypeError, match="list of fastgrad.Callback"):
+        fastgrad.train(net, X, y, epochs=1, callbacks=lambda run: None)
+    with pytest.raises(TypeError, match="list of fastgrad.Callback"):
+        fastgrad.train(net, X, y, epochs=1, callbacks=fastgrad.training.TimeBudget(1.0))
+
+    class Broken(fastgrad.Callback):
+        def on_train_start(self, run):
+            raise RuntimeError("broken at the start")
+
+    recorder = Recorder()
+    with pytest.raises(RuntimeError, match="broken at the start"):
+        fastgrad.train(net, X, y, epochs=1, callbacks=[recorder, Broken(), Recorder()])
+    assert [call[0] for call in recorder.calls] == ["start", "end"]

@@ -10,10 +10,13 @@ where the approach needs them, the hooks ``prepare``, ``prepare_inputs`` and ``p
 docs/design.md, "Adding an approach", walks through it.
 """
 import dataclasses
+import time
 
 import numpy as np
 
+from .. import validation as check
 from ..config import Configurable
+from ..errors import NonFiniteStep
 from ..model import predictions
 
 
@@ -60,7 +63,7 @@ class TrainingData:
             yield X[first:last], y[first:last], T[first:last]
 
 
-class Approach(Configurable):
+class Approach(Configurable, abstract=True):
     """The interface of a training approach (a dataclass subclass): ``name``, ``check``,
     ``run_epoch`` and the hooks. Its options are its dataclass fields (config protocol:
     ``config``, ``get_params``, ``set_params``, ``state_dict``)."""
@@ -112,3 +115,91 @@ class Approach(Configurable):
         mode), for the run's accuracy: an approach may predict its own way. Default: the
         network's predictions."""
         return predictions(net.loss_name, point.logits)
+
+
+class WithOptimizer(Approach, abstract=True):
+    """An approach that steps with an optimizer: its fields ``optimizer`` (the rule),
+    ``batch_size`` and ``count_raised``, checked here. The rule's state for the network it
+    trains, bound in ``prepare`` and kept across runs (``bound``), travels in ``state_dict``;
+    pickled, the approach keeps that state (not the network) and binds it to the next network
+    it trains, which must have the same shape. A new optimizer (assigned, or through
+    ``set_params``) starts from fresh state."""
+
+    def __post_init__(self):
+        check.check_optimizer(self.optimizer)
+        self.batch_size = check.check_positive_int("batch_size", self.batch_size,
+                                                   allow_none=True)
+        self.count_raised = check.check_bool("count_raised", self.count_raised)
+
+    @property
+    def bound(self):
+        """The optimizer's state for the network this approach trains (None before a run, or
+        once the optimizer has been replaced)."""
+        bound = self.__dict__.get("_bound")
+        return bound if bound is not None and bound.rule is self.optimizer else None
+
+    def prepare(self, net, workspaces):
+        bound = self.bound
+        if bound is not None:
+            if bound.net is not net:
+                raise ValueError("this approach holds the optimizer state of another network; "
+                                 "use a fresh approach for each network (copy.deepcopy or "
+                                 "sklearn.base.clone of this one)")
+            bound.workspaces = workspaces
+            return
+        # first run, or a new optimizer since the last: fresh state, or the state loaded
+        # before it was bound (a checkpoint, an unpickled approach)
+        bound = self.optimizer.bind(net, workspaces)
+        pending = self.__dict__.get("_pending_state")
+        if pending is not None:
+            bound.load_state_dict(pending)  # kept pending if it does not fit this network
+        self.__dict__.pop("_pending_state", None)
+        self.__dict__["_bound"] = bound
+
+    def state_dict(self):
+        bound = self.bound
+        if bound is not None:
+            return bound.state_dict()
+        pending = self.__dict__.get("_pending_state")
+        return {} if pending is None else {name: a.copy() for name, a in pending.items()}
+
+    def load_state_dict(self, state):
+        if not state:
+            return
+        if self.bound is not None:
+            self.bound.load_state_dict(state)
+        else:
+            self.__dict__["_pending_state"] = {name: a.copy() for name, a in state.items()}
+
+    def __getstate__(self):
+        # the options and the optimizer's state, not the network or its buffers
+        options = {name: value for name, value in self.__dict__.items()
+                   if name not in ("_bound", "_pending_state")}
+        return {"options": options, "state": self.state_dict()}
+
+    def __setstate__(self, saved):
+        self.__dict__.update(saved["options"])
+        if saved["state"]:
+            self.__dict__["_pending_state"] = saved["state"]
+
+
+def run_steps(bound, data, rng, batch_size, count_raised, layers_of_batch):
+    """The epoch as a loop of steps of ``bound`` (a BoundOptimizer), the layer-wise approach's
+    (and, with ``layers_of_batch`` giving None, the reference the parallel approach's
+    whole-epoch kernel is tested against): for each batch, one step per entry of
+    ``layers_of_batch(rng)`` (None: all layers at once). With ``count_raised`` each batch's loss
+    is re-evaluated after its step, and that time is reported apart."""
+    steps = raised = 0
+    check_seconds = 0.0
+    for X, y, _ in data.batches(batch_size, rng):
+        for layer in layers_of_batch(rng):
+            try:
+                before = bound.step(X, y) if layer is None else bound.layer_step(X, y, layer)
+            except NonFiniteStep as error:
+                raise error.where(step=steps + 1) from None
+            steps += 1
+            if count_raised:
+                start = time.perf_counter()
+                raised += bound.batch_loss(X, y) > before
+                check_seconds += time.perf_counter() - start
+    return EpochResult(steps, raised, check_seconds=check_seconds)

@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 
 from .. import validation as check
 from ..optim import SGD, Optimizer
-from .parallel import WithOptimizer, check_optimizer, run_steps
+from .base import WithOptimizer, run_steps
 
 # the same words as the sequential approach's orders, meaning the same: cyclic (first to last),
 # reverse (last to first), permutation (a fresh one each time)
 LAYER_ORDERS = ("cyclic", "reverse", "permutation")
 
 
-@dataclass
+@dataclass(eq=False)
 class LayerWise(WithOptimizer):
     """One layer at a time.
 
@@ -35,11 +35,8 @@ class LayerWise(WithOptimizer):
     name = "layerwise"
 
     def __post_init__(self):
-        check_optimizer(self.optimizer)
+        super().__post_init__()
         check.check_choice("order", self.order, LAYER_ORDERS)
-        self.batch_size = check.check_positive_int("batch_size", self.batch_size,
-                                                   allow_none=True)
-        self.count_raised = check.check_bool("count_raised", self.count_raised)
 
     def run_epoch(self, net, data, rng):
         n_layers = len(net.layers)

@@ -147,7 +147,7 @@ def run_sweep(net, workspace, X, T, plan):
                        int(raised), int(flipped), time.perf_counter() - start)
 
 
-@dataclass
+@dataclass(eq=False)
 class Sequential(Approach):
     """One weight at a time: each epoch is a sweep of single-coordinate steps over all the
     parameters on each batch (one sweep per batch with ``batch_size``, J that batch's mean

@@ -7,7 +7,7 @@ from .contenders import CONTENDERS, MINIBATCH, Contender
 from .environment import environment
 from .plots import plot
 from .results import Comparison
-from .runs import Run, Seeds, train_one
+from .runs import Run, Seeds, cell_key, train_one
 
 __all__ = ["compare", "Comparison", "Contender", "CONTENDERS", "DEFAULT_EPOCHS", "MINIBATCH",
-           "Run", "Seeds", "train_one", "environment", "plot"]
+           "Run", "Seeds", "cell_key", "train_one", "environment", "plot"]

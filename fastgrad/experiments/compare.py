@@ -19,7 +19,9 @@ from .. import datasets
 from .. import validation as check
 from ..approaches import make_approach
 from ..errors import NonFiniteStep
+from .._kernels.codes import ACTIVATIONS
 from ..model import MLP
+from ..model.backends import BACKENDS
 from ..training import ProgressBar, train
 from .contenders import CONTENDERS
 from .environment import environment
@@ -143,6 +145,14 @@ def compare(dataset="digits", *, target=None, task="classification", hidden=(32,
         lr = check.check_positive("lr", lr)
     if isinstance(hidden, int):
         hidden = (hidden,)
+    check.check_choice("task", task, datasets.TASKS)
+    # the network's options, checked before the data are read (the widths in and out come
+    # from the data)
+    hidden = check.check_sizes([1, *hidden, 1])[1:-1]
+    check.check_choice("activation", activation, ACTIVATIONS)
+    check.check_bool("batchnorm", batchnorm)
+    check.check_dtype(dtype)
+    check.check_choice("backend", backend, BACKENDS)
     reporter = Progress(progress)
     data = datasets.load(dataset, target=target, task=task, seed=seeds.split)
     n_train = len(data.X_train)
@@ -156,9 +166,9 @@ def compare(dataset="digits", *, target=None, task="classification", hidden=(32,
 
     compile_seconds = _warm_up(initial, data, configs, reporter)
     runs = []
-    for contender, config in zip(chosen, configs):
+    for contender, rate, config in zip(chosen, lrs, configs):
         run = train_one(data, network, config, seeds, epochs=epochs, seconds=seconds,
-                        name=contender.name, description=contender.description,
+                        name=contender.name, description=contender.description, lr=rate,
                         callbacks=reporter.callbacks(contender.name))
         reporter.finish(run)
         runs.append(run)

@@ -1,7 +1,7 @@
 """The approaches ``fastgrad compare`` trains side by side, each described as data: a name, what
-it is, and its approach's config (with its default learning rate), which a grid can hash and
-ship to another process."""
-from dataclasses import dataclass
+it is, and its approach's config (with its default learning rate), which a grid can key
+(``runs.cell_key``) and ship to another process."""
+from dataclasses import dataclass, field
 
 from ..approaches import Approach
 
@@ -16,7 +16,7 @@ class Contender:
 
     name: str
     description: str
-    config: dict
+    config: dict = field(hash=False)
     lr_option: str = "optimizer__lr"
 
     @property

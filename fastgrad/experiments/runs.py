@@ -1,9 +1,10 @@
 """One training run of an experiment as a function of data — (dataset, network config, approach
-config, seeds) → a Run and its rows — that a grid can call in another process, and the Run."""
+config, seeds) → a Run and its rows — that a grid can call in another process, the Run, and
+``cell_key``, the hash that names such a run's settings."""
+import hashlib
+import json
 import sys
-from dataclasses import dataclass
-
-import numpy as np
+from dataclasses import asdict, dataclass
 
 from .. import validation as check
 from ..approaches import make_approach
@@ -24,19 +25,25 @@ class Seeds:
 
     def __post_init__(self):
         for name in ("split", "init", "shuffle"):
-            value = getattr(self, name)
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"seeds.{name} must be an integer; got {value!r}")
+            check.check_seed(f"seeds.{name}", getattr(self, name))
 
     @classmethod
     def of(cls, seed):
         """A Seeds from an int (all three) or a Seeds (as it is)."""
         if isinstance(seed, Seeds):
             return seed
-        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-            raise TypeError(f"seed must be an integer or a fastgrad.experiments.Seeds; got "
-                            f"{seed!r}")
-        return cls(int(seed), int(seed), int(seed))
+        seed = check.check_seed("seed (an integer or a fastgrad.experiments.Seeds)", seed)
+        return cls(seed, seed, seed)
+
+
+def cell_key(network, approach, seeds, **budget):
+    """A short, stable name of one run's settings: the SHA-256 of their canonical JSON (the
+    network and approach configs, the seeds, the budget), for a grid's files and for skipping
+    finished cells."""
+    settings = {"network": network, "approach": approach, "seeds": asdict(Seeds.of(seeds)),
+                **budget}
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -90,27 +97,29 @@ class Run:
 
 
 def train_one(data, network, approach, seeds, *, epochs=None, seconds=None, name="",
-              description="", callbacks=()):
-    """Train one network on ``data`` (a fastgrad.datasets.Dataset, split with seeds.split) and
-    return its Run.
+              description="", lr=None, callbacks=()):
+    """Train one network on ``data`` and return its Run.
 
+    data : a fastgrad.datasets.Dataset, split with seeds.split (``datasets.load(...,
+        seed=seeds.split)``; a Dataset whose split_seed differs is refused).
     network : an MLP config (``MLP.config()``); its weights are initialised from seeds.init.
     approach : an approach config (``approach.config()``) or object; a fresh copy trains.
-    seeds : a Seeds; seeds.shuffle seeds the run's generator.
+    seeds : a Seeds (or an int for all three); seeds.shuffle seeds the run's generator.
     epochs, seconds : the budget; training stops at whichever comes first (checked after each
         epoch); None for no limit of that kind (not both).
-    name, description : the Run's labels. callbacks : more callbacks for the run.
+    name, description, lr : the Run's labels. callbacks : more callbacks for the run.
 
     A step that makes the loss non-finite ends the run; the Run says where."""
     seeds = Seeds.of(seeds)
+    if data.split_seed is not None and data.split_seed != seeds.split:
+        raise ValueError(f"data was split with seed {data.split_seed}, but seeds.split is "
+                         f"{seeds.split}")
     epochs = check.check_positive_int("epochs", epochs, allow_none=True)
     if epochs is None and seconds is None:
         raise ValueError("give epochs or seconds (or both)")
     budget = [] if seconds is None else [TimeBudget(seconds)]
     net = MLP.from_config({**network, "seed": seeds.init})
     approach = make_approach(approach.config() if hasattr(approach, "config") else approach)
-    params = approach.get_params()
-    lr = params.get("optimizer__lr", params.get("lr"))
     diverged = None
     try:
         history = train(net, data.X_train, data.y_train, approach,

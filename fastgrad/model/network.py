@@ -5,8 +5,6 @@ The parameter vector (a fixed convention): for each Dense layer l in order, ``W_
 (n_in, n_out) in C order (``z = a_prev @ W_l + b_l``), then ``b_l``, then, for a hidden layer of
 a network with BatchNorm, ``gamma_l`` and ``beta_l``.
 """
-import numbers
-
 import numpy as np
 
 from .. import validation as check
@@ -101,30 +99,29 @@ class MLP:
             raise ValueError(f"binary_cross_entropy needs one output; sizes ends with {sizes[-1]}")
         if loss == "cross_entropy" and sizes[-1] < 2:
             raise ValueError(f"cross_entropy needs at least two outputs; sizes ends with {sizes[-1]}")
-        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
-            raise TypeError(f"seed must be an integer; got {seed!r}")
+        seed = check.check_seed("seed", seed)
         # the architecture, read-only: the kernels' bundles below are built from it
         self._architecture = {"sizes": sizes, "activation": activation, "batchnorm": batchnorm,
-                              "loss": loss, "dtype": dtype, "seed": int(seed),
+                              "loss": loss, "dtype": dtype, "seed": seed,
                               "backend": backend}
-        self.table, self.n_params = layer_table(sizes, batchnorm)
-        self._params = np.zeros(self.n_params, dtype=dtype)
+        self._table, self._n_params = layer_table(sizes, batchnorm)
+        self._params = np.zeros(self._n_params, dtype=dtype)
         n_columns = sum(sizes[1:])
         # running statistics, per column, in the kernels' per-column layout
         self._running_mean = np.zeros(n_columns, dtype=dtype)
         self._running_var = np.ones(n_columns, dtype=dtype)
-        self.layers = []
-        for row in self.table:
+        layers = []
+        for row in self._table:
             columns = slice(row[COL_OFF], row[COL_OFF] + row[N_OUT])
             has_bn = row[OFF_GAMMA] >= 0
-            self.layers.append(Dense(self._params, row,
-                                     self._running_mean[columns] if has_bn else None,
-                                     self._running_var[columns] if has_bn else None))
-        self.layers = tuple(self.layers)
+            layers.append(Dense(self._params, row,
+                                self._running_mean[columns] if has_bn else None,
+                                self._running_var[columns] if has_bn else None))
+        self._layers = tuple(layers)
         # what the kernels receive (fastgrad/_kernels/bundles.py, built as backends.bundle_type
         # says): the arrays above never move, so these bundles stay valid for the network's life
         self.kernel_network = bundle_type(backend, Network)(
-            (self._params, self.table, ACTIVATIONS[activation], LOSSES[loss]))
+            (self._params, self._table, ACTIVATIONS[activation], LOSSES[loss]))
         self.kernel_running = bundle_type(backend, RunningStats)(
             (self._running_mean, self._running_var, BN_MOMENTUM))
         self._initialise(seed)
@@ -141,6 +138,11 @@ class MLP:
                     doc="The seed of the initial weights.")
     backend = property(lambda self: self._architecture["backend"],
                        doc="The kernels' backend.")
+    table = property(lambda self: self._table,
+                     doc="The layer table the kernels read (int64; columns named in codes.py).")
+    n_params = property(lambda self: self._n_params, doc="The number of parameters.")
+    layers = property(lambda self: self._layers,
+                      doc="The Dense layers (a tuple), views into params.")
 
     @property
     def label(self):
@@ -177,15 +179,8 @@ class MLP:
                     "running_var": self._running_var}
         if set(state) != set(expected):
             raise ValueError(f"state must hold {sorted(expected)}; got {sorted(state)}")
-        checked = {}
-        for name, target in expected.items():
-            value = check.as_real_array(f"state[{name!r}]", state[name])
-            if value.shape != target.shape:
-                raise ValueError(f"state[{name!r}] must have shape {target.shape}; got "
-                                 f"{value.shape}")
-            if not np.isfinite(value).all():
-                raise ValueError(f"state[{name!r}] holds NaN or inf")
-            checked[name] = value
+        checked = {name: check.check_array(f"state[{name!r}]", state[name], target.shape)
+                   for name, target in expected.items()}
         if (checked["running_var"] < 0).any():
             raise ValueError("state['running_var'] holds negative variances")
         for name, target in expected.items():
@@ -213,12 +208,7 @@ class MLP:
 
     @params.setter
     def params(self, values):
-        values = np.asarray(values)
-        if values.shape != (self.n_params,):
-            raise ValueError(f"params must have shape ({self.n_params},); got {values.shape}")
-        if not np.isfinite(values).all():
-            raise ValueError("params holds NaN or inf")
-        self._params[:] = values
+        self._params[:] = check.check_array("params", values, (self.n_params,))
 
     def coordinate(self, j):
         """Coordinate j as (layer, name, index): ``(0, "W", (k, i))`` is W_0[k, i], ``(1, "b", i)``

@@ -45,6 +45,9 @@ class Workspace:
         self.G = np.zeros((N, n_out), dtype=dtype)
         self.Q = np.zeros((n_out, N), dtype=dtype)
 
+    def __reduce__(self):
+        raise TypeError("a Workspace is a network's scratch buffers and does not pickle")
+
     def cache(self, X):
         """The cached point's bundle on inputs X (N rows, checked, in the network's dtype)."""
         return self._Cache((X, self.Z, self.A, self.Zhat, self.mean, self.istd))

@@ -24,7 +24,7 @@ from ..model.backends import bundle_type, kernels
 from ..model.workspace import Workspaces
 
 
-class Optimizer(Configurable):
+class Optimizer(Configurable, abstract=True):
     """An update rule: ``code`` and ``n_state`` (the kernels' optimizer and its state rows) and
     the hyperparameters, the arguments of ``__init__``, which ``_slots`` validates together and
     places in the kernels' slots (codes.py: LR, SGD_MOMENTUM, ...)."""
@@ -34,8 +34,14 @@ class Optimizer(Configurable):
 
     def __init__(self, **hyperparameters):
         object.__setattr__(self, "_names", tuple(hyperparameters))
-        object.__setattr__(self, "hyper", np.zeros(N_HYPER))
+        object.__setattr__(self, "_hyper", np.zeros(N_HYPER))
         self._set_options(hyperparameters)
+
+    @property
+    def hyper(self):
+        """The hyperparameters in the kernels' slots (float64, N_HYPER values): the array every
+        state bound to this rule reads at each step. Change it through the hyperparameters."""
+        return self._hyper
 
     def _slots(self, **values):
         """{slot name in codes.py: float} for the hyperparameters ``values``, validated
@@ -51,9 +57,9 @@ class Optimizer(Configurable):
         slots = self._slots(**merged)  # raises before anything changes
         for name in values:
             object.__setattr__(self, name, values[name])
-        self.hyper[:] = 0.0
+        self._hyper[:] = 0.0
         for slot, value in slots.items():
-            self.hyper[getattr(codes, slot)] = value
+            self._hyper[getattr(codes, slot)] = value
 
     def __setattr__(self, name, value):
         # a hyperparameter is validated and reaches the kernels' array: never silently ignored
@@ -66,6 +72,14 @@ class Optimizer(Configurable):
         options = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._names)
         return f"{type(self).__name__}({options})"
 
+    def __getstate__(self):
+        # the hyperparameters alone: a copy (pickle, copy.copy, deepcopy) gets an array of its
+        # own, so that changing it never changes the original's steps
+        return self.get_params(deep=False)
+
+    def __setstate__(self, hyperparameters):
+        Optimizer.__init__(self, **hyperparameters)
+
     def bind(self, net, workspaces=None):
         """This rule's state for ``net``: a BoundOptimizer with zero moments and step counts,
         stepping in ``workspaces`` (a fastgrad.model.Workspaces of net; default its own)."""
@@ -75,8 +89,9 @@ class Optimizer(Configurable):
 class BoundOptimizer:
     """An optimizer's state for one network: ``state`` (n_state, n_params), its buffers aligned
     with ``net.params`` (momentum, Adam's moments), and ``steps``, the updates each layer has
-    had. Every method is one kernel call; a step or update whose loss or result is not finite
-    raises NonFiniteStep and changes nothing."""
+    had. Each step or update is one kernel call of the work (after the batch's checks); one
+    whose loss or result is not finite raises NonFiniteStep and changes nothing. It holds the
+    network's buffers, so it does not pickle: save ``rule`` and ``state_dict()`` instead."""
 
     def __init__(self, rule, net, workspaces=None):
         if not isinstance(rule, Optimizer):
@@ -97,6 +112,10 @@ class BoundOptimizer:
     def __repr__(self):
         return f"{self.rule!r} bound to {self.net.label} ({int(self.steps.max())} steps)"
 
+    def __reduce__(self):
+        raise TypeError("a BoundOptimizer holds a network and its buffers and does not pickle; "
+                        "pickle its rule and state_dict() (or the approach that holds it)")
+
     # ------------------------------------------------------------------ steps
     def step(self, X, y):
         """One step on the batch (X, y), every layer at once; returns the batch loss before the
@@ -114,9 +133,7 @@ class BoundOptimizer:
         caller: forward gradients, Forward-Forward), of every layer or of ``layer`` alone. No
         forward pass, so BatchNorm's running statistics do not move."""
         net = self.net
-        gradient = check.as_real_array("gradient", gradient)
-        if gradient.shape != (net.n_params,):
-            raise ValueError(f"gradient must have shape ({net.n_params},); got {gradient.shape}")
+        gradient = check.check_array("gradient", gradient, (net.n_params,))
         gradient = np.array(gradient, dtype=net.dtype, order="C", copy=None)
         if not gradient.flags.writeable:  # the kernels take a writable buffer
             gradient = gradient.copy()
@@ -161,14 +178,13 @@ class BoundOptimizer:
         on a bad one nothing changes)."""
         if not isinstance(state, dict) or set(state) != {"state", "steps"}:
             raise ValueError(f"state must be a dict with 'state' and 'steps'; got {state!r:.80}")
-        buffers = check.as_real_array("state['state']", state["state"])
-        steps = check.as_real_array("state['steps']", state["steps"])
-        if buffers.shape != self.state.shape or steps.shape != self.steps.shape:
+        shapes = (np.shape(state["state"]), np.shape(state["steps"]))
+        if shapes != (self.state.shape, self.steps.shape):
             raise ValueError(f"this optimizer's state is {self.state.shape[0]} rows of "
                              f"{self.net.n_params} parameters and steps for {len(self.steps)} "
-                             f"layers; got {buffers.shape} and {steps.shape}")
-        if not np.isfinite(buffers).all():
-            raise ValueError("state['state'] holds NaN or inf")
+                             f"layers; got {shapes[0]} and {shapes[1]}")
+        buffers = check.check_array("state['state']", state["state"], self.state.shape)
+        steps = check.check_array("state['steps']", state["steps"], self.steps.shape)
         if steps.dtype.kind not in "iu" or (steps < 0).any():
             raise ValueError("state['steps'] must hold non-negative integer step counts")
         self.state[:] = buffers

@@ -1,7 +1,8 @@
 """Callbacks: objects that see a training run at its start, after each epoch and at its end, and
 may stop it (``run.stop()``). Each hook gets the run (fastgrad.training.TrainingRun: the
 network, the approach, the history, the generator, the epoch); ``on_train_end`` is called
-however the run ends, also when a step failed (``run.error`` then holds the NonFiniteStep).
+however the run ends, also when a step failed (``run.error`` then holds the NonFiniteStep),
+for every callback whose ``on_train_start`` ran.
 
 Early stopping that puts the best weights back, as a user writes it (README, "Training runs"):
 

@@ -95,9 +95,11 @@ class TrainingRun:
             evaluations["val_loss"] = Evaluation(self.net, self.approach, *self.validation,
                                                  self.workspaces)
         self.approach.prepare(self.net, self.workspaces)
+        started = []  # the callbacks whose on_train_start ran: only they see the end
         try:
             for callback in self.callbacks:
                 callback.on_train_start(self)
+                started.append(callback)
             while self.epoch < self.epochs and not self.stopped:
                 start = time.perf_counter()
                 try:
@@ -110,7 +112,7 @@ class TrainingRun:
                 for callback in self.callbacks:
                     callback.on_epoch_end(self)
         finally:
-            for callback in self.callbacks:
+            for callback in started:
                 callback.on_train_end(self)
         return self.history
 
@@ -152,6 +154,9 @@ def train(net, X, y, approach="parallel", epochs=10, seed=None, validation=None,
         X_val = approach.prepare_inputs(net, X_val, y_val)
         X_val, T_val = net.check_batch(X_val, y_val)
         validation = (X_val, y_val, T_val)
+    if isinstance(callbacks, Callback) or callable(callbacks):
+        raise TypeError(f"callbacks must be a list of fastgrad.Callback objects (wrap a "
+                        f"function in fastgrad.training.OnEpochEnd); got {callbacks!r}")
     callbacks = list(callbacks)
     for callback in callbacks:
         if not isinstance(callback, Callback):
