@@ -4,8 +4,9 @@ once) and the sequential way (one weight at a time), with Numba and Cython kerne
 The package by concept: ``model`` (the network, its point and gradients, the kernels'
 backends and workspaces), ``optim`` (the update rules and their bound state), ``approaches``
 (parallel, layer-wise, sequential), ``training`` (the run, its History and callbacks),
-``experiments`` (compare and its files), ``bench`` (fastgrad bench), and the single modules
-``datasets``, ``diagnostics``, ``validation``, ``config``, ``errors`` and ``cli``."""
+``experiments`` (compare and its files), ``bench`` (fastgrad bench), ``io`` (files and
+PyTorch), and the single modules ``datasets``, ``diagnostics``, ``validation``, ``config``,
+``errors`` and ``cli``."""
 try:
     from . import _kernels  # noqa: F401  (kernels/, installed as fastgrad._kernels)
 except ModuleNotFoundError as error:  # pragma: no cover - depends on how Python was started
@@ -18,11 +19,12 @@ from . import datasets, diagnostics, experiments, optim
 from .approaches import Approach, EpochResult, LayerWise, Parallel, Sequential, SweepReport, sweep
 from .errors import NonFiniteStep
 from .experiments import Comparison, compare
+from .io import from_torch, load, load_checkpoint, save
 from .model import MLP, Point, default_eps
 from .training import Callback, History, TrainingRun, train
 
 __version__ = "0.1.0"
 __all__ = ["MLP", "Point", "Approach", "EpochResult", "Parallel", "LayerWise", "Sequential",
            "History", "NonFiniteStep", "SweepReport", "Comparison", "Callback", "TrainingRun",
-           "compare", "datasets", "default_eps", "diagnostics", "experiments", "optim", "sweep",
-           "train"]
+           "compare", "datasets", "default_eps", "diagnostics", "experiments", "from_torch", "load",
+           "load_checkpoint", "optim", "save", "sweep", "train"]

@@ -50,6 +50,7 @@ class Parallel(WithOptimizer):
         steps, raised, status, loss, check_seconds = work.kernels.parallel.train_epoch(
             net.kernel_network, plan, work.cache(work.inputs), work.loss_state(work.T),
             bound.kernel_state, work.grad, work.scratch, net.kernel_running)
+        net.track_batches(int(steps))
         if status != OK:
             raise NonFiniteStep(failed_step(status, loss), step=int(steps) + 1)
         return EpochResult(int(steps), int(raised), check_seconds=float(check_seconds))

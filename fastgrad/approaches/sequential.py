@@ -143,6 +143,7 @@ def run_sweep(net, workspace, X, T, plan):
     # statistics, kept exact to round-off by its incremental updates
     if net.batchnorm:
         k.mlp.update_running_stats(net.kernel_network, cache, net.kernel_running)
+        net.track_batches(1)
     return SweepReport(float(loss_before), float(workspace.rowloss.mean()), int(steps),
                        int(raised), int(flipped), time.perf_counter() - start)
 

@@ -110,6 +110,8 @@ class MLP:
         # running statistics, per column, in the kernels' per-column layout
         self._running_mean = np.zeros(n_columns, dtype=dtype)
         self._running_var = np.ones(n_columns, dtype=dtype)
+        # how many times the running statistics moved (torch's num_batches_tracked)
+        self._batches_tracked = np.zeros((), dtype=np.int64)
         layers = []
         for row in self._table:
             columns = slice(row[COL_OFF], row[COL_OFF] + row[N_OUT])
@@ -166,9 +168,16 @@ class MLP:
     def state_dict(self):
         """Copies of the arrays: ``params`` and BatchNorm's ``running_mean``, ``running_var``
         (per column, every layer's side by side; the identity statistics where a layer has no
-        BatchNorm)."""
+        BatchNorm) and ``num_batches_tracked`` (how many batches moved them, as torch counts;
+        an int64 scalar array)."""
         return {"params": self._params.copy(), "running_mean": self._running_mean.copy(),
-                "running_var": self._running_var.copy()}
+                "running_var": self._running_var.copy(),
+                "num_batches_tracked": self._batches_tracked.copy()}
+
+    def track_batches(self, n):
+        """Count n more updates of the running statistics (the kernels made them)."""
+        if self.batchnorm:
+            self._batches_tracked += n
 
     def load_state_dict(self, state):
         """Put back the arrays of ``state_dict`` (checked first, all of them: on a bad one
@@ -176,15 +185,19 @@ class MLP:
         if not isinstance(state, dict):
             raise TypeError(f"state must be a dict of arrays; got {type(state).__name__}")
         expected = {"params": self._params, "running_mean": self._running_mean,
-                    "running_var": self._running_var}
+                    "running_var": self._running_var,
+                    "num_batches_tracked": self._batches_tracked}
         if set(state) != set(expected):
             raise ValueError(f"state must hold {sorted(expected)}; got {sorted(state)}")
         checked = {name: check.check_array(f"state[{name!r}]", state[name], target.shape)
                    for name, target in expected.items()}
         if (checked["running_var"] < 0).any():
             raise ValueError("state['running_var'] holds negative variances")
+        tracked = checked["num_batches_tracked"]
+        if tracked.dtype.kind not in "iu" or tracked < 0:
+            raise ValueError("state['num_batches_tracked'] must be a count (an integer >= 0)")
         for name, target in expected.items():
-            target[:] = checked[name]
+            target[...] = checked[name]
 
     # ------------------------------------------------------------------ parameters
     def _initialise(self, seed):
@@ -235,6 +248,22 @@ class MLP:
             raise ValueError(f"index must lie in [0, {n_out}) for {name}; got {index!r}")
         return offset + int(index)
 
+    def save(self, path):
+        """Write the network to ``path``, a safetensors file whose tensors PyTorch's
+        ``load_state_dict`` reads as ``to_torch()``'s module's (fastgrad/io/files.py);
+        ``fastgrad.load(path)`` gives it back bit for bit."""
+        from ..io import save
+
+        save(path, self)
+
+    def to_torch(self):
+        """The network as the ``torch.nn.Sequential`` it is (Linear, [BatchNorm1d], activation,
+        ..., Linear), parameters and running statistics bit-identical
+        (fastgrad/io/torch.py; ``fastgrad.from_torch`` is the reverse)."""
+        from ..io.torch import to_torch
+
+        return to_torch(self)
+
     def copy(self, backend=None):
         """An independent network with the same parameters and running statistics, on the
         same backend or the one named."""
@@ -277,6 +306,7 @@ class MLP:
             point.forward(batch_stats=True)
             point.kernels.mlp.update_running_stats(self.kernel_network, point.cache,
                                                    self.kernel_running)
+            self.track_batches(1)
         else:
             point.forward_in_evaluation_mode()
         return point.logits.copy()

@@ -166,6 +166,7 @@ class BoundOptimizer:
             net.kernel_running, first, last)
         if status != OK:
             raise NonFiniteStep(failed_step(status, loss))
+        net.track_batches(1)
         return float(loss)
 
     # ------------------------------------------------------------------ state

@@ -1,8 +1,8 @@
 """Training runs: ``train`` (fastgrad/training/run.py), the ``History`` it returns and the
 callbacks that see a run and may stop it."""
-from .callbacks import Callback, OnEpochEnd, ProgressBar, TimeBudget
+from .callbacks import Callback, Checkpoint, OnEpochEnd, ProgressBar, TimeBudget
 from .history import History
 from .run import TrainingRun, train
 
-__all__ = ["train", "TrainingRun", "History", "Callback", "OnEpochEnd", "ProgressBar",
-           "TimeBudget"]
+__all__ = ["train", "TrainingRun", "History", "Callback", "Checkpoint", "OnEpochEnd",
+           "ProgressBar", "TimeBudget"]

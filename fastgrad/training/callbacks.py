@@ -86,3 +86,31 @@ class ProgressBar(Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class Checkpoint(Callback):
+    """Writes a checkpoint to ``path`` every ``every`` epochs and at the end of a run that did
+    not fail (``fastgrad.save``: the network, the approach and its optimizer's state, the
+    History, the generator and the epoch; atomically, so an interrupted write leaves the
+    previous checkpoint). ``train(..., resume=path)`` continues from it exactly."""
+
+    def __init__(self, path, every=1):
+        from ..validation import check_positive_int
+
+        self.path, self.every = path, check_positive_int("every", every)
+        self.written = None  # the epoch of the last checkpoint written
+
+    def write(self, run):
+        from ..io import save
+
+        save(self.path, run.net, approach=run.approach, history=run.history, rng=run.rng,
+             epoch=run.epoch)
+        self.written = run.epoch
+
+    def on_epoch_end(self, run):
+        if run.epoch % self.every == 0:
+            self.write(run)
+
+    def on_train_end(self, run):
+        if run.error is None and run.epoch > 0 and self.written != run.epoch:
+            self.write(run)

@@ -23,7 +23,7 @@ from .. import validation as check
 from ..approaches import TrainingData, make_approach
 from ..errors import NonFiniteStep
 from ..model import Point, Workspaces
-from .callbacks import Callback
+from .callbacks import Callback, Checkpoint
 from .history import History
 
 
@@ -118,7 +118,7 @@ class TrainingRun:
 
 
 def train(net, X, y, approach="parallel", epochs=10, seed=None, validation=None, callbacks=(),
-          *, rng=None):
+          *, rng=None, checkpoint=None, resume=None):
     """Train ``net`` on (X, y) with ``approach`` and return a History.
 
     approach : an approach object — ``Parallel(optimizer, batch_size)``, ``LayerWise(optimizer,
@@ -134,6 +134,13 @@ def train(net, X, y, approach="parallel", epochs=10, seed=None, validation=None,
     rng : a numpy Generator to draw from instead of a new one (not with ``seed``): it is
         advanced, so a run of n epochs and a second run of m with the same generator (and the
         same approach object) end where one run of n + m epochs ends.
+    checkpoint : a path: a Checkpoint callback writing there after every epoch and at the end.
+    resume : a checkpoint's path (``Checkpoint``, ``fastgrad.save``) to continue from: the
+        network's parameters and running statistics, the approach's state, the generator and
+        the History become the checkpoint's, and the run goes on from its epoch up to
+        ``epochs`` in all (the History returned holds every epoch). The checkpoint's network
+        and approach must be those of this call (a ValueError before any step otherwise); a
+        run of 2n epochs and one of n resumed to 2n end bit-identical.
 
     A step whose loss or update is not finite raises NonFiniteStep with its ``epoch``,
     ``step`` and the ``history`` so far; the network keeps the weights it had before that step.
@@ -143,6 +150,8 @@ def train(net, X, y, approach="parallel", epochs=10, seed=None, validation=None,
     approach = make_approach(approach)
     if seed is not None and rng is not None:
         raise ValueError("give seed or rng, not both")
+    if resume is not None and (seed is not None or rng is not None):
+        raise ValueError("resume continues the checkpoint's generator: give no seed or rng")
     rng = check.check_rng(rng, 0 if seed is None else seed)
     X = approach.prepare_inputs(net, X, y)
     X, T = net.check_batch(X, y)
@@ -162,7 +171,37 @@ def train(net, X, y, approach="parallel", epochs=10, seed=None, validation=None,
         if not isinstance(callback, Callback):
             raise TypeError(f"callbacks must hold fastgrad.Callback objects (wrap a function "
                             f"in fastgrad.training.OnEpochEnd); got {callback!r}")
+    if checkpoint is not None:
+        callbacks.append(Checkpoint(checkpoint))
+    saved = _resumed(resume, net, approach, epochs) if resume is not None else None
     workspaces = Workspaces(net)
-    run = TrainingRun(net, approach, TrainingData(X, y, T, workspaces), rng, epochs, workspaces,
-                      callbacks, validation)
+    run = TrainingRun(net, approach, TrainingData(X, y, T, workspaces),
+                      rng if saved is None else saved.rng, epochs, workspaces, callbacks,
+                      validation)
+    if saved is not None:  # everything checked: the network and the approach take its state
+        net.load_state_dict(saved.net.state_dict())
+        approach.load_state_dict(saved.approach.state_dict())
+        run.history, run.epoch = saved.history, saved.epoch
     return run.execute()
+
+
+def _resumed(path, net, approach, epochs):
+    """The checkpoint at ``path``, checked against this run's network and approach."""
+    from ..io import load_checkpoint
+
+    saved = load_checkpoint(path)
+    if saved.approach is None or saved.history is None or saved.rng is None:
+        raise ValueError(f"{path} is a network file, not a checkpoint (no approach, history or "
+                         f"generator to resume)")
+    mine = {k: v for k, v in net.config().items() if k not in ("seed", "backend")}
+    theirs = {k: v for k, v in saved.net.config().items() if k not in ("seed", "backend")}
+    if mine != theirs:
+        raise ValueError(f"{path} is a checkpoint of another network ({theirs}); this run's is "
+                         f"{mine}")
+    if saved.approach.config() != approach.config():
+        raise ValueError(f"{path} is a checkpoint of another approach "
+                         f"({saved.approach.config()}); this run's is {approach.config()}")
+    if saved.epoch >= epochs:
+        raise ValueError(f"{path} holds {saved.epoch} epochs already; epochs ({epochs}) counts "
+                         f"the run's epochs in all, so it must be larger to train more")
+    return saved

@@ -1,0 +1,111 @@
+"""Saving and loading: a network (``net.save(path)``, ``fastgrad.load(path)``) and a training
+checkpoint (``fastgrad.save(path, net, approach=..., history=..., rng=...)``,
+``load_checkpoint(path)``), in safetensors files (safetensors_file.py) whose tensors are named
+as PyTorch names them (layout.py), so that ``torch.nn.Module.load_state_dict`` reads a
+network's file directly. What is not a tensor — the architecture, the approach's options, the
+History, the generator's state, the epoch — is JSON in the header's metadata; a checkpoint's
+own tensors (the approach's state: an optimizer's moments and step counts) sit under the
+``fastgrad.`` prefix. Nothing is pickled."""
+import dataclasses
+import json
+
+import numpy as np
+
+from .. import validation as check
+from ..model import MLP
+from . import safetensors_file
+from .layout import check_tensors, put, tensors_of
+
+PREFIX = "fastgrad.approach."
+
+
+@dataclasses.dataclass
+class Saved:
+    """What a checkpoint holds: the network, the approach (with its state, bound to the network
+    at its next run), the History so far, the generator's state (``rng``, a numpy Generator
+    set to it, or None) and the number of epochs done."""
+
+    net: MLP
+    approach: object = None
+    history: object = None
+    rng: object = None
+    epoch: int = 0
+
+
+def _metadata(net, kind):
+    from .. import __version__
+
+    return {"format": safetensors_file.FORMAT,
+            "format_version": str(safetensors_file.FORMAT_VERSION),
+            "fastgrad_version": __version__, "kind": kind,
+            "network": json.dumps(net.config())}
+
+
+def save(path, net, approach=None, history=None, rng=None, epoch=None):
+    """Write ``net`` to ``path`` (a safetensors file; atomic: an earlier file under that name
+    stays whole if this fails, with an OSError). With any of ``approach``, ``history``, ``rng``
+    or ``epoch`` it is a checkpoint: those too, for ``train(..., resume=path)``."""
+    check.check_network(net)
+    tensors = tensors_of(net)
+    if approach is None and history is None and rng is None and epoch is None:
+        safetensors_file.write(path, tensors, _metadata(net, "network"))
+        return
+    metadata = _metadata(net, "checkpoint")
+    if approach is not None:
+        from ..approaches import Approach
+
+        if not isinstance(approach, Approach):
+            raise TypeError(f"approach must be an approach object; got {approach!r}")
+        metadata["approach"] = json.dumps(approach.config())
+        tensors.update({PREFIX + name: array for name, array in approach.state_dict().items()})
+    if history is not None:
+        metadata["history"] = json.dumps(dataclasses.asdict(history))
+    if rng is not None:
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator; got {rng!r}")
+        metadata["rng"] = json.dumps(rng.bit_generator.state)
+    if epoch is not None:
+        metadata["epoch"] = str(check.check_positive_int("epoch", epoch))
+    safetensors_file.write(path, tensors, metadata)
+
+
+def load(path):
+    """The network saved in ``path`` (a network file or a checkpoint), its parameters, running
+    statistics and count bit-identical to the saved ones, on the backend it was saved with."""
+    return load_checkpoint(path).net
+
+
+def load_checkpoint(path):
+    """A Saved: everything ``save`` wrote to ``path``, each part checked (a ValueError naming
+    what does not fit)."""
+    from ..approaches import Approach
+    from ..training import History
+
+    tensors, metadata = safetensors_file.read(path)
+    try:
+        config = json.loads(metadata["network"])
+    except (KeyError, json.JSONDecodeError):
+        raise ValueError(f"{path} holds no readable network description") from None
+    own = {name: tensors.pop(name) for name in list(tensors) if name.startswith("fastgrad.")}
+    try:
+        sizes, batchnorm = check.check_sizes(config["sizes"]), config["batchnorm"]
+        dtype = check.check_dtype(config["dtype"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{path}'s network description is not valid: {error}") from None
+    check_tensors(str(path), tensors, sizes, batchnorm, dtype)
+    net = MLP.from_config(config)
+    put(net, tensors)
+    saved = Saved(net)
+    if "approach" in metadata:
+        saved.approach = Approach.from_config(json.loads(metadata["approach"]))
+        saved.approach.load_state_dict({name[len(PREFIX):]: array for name, array in own.items()
+                                        if name.startswith(PREFIX)})
+    if "history" in metadata:
+        saved.history = History(**json.loads(metadata["history"]))
+    if "rng" in metadata:
+        state = json.loads(metadata["rng"])
+        saved.rng = np.random.Generator(getattr(np.random, state["bit_generator"])())
+        saved.rng.bit_generator.state = state
+    if "epoch" in metadata:
+        saved.epoch = int(metadata["epoch"])
+    return saved
