@@ -60,7 +60,9 @@ def compare(args):
           f"their own batch. flipped: the fraction of a sweep's steps whose\nderivative had the "
           f"opposite sign from the gradient at the start of the sweep.")
     paths = result.save(args.out)
-    print(f"\nwrote {', '.join(path.name for path in paths)} in {args.out}")
+    files = [path.name for path in paths if path.parent.name != "networks"]
+    print(f"\nwrote {', '.join(files)} and networks/NAME.safetensors (each approach's trained "
+          f"network, for fastgrad.load) in {args.out}")
 
 
 def gradients(args):

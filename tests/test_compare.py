@@ -33,7 +33,9 @@ def test_the_command_runs_end_to_end_and_writes_files_that_parse(tmp_path):
     # stderr is not a terminal here: plain lines, one per approach, no bar
     assert sum(line.split()[0] in experiments.CONTENDERS
                for line in done.stderr.splitlines() if line.strip()) == len(experiments.CONTENDERS)
-    assert sorted(path.name for path in out.iterdir()) == sorted(FILES)
+    assert sorted(path.name for path in out.iterdir()) == sorted([*FILES, "networks"])
+    assert sorted(path.name for path in (out / "networks").iterdir()) == sorted(
+        f"{name}.safetensors" for name in experiments.CONTENDERS)
     for name in FILES[:3]:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = read_history(out / "history.csv")
@@ -110,7 +112,7 @@ def test_regression_on_a_users_csv_with_a_named_target(tmp_path):
     assert result.dataset["n_features"] == 3 and result.network["loss"] == "mse"
     assert all(row["train_accuracy"] is None for row in result.table())
     paths = result.save(tmp_path / "out")
-    assert len(paths) == 5
+    assert len(paths) == 5 + 2  # and the two networks
 
 
 def test_the_cli_reads_a_csv_written_here(tmp_path, capsys):
@@ -256,3 +258,15 @@ def test_compare_checks_the_network_before_reading_any_data():
                           ({"hidden": (0,)}, "positive")):
         with pytest.raises((ValueError, TypeError), match=match):
             fastgrad.compare("no-such-file.csv", **kwargs)
+
+
+def test_the_saved_networks_predict_the_tables_test_accuracy(tmp_path):
+    """fastgrad compare's networks/NAME.safetensors: the winner, loaded in a fresh network,
+    predicts the test set as the table says."""
+    result = fastgrad.compare("wine", epochs=3, approaches=["adam", "sweep-newton"])
+    result.save(tmp_path)
+    data = fastgrad.datasets.load("wine", seed=0)
+    for row in result.table():
+        net = fastgrad.load(tmp_path / "networks" / f"{row['approach']}.safetensors")
+        accuracy = float(np.mean(net.predict(data.X_test) == data.y_test))
+        assert accuracy == row["test_accuracy"], row["approach"]

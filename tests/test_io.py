@@ -328,3 +328,25 @@ def test_from_torch_names_the_first_layer_it_cannot_take(index):
         fastgrad.from_torch(module)
     with pytest.raises(TypeError, match="torch.nn.Sequential"):
         fastgrad.from_torch(torch.nn.Linear(3, 2))
+
+
+def test_a_checkpoint_is_written_every_k_epochs_and_at_the_end_of_a_run_that_did_not_fail(
+        tmp_path):
+    class Spy(Checkpoint):
+        def write(self, run):
+            super().write(run)
+            written.append(run.epoch)
+
+    net, X, y = make_problem((4,), backend="cython", n_samples=20)
+    path = tmp_path / "run.safetensors"
+    written = []
+    fastgrad.train(net, X, y, epochs=5, callbacks=[Spy(path, every=2)])
+    assert written == [2, 4, 5] and fastgrad.load_checkpoint(path).epoch == 5
+    written = []
+    approach = Parallel(SGD(10.0, weight_decay=1e100))  # overflows within a few epochs
+    with pytest.raises(fastgrad.NonFiniteStep) as failure:
+        fastgrad.train(net, X, y, approach, epochs=5, callbacks=[Spy(path, every=1)])
+    assert written == list(range(1, failure.value.epoch)) and written
+    assert fastgrad.load_checkpoint(path).epoch == failure.value.epoch - 1
+    with pytest.raises(ValueError, match="every must be at least 1"):
+        Checkpoint(path, every=0)

@@ -51,8 +51,9 @@ class Comparison:
         return [row for run in self.runs for row in run.history_rows()]
 
     def save(self, out_dir):
-        """Write loss_vs_epoch.png, loss_vs_seconds.png, accuracy.png, history.csv and
-        results.json into ``out_dir`` (made if missing); returns their paths."""
+        """Write loss_vs_epoch.png, loss_vs_seconds.png, accuracy.png, history.csv,
+        results.json and each approach's trained network (networks/NAME.safetensors, for
+        ``fastgrad.load``) into ``out_dir`` (made if missing); returns their paths."""
         out = Path(out_dir)
         try:
             out.mkdir(parents=True, exist_ok=True)
@@ -70,4 +71,9 @@ class Comparison:
                    "compile_seconds": self.compile_seconds,
                    "environment": self.environment}
         paths[1].write_text(json.dumps(results, indent=2) + "\n")
+        for run in self.runs:
+            if run.network is not None:
+                (out / "networks").mkdir(exist_ok=True)
+                paths.append(out / "networks" / f"{run.name}.safetensors")
+                run.network.save(paths[-1])
         return paths + plot(self, out)

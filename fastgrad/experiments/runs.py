@@ -49,14 +49,16 @@ def cell_key(network, approach, seeds, **budget):
 @dataclass
 class Run:
     """One approach's training: its ``name``, ``description`` and learning rate, its
-    ``history`` (per epoch, training time apart from evaluation) and, if a step made the loss
-    non-finite, where (``diverged``; the history then holds the epochs before it)."""
+    ``history`` (per epoch, training time apart from evaluation), if a step made the loss
+    non-finite, where (``diverged``; the history then holds the epochs before it), and the
+    trained ``network`` (a diverged run's: the last finite weights)."""
 
     name: str
     description: str
     lr: float
     history: object
     diverged: str | None = None
+    network: object = None
 
     @property
     def train_seconds(self):
@@ -128,4 +130,4 @@ def train_one(data, network, approach, seeds, *, epochs=None, seconds=None, name
                         callbacks=[*budget, *callbacks])
     except NonFiniteStep as error:
         history, diverged = error.history, str(error)
-    return Run(name, description, lr, history, diverged)
+    return Run(name, description, lr, history, diverged, net)
