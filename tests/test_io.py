@@ -350,3 +350,17 @@ def test_a_checkpoint_is_written_every_k_epochs_and_at_the_end_of_a_run_that_did
     assert fastgrad.load_checkpoint(path).epoch == failure.value.epoch - 1
     with pytest.raises(ValueError, match="every must be at least 1"):
         Checkpoint(path, every=0)
+
+
+def test_a_changed_option_in_the_metadata_fails_the_checksum(saved):
+    """The checksum covers the metadata too: a network described with another activation (a
+    valid JSON change, which the tensors' shapes cannot reveal) is refused."""
+    _, path = saved
+
+    def relu(header):
+        header["__metadata__"]["network"] = header["__metadata__"]["network"].replace(
+            '"tanh"', '"relu"')
+
+    rewrite(path, change_header=relu)
+    with pytest.raises(ValueError, match="is corrupted"):
+        fastgrad.load(path)

@@ -4,20 +4,21 @@ little-endian bytes), written here byte by byte and read back through the ``safe
 package, with the checks that package does not make.
 
 - ``write(path, tensors, metadata)``: every tensor made C-contiguous and little-endian (the
-  package would store a transposed view in the wrong order), a SHA-256 of the tensors' index
-  and data bytes in the metadata, and an atomic write: a temporary file in the target's directory, flushed and
+  package would store a transposed view in the wrong order), a SHA-256 of the header (the
+  tensors' index and the metadata) and the data bytes in the metadata, and an atomic write: a temporary file in the target's directory, flushed and
   fsynced, then ``os.replace`` (and the directory fsynced), so that a crash or a full disk
   leaves the old file or the new one, never a torn one; the file's mode follows the umask.
 - ``read(path)``: (tensors, metadata), after checking, in this order, that the file is not
-  empty, is safetensors at all, is not truncated, is fastgrad's, is of a format version this
-  fastgrad reads, and that its data match their checksum. Each failure is a ValueError that
+  empty, is safetensors at all, is fastgrad's, is of a format version this fastgrad reads,
+  has a header whose claims fit the file (not truncated, no shape that lies about its bytes),
+  and that header and data match their checksum. Each failure is a ValueError that
   says which it is. Nothing is unpickled, ever.
 """
 import hashlib
 import json
 import os
+import secrets
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,8 @@ def write(path, tensors, metadata):
                         "data_offsets": [offset, offset + len(data)]}
         chunks.append(data)
         offset += len(data)
-    digest = _index_digest(header)
+    metadata = {key: str(value) for key, value in metadata.items() if key != "sha256"}
+    digest = _header_digest(header, metadata)
     for data in chunks:
         digest.update(data)
     header["__metadata__"] = {**metadata, "sha256": digest.hexdigest()}
@@ -92,7 +94,7 @@ def _create_beside(path):
     gets under the umask (tempfile's own would be 0600)."""
     directory = path.parent if str(path.parent) else Path(".")
     for _ in range(100):
-        temporary = directory / f".{path.name}.{next(tempfile._get_candidate_names())}.tmp"
+        temporary = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
         try:
             return os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), temporary
         except FileExistsError:
@@ -124,18 +126,19 @@ def read(path):
     if not isinstance(header, dict):
         raise ValueError(f"{where} is not a safetensors file (its header is not a JSON object)")
     metadata = header.pop("__metadata__", None) or {}
-    data = content[8 + length:]
-    entries = _check_entries(where, header, len(data))
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise ValueError(f"{where} is a safetensors file from another program, not fastgrad's "
                          f"(its metadata has no format {FORMAT!r})")
-    version = metadata.get("format_version", "")
+    version = str(metadata.get("format_version", ""))
     if not version.isdigit():
         raise ValueError(f"{where}: format_version {version!r} is not a number")
     if int(version) > FORMAT_VERSION:
         raise ValueError(f"{where} has format version {version}, newer than this fastgrad reads "
                          f"({FORMAT_VERSION}); upgrade fastgrad to read it")
-    digest = _index_digest(header)
+    data = content[8 + length:]
+    entries = _check_entries(where, header, len(data))
+    digest = _header_digest(header, {key: value for key, value in metadata.items()
+                                     if key != "sha256"})
     digest.update(data)
     if digest.hexdigest() != metadata.get("sha256"):
         raise ValueError(f"{where} is corrupted: its tensors (their bytes, or their names, "
@@ -147,12 +150,14 @@ def read(path):
     return tensors, metadata
 
 
-def _index_digest(header):
-    """A SHA-256 started with the tensors' index (names, dtypes, shapes, byte ranges, as
-    canonical JSON): the checksum then covers what the bytes mean, not only the bytes, so
-    that two same-shaped tensors with swapped names fail it too."""
+def _header_digest(header, metadata):
+    """A SHA-256 started with the whole header but the checksum itself — the tensors' index
+    (names, dtypes, shapes, byte ranges) and the metadata, as canonical JSON: the checksum then
+    covers what the bytes mean, not only the bytes, so that two same-shaped tensors with
+    swapped names, or a changed option, fail it too."""
     index = {name: entry for name, entry in header.items() if name != "__metadata__"}
-    return hashlib.sha256(json.dumps(index, sort_keys=True, separators=(",", ":")).encode())
+    text = json.dumps([index, metadata], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode())
 
 
 def _check_entries(where, header, n_data):
