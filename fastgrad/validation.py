@@ -8,6 +8,11 @@ import numpy as np
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
+def is_integer(value):
+    """An integer (numpy's too), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
 def check_choice(name, value, choices):
     """``value`` must be one of ``choices`` (a string)."""
     if not isinstance(value, str):
@@ -37,7 +42,7 @@ def check_sizes(sizes):
     if len(sizes) < 2:
         raise ValueError(f"sizes needs at least two entries (inputs and outputs); got {sizes!r}")
     for width in sizes:
-        if isinstance(width, (bool, np.bool_)) or not isinstance(width, numbers.Integral):
+        if not is_integer(width):
             raise TypeError(f"sizes must hold integers; got {width!r} in {sizes!r}")
         if width < 1:
             raise ValueError(f"sizes must hold positive widths; got {width!r} in {sizes!r}")
@@ -134,7 +139,7 @@ def check_targets(y, n_samples, n_out, loss, dtype, check_values=True):
 
 def check_coordinate(j, n_params):
     """An integer index into the parameter vector."""
-    if isinstance(j, (bool, np.bool_)) or not isinstance(j, numbers.Integral):
+    if not is_integer(j):
         raise TypeError(f"j must be an integer coordinate index; got {j!r}")
     if not 0 <= j < n_params:
         raise ValueError(f"j must lie in [0, {n_params - 1}]; got {j}")
@@ -153,7 +158,7 @@ def check_positive_int(name, value, allow_none=False):
     """A positive integer (or None when allowed)."""
     if value is None and allow_none:
         return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+    if not is_integer(value):
         raise TypeError(f"{name} must be a positive integer{' or None' if allow_none else ''}; "
                         f"got {value!r}")
     if value < 1:
@@ -195,15 +200,14 @@ def check_network(net):
 
 def check_layer(layer, n_layers):
     """A layer index in [0, n_layers)."""
-    if isinstance(layer, (bool, np.bool_)) or not isinstance(layer, numbers.Integral) \
-            or not 0 <= layer < n_layers:
+    if not is_integer(layer) or not 0 <= layer < n_layers:
         raise ValueError(f"layer must be an integer in [0, {n_layers - 1}]; got {layer!r}")
     return int(layer)
 
 
 def check_seed(name, seed):
     """An integer seed (numpy's too), returned as an int."""
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+    if not is_integer(seed):
         raise TypeError(f"{name} must be an integer; got {seed!r}")
     return int(seed)
 
