@@ -364,3 +364,25 @@ def test_a_changed_option_in_the_metadata_fails_the_checksum(saved):
     rewrite(path, change_header=relu)
     with pytest.raises(ValueError, match="is corrupted"):
         fastgrad.load(path)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("history", "{\"loss\": [1.0]}", "history is not valid"),
+    ("history", "[1, 2]", "history is not valid"),
+    ("rng", "{\"bit_generator\": \"os.system\"}", "rng is not valid"),
+    ("rng", "not json", "rng is not valid"),
+    ("approach", "{\"type\": \"Parallel\", \"batch_size\": -3}", "approach is not valid"),
+    ("epoch", "-1", "epoch is not valid"),
+    ("network", "{\"sizes\": [3]}", "network is not valid"),
+])
+def test_a_checkpoint_with_a_bad_part_names_it(tmp_path, key, value, message):
+    """Parts that only a writer could get wrong (the checksum is recomputed, as a hostile or
+    buggy writer would): each a ValueError naming the part, never another exception."""
+    net, X, y = make_problem((4,), backend="cython", n_samples=20)
+    path = tmp_path / "run.safetensors"
+    fastgrad.train(net, X, y, Parallel(Adam(0.01)), epochs=1, checkpoint=path)
+    tensors, metadata = safetensors_file.read(path)
+    metadata[key] = value
+    safetensors_file.write(path, tensors, metadata)
+    with pytest.raises(ValueError, match=message):
+        fastgrad.load_checkpoint(path)

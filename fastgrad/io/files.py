@@ -77,35 +77,74 @@ def load(path):
 
 def load_checkpoint(path):
     """A Saved: everything ``save`` wrote to ``path``, each part checked (a ValueError naming
-    what does not fit)."""
-    from ..approaches import Approach
-    from ..training import History
-
+    the part that does not fit)."""
     tensors, metadata = safetensors_file.read(path)
-    try:
-        config = json.loads(metadata["network"])
-    except (KeyError, json.JSONDecodeError):
-        raise ValueError(f"{path} holds no readable network description") from None
     own = {name: tensors.pop(name) for name in list(tensors) if name.startswith("fastgrad.")}
-    try:
-        sizes, batchnorm = check.check_sizes(config["sizes"]), config["batchnorm"]
-        dtype = check.check_dtype(config["dtype"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"{path}'s network description is not valid: {error}") from None
-    check_tensors(str(path), tensors, sizes, batchnorm, dtype)
-    net = MLP.from_config(config)
+    config = _part(path, metadata, "network", _network_config, required=True)
+    check_tensors(str(path), tensors, config["sizes"], config["batchnorm"],
+                  check.check_dtype(config["dtype"]))
+    net = _part(path, metadata, "network", MLP.from_config, required=True)
     put(net, tensors)
     saved = Saved(net)
-    if "approach" in metadata:
-        saved.approach = Approach.from_config(json.loads(metadata["approach"]))
-        saved.approach.load_state_dict({name[len(PREFIX):]: array for name, array in own.items()
-                                        if name.startswith(PREFIX)})
-    if "history" in metadata:
-        saved.history = History(**json.loads(metadata["history"]))
-    if "rng" in metadata:
-        state = json.loads(metadata["rng"])
-        saved.rng = np.random.Generator(getattr(np.random, state["bit_generator"])())
-        saved.rng.bit_generator.state = state
-    if "epoch" in metadata:
-        saved.epoch = int(metadata["epoch"])
+    saved.approach = _part(path, metadata, "approach", _approach)
+    if saved.approach is not None:
+        state = {name[len(PREFIX):]: array for name, array in own.items()
+                 if name.startswith(PREFIX)}
+        try:  # an optimizer's state is checked against its network when it binds
+            saved.approach.load_state_dict(state)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{path}'s approach state is not valid: {error}") from None
+    saved.history = _part(path, metadata, "history", _history)
+    saved.rng = _part(path, metadata, "rng", _generator)
+    saved.epoch = _part(path, metadata, "epoch",
+                        lambda n: check.check_positive_int("epoch", n)) or 0
     return saved
+
+
+def _part(path, metadata, key, build, required=False):
+    """``build`` of the metadata's ``key`` (parsed from JSON), or None where absent; any
+    failure a ValueError naming the file and the part."""
+    if key not in metadata:
+        if required:
+            raise ValueError(f"{path} has no {key} in its metadata")
+        return None
+    try:
+        return build(json.loads(metadata[key]))
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ValueError(f"{path}'s {key} is not valid: {error}") from None
+
+
+def _network_config(config):
+    if not isinstance(config, dict):
+        raise TypeError("not a JSON object")
+    check.check_sizes(config["sizes"])
+    check.check_bool("batchnorm", config["batchnorm"])
+    check.check_dtype(config["dtype"])
+    return config
+
+
+def _approach(config):
+    from ..approaches import Approach
+
+    return Approach.from_config(config)
+
+
+def _history(fields):
+    from ..training import History
+
+    if not isinstance(fields, dict):
+        raise TypeError("not a JSON object")
+    history = History(**fields)
+    columns = [value for value in vars(history).values() if isinstance(value, list)]
+    if len({len(column) for column in columns}) > 1:
+        raise ValueError("its columns have different lengths")
+    return history
+
+
+def _generator(state):
+    kind = state["bit_generator"]
+    if kind not in ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64"):
+        raise ValueError(f"unknown bit generator {kind!r}")
+    generator = np.random.Generator(getattr(np.random, kind)())
+    generator.bit_generator.state = state
+    return generator
