@@ -126,21 +126,76 @@ def test_a_damaged_file_says_what_is_wrong(saved, what, damage, message):
         fastgrad.load(path)
 
 
-def test_empty_foreign_and_non_safetensors_files_say_what_they_are(tmp_path):
+def test_an_empty_file_says_so(tmp_path):
     empty = tmp_path / "empty.safetensors"
     empty.write_bytes(b"")
     with pytest.raises(ValueError, match="is empty"):
         fastgrad.load(empty)
+
+
+def test_another_programs_safetensors_file_says_so(tmp_path):
     foreign = tmp_path / "foreign.safetensors"
     safetensors.numpy.save_file({"weight": np.ones((3, 2))}, foreign)
     with pytest.raises(ValueError, match="from another program"):
         fastgrad.load(foreign)
-    for content in (b"not a safetensors file at all, just text\n", b"\x00" * 3,
-                    struct.pack("<Q", 5) + b"[1,2]"):
-        other = tmp_path / "other.bin"
-        other.write_bytes(content)
-        with pytest.raises(ValueError, match="not a safetensors file"):
-            fastgrad.load(other)
+
+
+@pytest.mark.parametrize("content", [
+    b"not a safetensors file at all, just text\n", b"\x00" * 3, struct.pack("<Q", 5) + b"[1,2]",
+    struct.pack("<Q", 200006) + b'{"a":' + b"[" * 100000 + b"]" * 100000 + b"}"],
+    ids=["text", "three bytes", "a JSON array", "JSON nested too deep"])
+def test_a_file_that_is_not_safetensors_says_so(tmp_path, content):
+    other = tmp_path / "other.bin"
+    other.write_bytes(content)
+    with pytest.raises(ValueError, match="not a safetensors file"):
+        fastgrad.load(other)
+
+
+def resealed(path, change):
+    """The file with its header changed by ``change(header, metadata)`` and its checksum made
+    to fit again, as a careless (or hostile) writer would: only the other checks can catch
+    it. Returns the path."""
+    content = path.read_bytes()
+    (length,) = struct.unpack("<Q", content[:8])
+    header, data = json.loads(content[8:8 + length]), content[8 + length:]
+    metadata = header.pop("__metadata__")
+    del metadata["sha256"]
+    change(header, metadata)
+    digest = safetensors_file._header_digest(header, metadata)
+    digest.update(data)
+    header["__metadata__"] = {**metadata, "sha256": digest.hexdigest()}
+    text = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(text)) + text + data)
+    return path
+
+
+HOSTILE = [
+    ("a metadata value not a string", lambda h, m: m.update(format_version=1),
+     "metadata values must be strings"),
+    ("a float in a shape", lambda h, m: h["0.bias"].update(shape=[6.0]), "non-negative integers"),
+    ("a string offset", lambda h, m: h["0.bias"].update(data_offsets=["240", 288]),
+     "non-negative integers"),
+    ("a negative dimension", lambda h, m: h["0.bias"].update(shape=[-6]),
+     "non-negative integers"),
+    ("a version that only looks like digits", lambda h, m: m.update(format_version="\u00b2"),
+     "is not a number"),
+    ("an entry that is not an object", lambda h, m: h.update({"0.bias": [1, 2]}), "malformed"),
+    ("NaN weights", None, "NaN or inf"),
+]
+
+
+@pytest.mark.parametrize("what, change, message", HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_a_resealed_hostile_header_is_a_value_error_that_names_it(saved, what, change,
+                                                                  message):
+    net, path = saved
+    if change is None:  # a writer that saved NaN: refused on load, with or without BatchNorm
+        tensors, metadata = safetensors_file.read(path)
+        tensors["0.weight"][0, 0] = np.nan
+        safetensors_file.write(path, tensors, metadata)
+    else:
+        resealed(path, change)
+    with pytest.raises(ValueError, match=message):
+        fastgrad.load(path)
 
 
 def test_a_file_of_another_architecture_is_refused_before_anything_is_built(saved, tmp_path):
@@ -386,3 +441,47 @@ def test_a_checkpoint_with_a_bad_part_names_it(tmp_path, key, value, message):
     safetensors_file.write(path, tensors, metadata)
     with pytest.raises(ValueError, match=message):
         fastgrad.load_checkpoint(path)
+
+
+def test_an_interrupted_run_keeps_its_last_good_checkpoint(tmp_path):
+    """A run ended by an exception mid-way (here a KeyboardInterrupt from a callback after the
+    fourth epoch's steps) leaves the checkpoint of epoch 2, not a mixture written at its end;
+    one Checkpoint object serves run after run."""
+    net, X, y = make_problem((6,), "tanh", True, backend="cython", n_samples=24)
+    path = tmp_path / "run.safetensors"
+    checkpoint = Checkpoint(path, every=2)
+
+    class Interrupt(fastgrad.Callback):
+        def on_epoch_end(self, run):
+            if run.epoch == 3:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fastgrad.train(net.copy(), X, y, Parallel(Adam(0.01), batch_size=8), epochs=6,
+                       callbacks=[checkpoint, Interrupt()])
+    saved = fastgrad.load_checkpoint(path)
+    assert saved.epoch == 2 == saved.history.epochs
+    assert int(saved.net.state_dict()["num_batches_tracked"]) == 6
+    for _ in range(2):  # the same callback, two runs that end at epoch 3
+        fastgrad.train(net.copy(), X, y, epochs=3, callbacks=[checkpoint])
+        assert fastgrad.load_checkpoint(path).epoch == 3
+        path.unlink()
+
+
+def test_save_takes_the_epoch_from_the_history_and_refuses_what_does_not_fit(tmp_path):
+    net, X, y = make_problem((4,), backend="cython", n_samples=20)
+    approach, rng = Parallel(Adam(0.01)), np.random.default_rng(3)
+    history = fastgrad.train(net, X, y, approach, epochs=2, rng=rng)
+    path = tmp_path / "run.safetensors"
+    fastgrad.save(path, net, approach=approach, history=history, rng=rng)
+    assert fastgrad.load_checkpoint(path).epoch == 2
+    with pytest.raises(ValueError, match="list of 3 entries"):
+        fastgrad.save(path, net, approach=approach, history=history, rng=rng, epoch=3)
+    with pytest.raises(TypeError, match="PCG64"):
+        fastgrad.save(path, net, rng=np.random.Generator(np.random.MT19937(0)))
+    tensors, metadata = safetensors_file.read(path)
+    tensors["fastgrad.approach.state"] = tensors["fastgrad.approach.state"][:, :5].copy()
+    safetensors_file.write(path, tensors, metadata)
+    with pytest.raises(ValueError, match="approach state is not valid"):
+        fastgrad.load_checkpoint(path)
+    assert fastgrad.load(path).config() == net.config()  # the network alone still loads

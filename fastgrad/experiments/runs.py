@@ -51,7 +51,7 @@ class Run:
     """One approach's training: its ``name``, ``description`` and learning rate, its
     ``history`` (per epoch, training time apart from evaluation), if a step made the loss
     non-finite, where (``diverged``; the history then holds the epochs before it), and the
-    trained ``network`` (a diverged run's: the last finite weights)."""
+    trained ``network`` (a diverged run's: the weights from before its failing step)."""
 
     name: str
     description: str

@@ -17,6 +17,8 @@ from . import safetensors_file
 from .layout import check_tensors, put, tensors_of
 
 PREFIX = "fastgrad.approach."
+# the generators whose state is JSON-ready numbers (MT19937's holds an array)
+GENERATORS = ("PCG64", "PCG64DXSM")
 
 
 @dataclasses.dataclass
@@ -59,10 +61,14 @@ def save(path, net, approach=None, history=None, rng=None, epoch=None):
         metadata["approach"] = json.dumps(approach.config())
         tensors.update({PREFIX + name: array for name, array in approach.state_dict().items()})
     if history is not None:
+        epoch = history.epochs if epoch is None else epoch
+        _history(dataclasses.asdict(history), epoch)  # columns of one length: the epochs
         metadata["history"] = json.dumps(dataclasses.asdict(history))
     if rng is not None:
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng must be a numpy.random.Generator; got {rng!r}")
+        if not isinstance(rng, np.random.Generator) or \
+                rng.bit_generator.state["bit_generator"] not in GENERATORS:
+            raise TypeError(f"rng must be a numpy.random.Generator of {GENERATORS} (numpy's "
+                            f"default is PCG64); got {rng!r}")
         metadata["rng"] = json.dumps(rng.bit_generator.state)
     if epoch is not None:
         metadata["epoch"] = str(check.check_positive_int("epoch", epoch))
@@ -71,34 +77,52 @@ def save(path, net, approach=None, history=None, rng=None, epoch=None):
 
 def load(path):
     """The network saved in ``path`` (a network file or a checkpoint), its parameters, running
-    statistics and count bit-identical to the saved ones, on the backend it was saved with."""
-    return load_checkpoint(path).net
+    statistics and count bit-identical to the saved ones, on the backend it was saved with
+    (a checkpoint's other parts are not read)."""
+    tensors, metadata = safetensors_file.read(path)
+    return _network(path, {name: array for name, array in tensors.items()
+                           if not name.startswith("fastgrad.")}, metadata)
 
 
 def load_checkpoint(path):
-    """A Saved: everything ``save`` wrote to ``path``, each part checked (a ValueError naming
-    the part that does not fit)."""
+    """A Saved: everything ``save`` wrote to ``path``, each part checked against the others
+    and the network before it is returned (a ValueError naming the part that does not fit)."""
     tensors, metadata = safetensors_file.read(path)
     own = {name: tensors.pop(name) for name in list(tensors) if name.startswith("fastgrad.")}
+    unknown = sorted(name for name in own if not name.startswith(PREFIX))
+    if unknown:
+        raise ValueError(f"{path} holds tensors fastgrad does not know: {unknown}")
+    saved = Saved(_network(path, tensors, metadata))
+    saved.epoch = _part(path, metadata, "epoch",
+                        lambda n: check.check_positive_int("epoch", n)) or 0
+    saved.history = _part(path, metadata, "history", lambda f: _history(f, saved.epoch))
+    saved.rng = _part(path, metadata, "rng", _generator)
+    saved.approach = _part(path, metadata, "approach", _approach)
+    state = {name[len(PREFIX):]: array for name, array in own.items()}
+    if saved.approach is not None:
+        try:
+            optimizer = getattr(saved.approach, "optimizer", None)
+            if optimizer is not None:  # its state, checked against the network it was for
+                optimizer.bind(saved.net).load_state_dict(state)
+            saved.approach.load_state_dict(state)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{path}'s approach state is not valid: {error}") from None
+    elif state:
+        raise ValueError(f"{path} holds an approach's state but no approach")
+    return saved
+
+
+def _network(path, tensors, metadata):
+    """The network of a file's tensors and metadata, checked before it is built."""
     config = _part(path, metadata, "network", _network_config, required=True)
     check_tensors(str(path), tensors, config["sizes"], config["batchnorm"],
                   check.check_dtype(config["dtype"]))
     net = _part(path, metadata, "network", MLP.from_config, required=True)
-    put(net, tensors)
-    saved = Saved(net)
-    saved.approach = _part(path, metadata, "approach", _approach)
-    if saved.approach is not None:
-        state = {name[len(PREFIX):]: array for name, array in own.items()
-                 if name.startswith(PREFIX)}
-        try:  # an optimizer's state is checked against its network when it binds
-            saved.approach.load_state_dict(state)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"{path}'s approach state is not valid: {error}") from None
-    saved.history = _part(path, metadata, "history", _history)
-    saved.rng = _part(path, metadata, "rng", _generator)
-    saved.epoch = _part(path, metadata, "epoch",
-                        lambda n: check.check_positive_int("epoch", n)) or 0
-    return saved
+    try:
+        put(net, tensors)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    return net
 
 
 def _part(path, metadata, key, build, required=False):
@@ -110,7 +134,8 @@ def _part(path, metadata, key, build, required=False):
         return None
     try:
         return build(json.loads(metadata[key]))
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError,
+            RecursionError) as error:
         raise ValueError(f"{path}'s {key} is not valid: {error}") from None
 
 
@@ -129,21 +154,26 @@ def _approach(config):
     return Approach.from_config(config)
 
 
-def _history(fields):
+def _history(fields, epochs):
+    """A History from its fields, each column a list of one entry per epoch."""
     from ..training import History
 
     if not isinstance(fields, dict):
         raise TypeError("not a JSON object")
     history = History(**fields)
-    columns = [value for value in vars(history).values() if isinstance(value, list)]
-    if len({len(column) for column in columns}) > 1:
-        raise ValueError("its columns have different lengths")
+    columns = {name: value for name, value in vars(history).items()
+               if name not in ("approach", "figures")}
+    columns.update({f"figures[{name!r}]": value for name, value in history.figures.items()})
+    for name, column in columns.items():
+        if not isinstance(column, list) or len(column) != epochs:
+            raise ValueError(f"the History's {name} must be a list of {epochs} entries, one "
+                             f"per epoch")
     return history
 
 
 def _generator(state):
     kind = state["bit_generator"]
-    if kind not in ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64"):
+    if kind not in GENERATORS:
         raise ValueError(f"unknown bit generator {kind!r}")
     generator = np.random.Generator(getattr(np.random, kind)())
     generator.bit_generator.state = state

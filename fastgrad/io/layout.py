@@ -60,18 +60,19 @@ def check_tensors(where, tensors, sizes, batchnorm, dtype):
 
 
 def put(net, tensors):
-    """Write checked tensors into the network (parameters, running statistics, the count: one
-    for the network, so the largest of its BatchNorm layers')."""
-    tracked = []
+    """Write checked tensors into the network through ``net.load_state_dict`` (so that NaN,
+    inf or a negative variance is refused and nothing changes): the parameters, the running
+    statistics and the count (one for the network: the largest of its BatchNorm layers')."""
+    twin = net.copy()  # its layers, views into its arrays, assemble the state
+    tracked = [0]
     for name, l, kind, _ in layout(net.sizes, net.batchnorm):
-        layer = net.layers[l]
+        layer = twin.layers[l]
         if kind == "W":
             layer.W[:] = tensors[name].T
         elif kind == "num_batches_tracked":
             tracked.append(int(tensors[name]))
         else:
             getattr(layer, kind)[:] = tensors[name]
-    if tracked:
-        state = net.state_dict()
-        state["num_batches_tracked"] = np.array(max(tracked), dtype=np.int64)
-        net.load_state_dict(state)
+    state = twin.state_dict()
+    state["num_batches_tracked"] = np.array(max(tracked), dtype=np.int64)
+    net.load_state_dict(state)

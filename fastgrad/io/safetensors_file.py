@@ -35,7 +35,7 @@ MAX_HEADER = 100_000_000
 
 def write(path, tensors, metadata):
     """Write ``tensors`` ({name: array}) and ``metadata`` ({key: str}) to ``path`` atomically;
-    the SHA-256 of the data goes in the metadata as ``sha256``. Raises OSError when the file
+    the SHA-256 of the header and the data goes in the metadata as ``sha256``. Raises OSError when the file
     cannot be written, leaving any earlier file under that name as it was."""
     path = Path(path)
     header, chunks, offset = {}, [], 0
@@ -121,7 +121,7 @@ def read(path):
                          f"the file has {len(content)}")
     try:
         header = json.loads(content[8:8 + length])
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise ValueError(f"{where} is not a safetensors file (its header is not JSON)") from None
     if not isinstance(header, dict):
         raise ValueError(f"{where} is not a safetensors file (its header is not a JSON object)")
@@ -129,8 +129,11 @@ def read(path):
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise ValueError(f"{where} is a safetensors file from another program, not fastgrad's "
                          f"(its metadata has no format {FORMAT!r})")
-    version = str(metadata.get("format_version", ""))
-    if not version.isdigit():
+    if not all(isinstance(value, str) for value in metadata.values()):
+        raise ValueError(f"{where} is not a valid safetensors file (its metadata values must be "
+                         f"strings)")
+    version = metadata.get("format_version", "")
+    if not (version.isascii() and version.isdigit()):
         raise ValueError(f"{where}: format_version {version!r} is not a number")
     if int(version) > FORMAT_VERSION:
         raise ValueError(f"{where} has format version {version}, newer than this fastgrad reads "
@@ -145,9 +148,12 @@ def read(path):
                          f"shapes and places in the header) do not match the file's SHA-256 "
                          f"checksum")
     # every claim checked: the package decodes (its arrays are views of the bytes: copied)
-    tensors = {name: np.array(array, dtype=entries[name][0])
-               for name, array in safetensors.numpy.load(content).items()}
-    return tensors, metadata
+    try:
+        decoded = safetensors.numpy.load(content)
+    except Exception as error:  # the package's own error type (SafetensorError) is not public
+        raise ValueError(f"{where} is not a valid safetensors file: {error}") from None
+    return {name: np.array(array, dtype=entries[name][0]) for name, array in decoded.items()}, \
+        metadata
 
 
 def _header_digest(header, metadata):
@@ -166,14 +172,20 @@ def _check_entries(where, header, n_data):
     ranges that tile the data in order."""
     entries, covered = {}, 0
     for name, entry in sorted(header.items(), key=lambda item: _begin(item[1])):
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: tensor {name!r} has a malformed header entry "
+                             f"{entry!r:.120}")
         try:
             dtype = DTYPE_OF[entry["dtype"]]
-            shape = tuple(int(n) for n in entry["shape"])
-            begin, end = (int(n) for n in entry["data_offsets"])
+            shape, (begin, end) = tuple(entry["shape"]), entry["data_offsets"]
         except (KeyError, TypeError, ValueError):
             raise ValueError(f"{where}: tensor {name!r} has a malformed header entry "
                              f"{entry!r:.120}") from None
-        if any(n < 0 for n in shape) or begin != covered or end < begin:
+        # JSON integers only (not 6.0, "6", true), as safetensors reads them
+        if not all(type(n) is int and n >= 0 for n in (*shape, begin, end)):
+            raise ValueError(f"{where}: tensor {name!r}'s shape and byte range must be "
+                             f"non-negative integers; got {list(shape)}, [{begin!r}, {end!r}]")
+        if begin != covered or end < begin:
             raise ValueError(f"{where}'s header lies: tensor {name!r}'s byte range "
                              f"[{begin}, {end}) does not follow the one before it")
         if (end - begin) != dtype.itemsize * int(np.prod(shape, dtype=object)):
@@ -192,6 +204,7 @@ def _check_entries(where, header, n_data):
 
 def _begin(entry):
     try:
-        return int(entry["data_offsets"][0])
-    except (KeyError, TypeError, ValueError, IndexError):
+        begin = entry["data_offsets"][0]
+    except (KeyError, TypeError, IndexError):
         return -1
+    return begin if type(begin) is int else -1

@@ -89,10 +89,11 @@ class ProgressBar(Callback):
 
 
 class Checkpoint(Callback):
-    """Writes a checkpoint to ``path`` every ``every`` epochs and at the end of a run that did
-    not fail (``fastgrad.save``: the network, the approach and its optimizer's state, the
-    History, the generator and the epoch; atomically, so an interrupted write leaves the
-    previous checkpoint). ``train(..., resume=path)`` continues from it exactly."""
+    """Writes a checkpoint to ``path`` every ``every`` epochs and at the end of a run that
+    completed (its epochs, or a stop; not one ended by an exception, whose state may be
+    mid-epoch), through ``fastgrad.save``: the network, the approach and its optimizer's state,
+    the History, the generator and the epoch; atomically, so an interrupted write leaves the
+    previous checkpoint. ``train(..., resume=path)`` continues from it exactly."""
 
     def __init__(self, path, every=1):
         from ..validation import check_positive_int
@@ -107,10 +108,13 @@ class Checkpoint(Callback):
              epoch=run.epoch)
         self.written = run.epoch
 
+    def on_train_start(self, run):
+        self.written = None
+
     def on_epoch_end(self, run):
         if run.epoch % self.every == 0:
             self.write(run)
 
     def on_train_end(self, run):
-        if run.error is None and run.epoch > 0 and self.written != run.epoch:
+        if run.completed and run.epoch > 0 and self.written != run.epoch:
             self.write(run)

@@ -55,15 +55,16 @@ class TrainingRun:
     ``rng`` (the generator every epoch draws from), ``epoch`` (epochs done), ``epochs`` (the
     most it will run), ``data`` (the checked training set), ``workspaces`` (the pool of
     buffers), ``validation`` ((X_val, y_val, T_val), checked, or None), ``error`` (the
-    NonFiniteStep that ended it, if one did). ``stop()`` ends it after the current epoch's
-    callbacks."""
+    NonFiniteStep that ended it, if one did), ``completed`` (whether it ended after a whole
+    epoch: its epochs or a stop, not an exception). ``stop()`` ends it after the current
+    epoch's callbacks."""
 
     def __init__(self, net, approach, data, rng, epochs, workspaces, callbacks, validation=None):
         self.net, self.approach, self.data, self.rng = net, approach, data, rng
         self.epochs, self.workspaces, self.callbacks = epochs, workspaces, callbacks
         self.validation = validation
         self.history = History(approach.name)
-        self.epoch, self.stopped, self.error = 0, False, None
+        self.epoch, self.stopped, self.error, self.completed = 0, False, None, False
 
     def stop(self):
         """End the run once the current epoch's callbacks have run."""
@@ -111,6 +112,7 @@ class TrainingRun:
                 self.epoch += 1
                 for callback in self.callbacks:
                     callback.on_epoch_end(self)
+            self.completed = True
         finally:
             for callback in started:
                 callback.on_train_end(self)
