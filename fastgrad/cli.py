@@ -131,8 +131,8 @@ def build_compare_parser(commands):
         "compare", help="the main job: the parallel and sequential approaches side by side",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train the parallel and the sequential approaches on the same data from "
-                    "the same initial weights;\nprint a table and write pictures, history.csv "
-                    "and results.json.",
+                    "the same initial weights;\nprint a table and write pictures, history.csv, "
+                    "results.json and the trained networks.",
         epilog=f"approaches (default: all, each with its own learning rate):\n{approaches}\n\n"
                f"Time is training time: the per-epoch evaluation is timed apart.")
     cmp.add_argument("--dataset", default="digits",
@@ -161,8 +161,8 @@ def build_compare_parser(commands):
                      help="training seconds per approach, the same for each (checked after "
                           "every epoch); with --epochs, whichever comes first")
     cmp.add_argument("--out", default="fastgrad-compare",
-                     help="directory for the pictures, history.csv and results.json "
-                          "(default ./fastgrad-compare)")
+                     help="directory for the pictures, history.csv, results.json and "
+                          "networks/NAME.safetensors (default ./fastgrad-compare)")
     cmp.add_argument("--quiet", action="store_true", help="no progress on stderr")
     cmp.set_defaults(run=compare)
 
