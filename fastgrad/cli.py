@@ -61,8 +61,8 @@ def compare(args):
           f"opposite sign from the gradient at the start of the sweep.")
     paths = result.save(args.out)
     files = [path.name for path in paths if path.parent.name != "networks"]
-    print(f"\nwrote {', '.join(files)} and networks/NAME.safetensors (each approach's trained "
-          f"network, for fastgrad.load) in {args.out}")
+    print(f"\nwrote {', '.join(files)} in {args.out},\nand each approach's trained network "
+          f"in {args.out}/networks/NAME.safetensors (for fastgrad.load)")
 
 
 def gradients(args):
