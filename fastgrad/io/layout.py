@@ -6,6 +6,9 @@ tensors); the last layer a ``Linear``. One table, read by the files and by the P
 """
 import numpy as np
 
+from .._kernels.codes import COL_OFF, N_OUT
+from ..model.network import Dense
+
 
 def layout(sizes, batchnorm):
     """[(name, layer, kind, shape)] in the Sequential's order; ``kind`` is one of "W", "b",
@@ -63,16 +66,19 @@ def put(net, tensors):
     """Write checked tensors into the network through ``net.load_state_dict`` (so that NaN,
     inf or a negative variance is refused and nothing changes): the parameters, the running
     statistics and the count (one for the network: the largest of its BatchNorm layers')."""
-    twin = net.copy()  # its layers, views into its arrays, assemble the state
+    state = net.state_dict()  # copies, assembled through layer views of their own
+    layers = [Dense(state["params"], row, state["running_mean"][columns],
+                    state["running_var"][columns])
+              for row, columns in ((row, slice(row[COL_OFF], row[COL_OFF] + row[N_OUT]))
+                                   for row in net.table)]
     tracked = [0]
     for name, l, kind, _ in layout(net.sizes, net.batchnorm):
-        layer = twin.layers[l]
+        layer = layers[l]
         if kind == "W":
             layer.W[:] = tensors[name].T
         elif kind == "num_batches_tracked":
             tracked.append(int(tensors[name]))
         else:
             getattr(layer, kind)[:] = tensors[name]
-    state = twin.state_dict()
     state["num_batches_tracked"] = np.array(max(tracked), dtype=np.int64)
     net.load_state_dict(state)
