@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from . import experiments
+from . import datasets, experiments
 from ._kernels.codes import ACTIVATIONS
 from .bench import report as bench
 from .bench.cases import best_time
@@ -42,10 +42,21 @@ def positive_float(text):
     return value
 
 
+def non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (np.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
 def compare(args):
     result = experiments.compare(
-        args.dataset, target=args.target, task=args.task, hidden=args.hidden,
-        activation=args.activation, batchnorm=args.batchnorm, dtype=args.dtype,
+        args.dataset, target=args.target, task=args.task, weight=args.weight,
+        hidden=args.hidden, activation=args.activation, batchnorm=args.batchnorm,
+        alpha=args.alpha, dtype=args.dtype,
         backend=args.backend, seed=args.seed, approaches=args.approaches, lr=args.lr,
         epochs=args.epochs, seconds=args.seconds, progress="quiet" if args.quiet else "auto")
     data, network = result.dataset, result.network
@@ -69,7 +80,7 @@ def gradients(args):
     X, y = load_digits_standardised(args.samples)
     sizes = [X.shape[1], *args.hidden, 10]
     reference = MLP(sizes, args.activation, args.batchnorm, dtype=args.dtype, seed=args.seed,
-                    backend="numpy")
+                    backend="numpy", alpha=args.alpha)
     print(f"{reference.label} network, cross-entropy, {args.dtype}, {len(X)} digits, "
           f"{reference.n_params} parameters")
     point = reference.point(X, y)
@@ -122,6 +133,9 @@ def add_network_arguments(parser):
     parser.add_argument("--activation", choices=sorted(ACTIVATIONS), default="tanh")
     parser.add_argument("--batchnorm", action="store_true", help="BatchNorm after hidden layers")
     parser.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    parser.add_argument("--alpha", type=non_negative_float, default=0.0,
+                        help="L2 penalty on the weights, scikit-learn's alpha: J gains "
+                             "alpha / (2 n) times the sum of the squared weights (default 0)")
 
 
 def build_compare_parser(commands):
@@ -139,10 +153,16 @@ def build_compare_parser(commands):
                      help="digits (default), breast_cancer, iris, wine, or a path to a .csv "
                           "(numeric columns) or .npz (arrays X and y)")
     cmp.add_argument("--target", default=None,
-                     help="the label column of a .csv (default: the last)")
-    cmp.add_argument("--task", choices=["classification", "regression"],
-                     default="classification",
-                     help="classification (cross-entropy; default) or regression (mse)")
+                     help="the label column of a .csv (default: the last; several, separated "
+                          "by commas, for multilabel or several regression targets)")
+    cmp.add_argument("--task", choices=list(datasets.TASKS), default="classification",
+                     help="classification (cross-entropy; default), regression (mse), "
+                          "multilabel (binary cross-entropy per label; a built-in dataset's "
+                          "classes as one-vs-rest labels) or poisson (counts; a built-in "
+                          "dataset's class numbers as the counts)")
+    cmp.add_argument("--weight", default=None, metavar="NAME",
+                     help="the sample-weight column of a .csv (or array of an .npz): the loss "
+                          "and the reported figures are weighted means")
     add_network_arguments(cmp)
     cmp.add_argument("--backend", choices=BACKENDS, default="cython",
                      help="cython (default: compiled when the package was installed), numba "

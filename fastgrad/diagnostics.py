@@ -16,7 +16,7 @@ from .errors import NoDescentStep
 
 def _checked(net, X, y):
     """(X, y) checked against ``net`` before any work (X converted to its dtype)."""
-    X, _ = check.check_network(net).check_batch(X, y)
+    X, _, _ = check.check_network(net).check_batch(X, y)
     return X, y
 
 

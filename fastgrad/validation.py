@@ -132,9 +132,41 @@ def check_targets(y, n_samples, n_out, loss, dtype, check_values=True):
     T = np.ascontiguousarray(y, dtype=dtype)
     if check_values and not np.isfinite(T).all():
         raise ValueError("y holds NaN or inf")
-    if check_values and loss == "binary_cross_entropy" and not np.isin(T, (0, 1)).all():
-        raise ValueError("y must hold 0/1 targets for binary_cross_entropy")
+    if check_values:
+        check_target_values(T, loss)
     return T
+
+
+def check_target_values(T, loss):
+    """The values a loss's targets must hold: finite; 0 or 1 for binary cross-entropy;
+    non-negative for poisson. (Reductions, not element-wise masks, where they suffice: a NaN
+    or inf anywhere shows in min or max.)"""
+    low, high = T.min(), T.max()
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise ValueError("y holds NaN or inf")
+    if loss == "binary_cross_entropy" and not ((T == 0) | (T == 1)).all():
+        raise ValueError("y must hold 0/1 targets for binary_cross_entropy")
+    if loss == "poisson" and low < 0:
+        raise ValueError(f"y must hold non-negative targets for poisson; got a minimum of {low}")
+
+
+def check_sample_weight(sample_weight, n_samples, dtype):
+    """Sample weights as a fresh (N,) array in ``dtype`` (the caller's never changes), or None:
+    finite, non-negative, not all zero."""
+    if sample_weight is None:
+        return None
+    weight = as_real_array("sample_weight", sample_weight)
+    if weight.shape != (n_samples,):
+        raise ValueError(f"sample_weight must be a 1-D array of {n_samples} weights, one per "
+                         f"sample; got shape {weight.shape}")
+    weight = np.array(weight, dtype=dtype)  # a copy
+    if not np.isfinite(weight).all():
+        raise ValueError("sample_weight holds NaN or inf")
+    if (weight < 0).any():
+        raise ValueError(f"sample_weight must be non-negative; got a minimum of {weight.min()}")
+    if not weight.any():
+        raise ValueError("sample_weight is all zeros: no sample would count")
+    return weight
 
 
 def check_coordinate(j, n_params):
@@ -230,3 +262,11 @@ def check_pair(name, value, what):
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a pair {what}; got {value!r}") from None
     return first, second
+
+
+def check_validation(value):
+    """(X_val, y_val, sample_weight_val or None) from a validation pair or triple."""
+    if not isinstance(value, (tuple, list)) or len(value) not in (2, 3):
+        raise TypeError(f"validation must be a pair (X_val, y_val) or a triple (X_val, y_val, "
+                        f"sample_weight_val); got {value!r:.80}")
+    return (*value, None) if len(value) == 2 else tuple(value)

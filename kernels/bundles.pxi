@@ -35,6 +35,8 @@ cdef struct Network:
     Py_ssize_t n_layers, n_params
     int act, loss             # the hidden activation's and the loss's codes
     int dtype                 # params' numpy type number: cnp.NPY_DOUBLE or cnp.NPY_FLOAT
+    double output_divisor     # a row's per-output loss terms' sum is divided by it (codes.py)
+    double alpha              # the L2 penalty on the Dense weights: J += alpha/(2n) sum ||W||^2
 
 
 cdef struct Cache:
@@ -54,6 +56,8 @@ cdef struct LossState:
     void* rowloss             # (N,) per-sample losses
     void* G                   # (N, n_out) dJ/dlogits
     void* Q                   # (n_out, N) the loss state, transposed
+    const void* weight        # (N,) the sample weights (train_epoch gathers them)
+    const void* weight_sum    # (1,) their sum n, J's divisor (train_epoch writes it)
 
 
 cdef struct Scratch:
@@ -81,6 +85,7 @@ cdef struct RunningStats:
 cdef struct EpochPlan:
     const void* X             # (n, n_in) the training set's inputs
     const void* T             # (n, n_out) its targets
+    const void* weight        # (n,) its sample weights
     const int64_t* order      # (n,) the samples in the epoch's order
     Py_ssize_t n, batch_size
     bint count_raised
@@ -117,6 +122,12 @@ cdef inline Py_ssize_t max_width(Network net) noexcept nogil:
     return widest
 
 
+cdef inline double loss_divisor(Network net) noexcept nogil:
+    # what a row's per-output loss terms are divided by: 1 for cross-entropy, whose row loss is
+    # no sum of per-output terms (codes.py, "losses")
+    return 1.0 if net.loss == CROSS_ENTROPY else net.output_divisor
+
+
 # ---------------------------------------------------------------- unpacking (with the GIL)
 cdef str _describe(object value):
     if isinstance(value, cnp.ndarray):
@@ -143,7 +154,8 @@ cdef void* array_data(object value, int dtype, int ndim, bint written,
 
 
 cdef inline Network unpack_network(object net, bint written) except *:
-    """net = Network(params, table, act, loss); ``written``: the kernel changes params."""
+    """net = Network(params, table, act, loss, output_divisor, alpha); ``written``: the kernel
+    changes params."""
     cdef Network out
     cdef object params = net.params, table = net.table
     out.dtype = cnp.PyArray_TYPE(<cnp.ndarray>params) if isinstance(params, cnp.ndarray) else -1
@@ -156,6 +168,7 @@ cdef inline Network unpack_network(object net, bint written) except *:
     out.n_layers = cnp.PyArray_DIM(<cnp.ndarray>table, 0)
     out.n_params = cnp.PyArray_SIZE(<cnp.ndarray>params)
     out.act, out.loss = net.act, net.loss
+    out.output_divisor, out.alpha = net.output_divisor, net.alpha
     if FASTGRAD_BOUNDSCHECK:
         check_table(out)
     return out
@@ -186,19 +199,24 @@ cdef inline Cache unpack_cache(object cache, Network net, bint written) except *
 
 cdef inline LossState unpack_loss_state(object state, Network net, Cache cache,
                                         bint written) except *:
-    """state = LossState(T, rowloss, G, Q) on the batch of cache; ``written``: the kernel
-    fills rowloss, G, Q."""
+    """state = LossState(T, rowloss, G, Q, weight, weight_sum) on the batch of cache;
+    ``written``: the kernel fills rowloss, G, Q (the weights are read only, but by
+    train_epoch, which checks them writable itself)."""
     cdef LossState out
     out.T = array_data(state.T, net.dtype, 2, False, "state.T")
     out.rowloss = array_data(state.rowloss, net.dtype, 1, written, "state.rowloss")
     out.G = array_data(state.G, net.dtype, 2, written, "state.G")
     out.Q = array_data(state.Q, net.dtype, 2, written, "state.Q")
+    out.weight = array_data(state.weight, net.dtype, 1, False, "state.weight")
+    out.weight_sum = array_data(state.weight_sum, net.dtype, 1, False, "state.weight_sum")
     if FASTGRAD_BOUNDSCHECK:
         N, n_out = cache.N, net.table[net.n_layers - 1][N_OUT]
         expect(state.T, (N, n_out), "state.T")
         expect(state.rowloss, (N,), "state.rowloss")
         expect(state.G, (N, n_out), "state.G")
         expect(state.Q, (n_out, N), "state.Q")
+        expect(state.weight, (N,), "state.weight")
+        expect(state.weight_sum, (1,), "state.weight_sum")
     return out
 
 
@@ -251,12 +269,13 @@ cdef inline RunningStats unpack_running(object running, Network net) except *:
 
 
 cdef inline EpochPlan unpack_epoch_plan(object plan, Network net, Cache cache) except *:
-    """plan = EpochPlan(X, T, order, batch_size, count_raised), gathered batch by batch into
-    the cache of a batch of cache.N = batch_size samples."""
+    """plan = EpochPlan(X, T, weight, order, batch_size, count_raised), gathered batch by
+    batch into the cache of a batch of cache.N = batch_size samples."""
     cdef EpochPlan out
     cdef object order = plan.order
     out.X = array_data(plan.X, net.dtype, 2, False, "plan.X")
     out.T = array_data(plan.T, net.dtype, 2, False, "plan.T")
+    out.weight = array_data(plan.weight, net.dtype, 1, False, "plan.weight")
     out.order = <const int64_t*>array_data(order, cnp.NPY_INT64, 1, False, "plan.order")
     out.n, out.batch_size, out.count_raised = len(order), plan.batch_size, plan.count_raised
     if out.batch_size != cache.N:
@@ -265,6 +284,7 @@ cdef inline EpochPlan unpack_epoch_plan(object plan, Network net, Cache cache) e
     if FASTGRAD_BOUNDSCHECK:
         expect(plan.X, (plan.X.shape[0], net.table[0][N_IN]), "plan.X")
         expect(plan.T, (plan.X.shape[0], net.table[net.n_layers - 1][N_OUT]), "plan.T")
+        expect(plan.weight, (plan.X.shape[0],), "plan.weight")
         if len(order) and not (0 <= order.min() and order.max() < plan.X.shape[0]):
             raise IndexError(f"plan.order must hold samples in [0, {plan.X.shape[0]}); got "
                              f"[{order.min()}, {order.max()}]")

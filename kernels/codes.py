@@ -24,9 +24,18 @@ N_COLUMNS = 7
 IDENTITY, TANH, RELU, SIGMOID = 0, 1, 2, 3
 ACTIVATIONS = {"identity": IDENTITY, "tanh": TANH, "relu": RELU, "sigmoid": SIGMOID}
 
-# losses (on the last layer's output, the logits)
-CROSS_ENTROPY, MSE, BINARY_CROSS_ENTROPY = 0, 1, 2
-LOSSES = {"cross_entropy": CROSS_ENTROPY, "mse": MSE, "binary_cross_entropy": BINARY_CROSS_ENTROPY}
+# losses (on the last layer's output, the logits). Every loss but cross-entropy has one term per
+# output, and a row's loss is the sum of its terms divided by the network's ``output_divisor``
+# (bundles.Network): n_out for a mean over the outputs (PyTorch's), 1 for a sum (scikit-learn's
+# multi-label and Poisson losses), twice either for the squared error, which is half the mse:
+# "squared_error" is the MSE kernel with a divisor of 2 n_out (or 2). Cross-entropy's divisor is 1.
+#   CROSS_ENTROPY         softmax + negative log-likelihood of one-hot targets
+#   MSE                   (z - t)² per output
+#   BINARY_CROSS_ENTROPY  softplus(z) - t z per output: one sigmoid per output (multi-label)
+#   POISSON               exp(z) - t z per output: log link, the mean is exp(z)
+CROSS_ENTROPY, MSE, BINARY_CROSS_ENTROPY, POISSON = 0, 1, 2, 3
+LOSSES = {"cross_entropy": CROSS_ENTROPY, "mse": MSE, "squared_error": MSE,
+          "binary_cross_entropy": BINARY_CROSS_ENTROPY, "poisson": POISSON}
 
 # what a coordinate is inside its layer. Each kind's parameters start at the offset in table
 # column OFF_W + kind: the kinds are numbered in the order of their offset columns, on purpose

@@ -179,10 +179,11 @@ cdef inline double activation_slope(int act, double a) noexcept nogil:
 
 
 cdef inline double row_loss_and_state(int loss, const floating* z, const floating* t, double* q,
-                                     Py_ssize_t n_out) noexcept nogil:
+                                     Py_ssize_t n_out, double divisor) noexcept nogil:
     """One sample's loss from its logits z and target row t (one-hot for cross-entropy), and
-    its loss state q = softmax(z) (cross-entropy), sigmoid(z) (binary cross-entropy) or z - t
-    (mse), the exponentials computed once."""
+    its loss state q = softmax(z) (cross-entropy), sigmoid(z) (binary cross-entropy), exp(z)
+    (poisson) or z - t (mse), the exponentials computed once. Every loss but cross-entropy sums
+    a term per output and divides the sum by divisor (codes.py, "losses")."""
     cdef Py_ssize_t c
     cdef double shift, total = 0.0, dot = 0.0
     if loss == CROSS_ENTROPY:
@@ -198,12 +199,21 @@ cdef inline double row_loss_and_state(int loss, const floating* z, const floatin
             q[c] = q[c] / total
         return log(total) + shift - dot
     if loss == BINARY_CROSS_ENTROPY:
-        q[0] = sigmoid(z[0])
-        return max(<double>z[0], 0.0) - t[0] * z[0] + log1p(exp(-abs(<double>z[0])))
+        # q = sigmoid(z); loss = sum(softplus(z) - t z) / divisor
+        for c in range(n_out):
+            q[c] = sigmoid(z[c])
+            total += max(<double>z[c], 0.0) - t[c] * z[c] + log1p(exp(-abs(<double>z[c])))
+        return total if divisor == 1.0 else total / divisor  # (no division by the usual 1)
+    if loss == POISSON:
+        # q = exp(z); loss = sum(q - t z) / divisor
+        for c in range(n_out):
+            q[c] = exp_double(z[c])
+            total += q[c] - t[c] * z[c]
+        return total if divisor == 1.0 else total / divisor
     for c in range(n_out):
         q[c] = z[c] - t[c]
         total += q[c] * q[c]
-    return total / n_out
+    return total / divisor
 
 
 # Small changes, kept exact: Taylor polynomials for |x| <= SMALL_CHANGE (1/32); the first
@@ -258,45 +268,14 @@ cdef inline double activation_change(int act, floating u, floating a,
     return a * (1.0 - a) * e / (1.0 + a * e)
 
 
-cdef inline double logit_change(int loss, double q, double t, double d,
-                                Py_ssize_t n_out) noexcept nogil:
-    """A row's loss change when one logit moves by d, |d| <= MODERATE_CHANGE: the one-column
-    case of row_loss_change (q, t: that logit's loss state and target)."""
-    cdef double e, x
-    if loss == MSE:
-        return d * (2.0 * q + d) / n_out
-    e = expm1_small(d) if abs(d) <= SMALL_CHANGE else expm1(d)
-    x = q * e
-    return (log1p_small(x) if abs(x) <= 1.0 / 16 else log1p(x)) - t * d
+cdef inline double expm1_change(double d) noexcept nogil:
+    # expm1(d), by its Taylor polynomial for |d| <= SMALL_CHANGE
+    return expm1_small(d) if abs(d) <= SMALL_CHANGE else expm1(d)
 
 
-cdef inline double row_loss_change(int loss, const floating* z, const floating* q,
-                                   Py_ssize_t q_stride, const floating* t, double rowloss,
-                                   floating* dz, Py_ssize_t n_out) noexcept nogil:
-    """One row's loss change when its logits z move by dz (dz is overwritten when the change
-    is large); q[c * q_stride] is the row's loss state. See mlp_numpy.row_loss_changes."""
-    cdef Py_ssize_t c
-    cdef double total = 0.0, dot = 0.0, biggest = 0.0
-    cdef double* q_new
-    if loss == MSE:
-        # mean(dz * (2 (z - t) + dz))
-        for c in range(n_out):
-            total += dz[c] * (2.0 * q[c * q_stride] + dz[c])
-        return total / n_out
-    for c in range(n_out):
-        biggest = max(biggest, abs(<double>dz[c]))
-    if biggest > MODERATE_CHANGE:
-        for c in range(n_out):
-            dz[c] += z[c]
-        q_new = <double*>malloc(n_out * sizeof(double))
-        total = row_loss_and_state(loss, dz, t, q_new, n_out) - rowloss
-        free(q_new)
-        return total
-    # log1p(sum(q * expm1(dz))) - t @ dz
-    for c in range(n_out):
-        total += q[c * q_stride] * (expm1_small(dz[c]) if abs(dz[c]) <= SMALL_CHANGE else expm1(dz[c]))
-        dot += t[c] * dz[c]
-    return (log1p_small(total) if abs(total) <= 1.0 / 16 else log1p(total)) - dot
+cdef inline double log1p_change(double x) noexcept nogil:
+    # log1p(x), by its Taylor polynomial for |x| <= 1/16
+    return log1p_small(x) if abs(x) <= 1.0 / 16 else log1p(x)
 
 
 cdef inline void gemm(char trans_a, char trans_b, int m, int n, int k, const floating* a, int lda,

@@ -1,6 +1,7 @@
 # Per-coordinate helpers shared by incremental_cython.pyx and sequential_cython.pyx (included
 # textually after codes.pxi, common.pxi and bundles.pxi): the Cython twins of
-# incremental_numba's decode, largest_magnitude and activation_changes.
+# incremental_numba's decode, largest_magnitude and activation_changes, and the L2 penalty's
+# share of a coordinate's derivative and loss change.
 
 
 cdef struct Coordinate:
@@ -57,3 +58,17 @@ cdef void activation_changes(int act, const floating* u, const floating* a, floa
         return
     for r in range(N):
         du[r] = activation_change(act, u[r], a[r], du[r])
+
+
+cdef inline double penalty_slope(Network net, Coordinate at, double theta) noexcept nogil:
+    """n times the L2 penalty's share of dJ/dθ_j at θ_j = theta (n the sum of the sample
+    weights): alpha θ_j for a weight, 0 for a bias, gamma or beta; see
+    incremental_numpy.penalty_slope. (Callers skip it when alpha is 0.)"""
+    return net.alpha * theta if at.kind == WEIGHT else 0.0
+
+
+cdef inline double penalty_change(Network net, Coordinate at, double theta,
+                                  double delta) noexcept nogil:
+    """n times the L2 penalty's share of J(θ + delta e_j) − J(θ) at θ_j = theta: alpha / 2 ·
+    delta (2 θ_j + delta) for a weight (exact), 0 else; see incremental_numpy.penalty_change."""
+    return 0.5 * net.alpha * delta * (2.0 * theta + delta) if at.kind == WEIGHT else 0.0

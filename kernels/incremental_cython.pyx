@@ -33,9 +33,81 @@ cdef inline void next_layer(const floating* w_row, Py_ssize_t n_next, const floa
             out[r * n_next + c] = col[rows[r]] * w_row[c]
 
 
-cdef double coordinate_derivative_c(Py_ssize_t j, Network net, Cache cache, LossState state,
-                                    Scratch scratch, floating* precision) noexcept nogil:
-    """dJ/dθ_j in forward mode; see incremental_numpy.coordinate_derivative."""
+# ---------------------------------------------------------------- a row's loss change
+cdef inline double logit_change(int loss, double q, double t, double d,
+                                double divisor) noexcept nogil:
+    """A row's loss change when one logit moves by d, |d| <= MODERATE_CHANGE (any d for mse
+    and poisson): the one-column case of row_loss_change (q, t: that logit's loss state and
+    target)."""
+    cdef double e, x
+    if loss == MSE:
+        return d * (2.0 * q + d) / divisor
+    e = expm1_change(d)
+    if loss == POISSON:
+        return (q * e - t * d) / divisor
+    x = q * e
+    if loss == CROSS_ENTROPY:
+        return log1p_change(x) - t * d
+    return (log1p_change(x) - t * d) / divisor
+
+
+cdef double general_row_loss_change(int loss, const floating* z, const floating* q,
+                                    Py_ssize_t q_stride, const floating* t, double rowloss,
+                                    floating* dz, double biggest, Py_ssize_t n_out,
+                                    double divisor) noexcept nogil:
+    """row_loss_change's less usual cases, kept out of line so that the usual ones inline
+    (biggest = max |dz|): poisson's sum(q expm1(dz) - t dz) / divisor, exact for any dz; a move
+    beyond MODERATE_CHANGE, the row's loss recomputed at z + dz (which dz then holds); binary
+    cross-entropy's sum(log1p(q expm1(dz)) - t dz) / divisor with several outputs."""
+    cdef Py_ssize_t c
+    cdef double total = 0.0
+    cdef double* q_new
+    if loss == POISSON:
+        for c in range(n_out):
+            total += q[c * q_stride] * expm1_change(dz[c]) - t[c] * dz[c]
+        return total / divisor
+    if biggest > MODERATE_CHANGE:
+        for c in range(n_out):
+            dz[c] += z[c]
+        q_new = <double*>malloc(n_out * sizeof(double))
+        total = row_loss_and_state(loss, dz, t, q_new, n_out, divisor) - rowloss
+        free(q_new)
+        return total
+    for c in range(n_out):
+        total += log1p_change(q[c * q_stride] * expm1_change(dz[c])) - t[c] * dz[c]
+    return total / divisor
+
+
+cdef inline double row_loss_change(int loss, const floating* z, const floating* q,
+                                   Py_ssize_t q_stride, const floating* t, double rowloss,
+                                   floating* dz, Py_ssize_t n_out, double divisor) noexcept nogil:
+    """One row's loss change when its logits z move by dz (dz is overwritten when the change
+    is large); q[c * q_stride] is the row's loss state. See mlp_numpy.row_loss_changes."""
+    cdef Py_ssize_t c
+    cdef double total = 0.0, dot = 0.0, biggest = 0.0
+    if loss == MSE:
+        # sum(dz * (2 (z - t) + dz)) / divisor
+        for c in range(n_out):
+            total += dz[c] * (2.0 * q[c * q_stride] + dz[c])
+        return total / divisor
+    for c in range(n_out):
+        biggest = max(biggest, abs(<double>dz[c]))
+    if biggest > MODERATE_CHANGE or loss == POISSON or loss == BINARY_CROSS_ENTROPY and n_out > 1:
+        return general_row_loss_change(loss, z, q, q_stride, t, rowloss, dz, biggest, n_out,
+                                       divisor)
+    # log1p(sum(q * expm1(dz))) - t @ dz: cross-entropy's, and binary cross-entropy's with one
+    # output (then also sum(log1p(q * expm1(dz)) - t * dz)), over divisor
+    for c in range(n_out):
+        total += q[c * q_stride] * expm1_change(dz[c])
+        dot += t[c] * dz[c]
+    total = log1p_change(total) - dot
+    return total if loss == CROSS_ENTROPY or divisor == 1.0 else total / divisor
+
+
+cdef double loss_derivative(Py_ssize_t j, Network net, Cache cache, LossState state,
+                            Scratch scratch, floating* precision) noexcept nogil:
+    """The loss's share of dJ/dθ_j in forward mode: the tangent of column i pushed downstream,
+    dotted with state.G = dJ/dlogits (which holds the sample weights)."""
     cdef Py_ssize_t N = cache.N, n_layers = net.n_layers, r, c, m, layer, width, cm
     cdef const LayerRow* table = net.table
     cdef Coordinate at = decode(j, net)
@@ -108,6 +180,17 @@ cdef double coordinate_derivative_c(Py_ssize_t j, Network net, Cache cache, Loss
     return total
 
 
+cdef double coordinate_derivative_c(Py_ssize_t j, Network net, Cache cache, LossState state,
+                                    Scratch scratch, floating* precision) noexcept nogil:
+    """dJ/dθ_j in forward mode, the L2 penalty's slope included; see
+    incremental_numpy.coordinate_derivative."""
+    cdef double derivative = loss_derivative(j, net, cache, state, scratch, precision)
+    if net.alpha != 0:
+        derivative += penalty_slope(net, decode(j, net), (<const floating*>net.params)[j]) / (
+            <const floating*>state.weight_sum)[0]
+    return derivative
+
+
 # A column workspace C (4 rows of N): the activation input u, the activations a and
 # (BatchNorm) the normalised values zhat of the hidden column a coordinate feeds, copied so
 # that they are contiguous, and the column's change.
@@ -174,13 +257,22 @@ cdef enum:
     MOMENTS = 9
 
 
+cdef inline bint rank1_applies(Network net) noexcept nogil:
+    # whether a rank-1 change of the logits has its loss change from the moments: not for
+    # binary cross-entropy with several outputs, whose row loss is a sum of logarithms
+    return net.loss != BINARY_CROSS_ENTROPY or net.table[net.n_layers - 1][N_OUT] == 1
+
+
 cdef void rank1_moments(Network net, Cache cache, LossState state, const floating* w,
                         double* M) noexcept nogil:
-    """M (MOMENTS rows of N) for logits moving along w: cross-entropy: M[0] = T @ w and M[k] =
-    sum_c q_c w_c^k / k!; mse: M[1] = q @ w (q the residual) and M[2] = w @ w."""
+    """M (MOMENTS rows of N) for logits moving along w: mse: M[1] = q @ w (q the residual) and
+    M[2] = w @ w; the other losses (where rank1_applies): M[0] = T @ w and M[k] = sum_c q_c
+    w_c^k / k!. The loss changes of mse and poisson are linear in the moments: theirs hold each
+    sample's weight already (column r times weight_r), so that rank1_change need not."""
     cdef Py_ssize_t n_out = net.table[net.n_layers - 1][N_OUT], N = cache.N, r, c, k
     cdef const floating* Q = <const floating*>state.Q
     cdef const floating* T = <const floating*>state.T
+    cdef const floating* weight = <const floating*>state.weight
     cdef double power, ww = 0.0
     for r in range(MOMENTS * N):
         M[r] = 0.0
@@ -191,7 +283,8 @@ cdef void rank1_moments(Network net, Cache cache, LossState state, const floatin
             for r in range(N):
                 M[N + r] += Q[c * N + r] * w[c]
         for r in range(N):
-            M[2 * N + r] = ww
+            M[N + r] *= weight[r]
+            M[2 * N + r] = ww * weight[r]
         return
     # M[k] = Q.T @ (w**k / k!)
     for c in range(n_out):
@@ -204,49 +297,75 @@ cdef void rank1_moments(Network net, Cache cache, LossState state, const floatin
     for r in range(N):
         for c in range(n_out):
             M[r] += T[r * n_out + c] * w[c]
+    if net.loss == POISSON:
+        # M[k] *= weight for every k
+        for k in range(MOMENTS):
+            for r in range(N):
+                M[k * N + r] *= weight[r]
 
 
-cdef double rank1_change(int loss, const double* M, const floating* d, Py_ssize_t N,
-                         Py_ssize_t n_out) noexcept nogil:
-    """N J-change when sample r's logits move by d_r w, from rank1_moments: log1p(sum_k d^k M[k])
-    - d M[0] per sample (cross-entropy), d (2 q @ w + d w @ w) / n_out (mse)."""
+cdef double rank1_change(int loss, const double* M, const floating* d,
+                         const floating* weight, Py_ssize_t N, double divisor) noexcept nogil:
+    """The change of n J (the weighted sum of the per-sample loss changes) when sample r's
+    logits move by d_r w, from rank1_moments, with s = sum_k d^k M[k] (= sum_c q_c expm1(d w_c)):
+    weight_r (log1p(s) - d M[0]) per sample (cross-entropy; binary cross-entropy's one output,
+    over divisor); s - d M[0] (poisson, over divisor) and d (2 q @ w + d w @ w) / divisor (mse),
+    whose moments hold the weights."""
     cdef Py_ssize_t r
     cdef double x, s, total = 0.0
     if loss == MSE:
         for r in range(N):
             total += d[r] * (2.0 * M[N + r] + d[r] * M[2 * N + r])
-        return total / n_out
+        return total / divisor
+    if loss == POISSON:
+        for r in range(N):
+            x = d[r]
+            s = x * (M[N + r] + x * (M[2 * N + r] + x * (M[3 * N + r] + x * (M[4 * N + r] + x * (
+                M[5 * N + r] + x * (M[6 * N + r] + x * (M[7 * N + r] + x * M[8 * N + r])))))))
+            total += s - x * M[r]
+        return total / divisor
     for r in range(N):
         x = d[r]
         s = x * (M[N + r] + x * (M[2 * N + r] + x * (M[3 * N + r] + x * (M[4 * N + r] + x * (
             M[5 * N + r] + x * (M[6 * N + r] + x * (M[7 * N + r] + x * M[8 * N + r])))))))
-        total += log1p_small(s) - x * M[r]
-    return total
+        total += weight[r] * (log1p_small(s) - x * M[r])
+    return total if loss == CROSS_ENTROPY else total / divisor
 
 
-cdef double logit_column_change(int loss, const floating* q, const floating* d, Py_ssize_t N,
-                                Py_ssize_t n_out) noexcept nogil:
-    """N J-change when logit i of sample r moves by d_r, every |d_r| <= SMALL_CHANGE, q = Q[i],
-    leaving out the target term -sum_r t_ri d_r (added by the caller)."""
+cdef double logit_column_change(int loss, const floating* q, const floating* t,
+                                Py_ssize_t t_stride, const floating* d, const floating* weight,
+                                Py_ssize_t N, double divisor) noexcept nogil:
+    """The change of n J when logit i of sample r moves by d_r, every |d_r| <= SMALL_CHANGE:
+    q = Q[i], t[r * t_stride] = T[r, i]."""
     cdef Py_ssize_t r
     cdef double total = 0.0
     if loss == MSE:
         for r in range(N):
-            total += d[r] * (2.0 * q[r] + d[r])
-        return total / n_out
+            total += weight[r] * (d[r] * (2.0 * q[r] + d[r]))
+        return total / divisor
+    if loss == POISSON:
+        # total = weight @ (q * expm1(d))
+        for r in range(N):
+            total += weight[r] * (q[r] * expm1_small(d[r]))
+    else:
+        # total = weight @ log1p(q * expm1(d))
+        for r in range(N):
+            total += weight[r] * log1p_small(q[r] * expm1_small(d[r]))
+    # total -= (weight * T[:, i]) @ d
     for r in range(N):
-        total += log1p_small(q[r] * expm1_small(d[r]))
-    return total
+        total -= weight[r] * t[r * t_stride] * d[r]
+    return total if loss == CROSS_ENTROPY else total / divisor
 
 
-cdef double column_loss_change(Coordinate at, double delta, const floating* source,
-                               double source_bound, ColumnCopy column, Network net, Cache cache,
-                               LossState state, Scratch scratch) noexcept nogil:
-    """J(θ + delta e_j) − J(θ) for the coordinate at = (l, kind, ., i), given source = the input
-    column it reads (W), column.C = load_column(l, i) (hidden layers), column.M = the
-    rank1_moments of column i (last hidden layer) and source_bound >= the largest |column| the
-    coordinate scales: max |source| (W), max |zhat| (gamma), 1 (b, beta); see
-    incremental_numpy.loss_change. Bounds on the changes, not scans of them, decide when the
+cdef double column_level_change(Coordinate at, double delta, const floating* source,
+                                double source_bound, ColumnCopy column, Network net, Cache cache,
+                                LossState state, Scratch scratch) noexcept nogil:
+    """The losses' share of n (J(θ + delta e_j) − J(θ)), n = state.weight_sum: the weighted sum
+    of the per-sample loss changes, for the coordinate at = (l, kind, ., i), given source = the
+    input column it reads (W), column.C = load_column(l, i) (hidden layers), column.M = the
+    rank1_moments of column i (last hidden layer, where rank1_applies) and source_bound >= the
+    largest |column| the coordinate scales: max |source| (W), max |zhat| (gamma), 1 (b, beta);
+    see incremental_numpy.loss_change. Bounds on the changes, not scans of them, decide when the
     vectorised small-change paths apply."""
     cdef const LayerRow* table = net.table
     cdef Py_ssize_t N = cache.N, n_layers = net.n_layers, r, c, m, layer, width, cm, n_next
@@ -262,6 +381,7 @@ cdef double column_loss_change(Coordinate at, double delta, const floating* sour
     cdef const floating* T = <const floating*>state.T
     cdef const floating* rowloss = <const floating*>state.rowloss
     cdef const floating* Q = <const floating*>state.Q
+    cdef const floating* weight = <const floating*>state.weight
     cdef int64_t* rows = scratch.rows
     cdef floating* work1 = <floating*>scratch.work1
     cdef floating* work2 = <floating*>scratch.work2
@@ -274,7 +394,7 @@ cdef double column_loss_change(Coordinate at, double delta, const floating* sour
     cdef floating* col = C + CHANGE * N
     cdef floating* dz
     cdef floating* nxt
-    cdef double total = 0.0, d, bound = abs(delta) * source_bound
+    cdef double total = 0.0, d, bound = abs(delta) * source_bound, divisor = loss_divisor(net)
     # col = the change of column i of z (W, b) or of u = gamma * zhat + beta (gamma, beta)
     if kind == WEIGHT:
         for r in range(N):
@@ -288,12 +408,7 @@ cdef double column_loss_change(Coordinate at, double delta, const floating* sour
     if l == out:
         # only column i of the logits moves
         if bound <= SMALL_CHANGE:
-            total = logit_column_change(loss, &Q[i * N], col, N, n_out)
-            if loss != MSE:
-                # total -= T[:, i] @ col
-                for r in range(N):
-                    total -= T[r * n_out + i] * col[r]
-            return total / N
+            return logit_column_change(loss, &Q[i * N], T + i, n_out, col, weight, N, divisor)
         dz = work1
         for c in range(n_out):
             dz[c] = 0
@@ -302,14 +417,16 @@ cdef double column_loss_change(Coordinate at, double delta, const floating* sour
             if d == 0:
                 continue
             if abs(d) <= MODERATE_CHANGE:
-                total += logit_change(loss, Q[i * N + r], T[r * n_out + i], d, n_out)
+                total += weight[r] * logit_change(loss, Q[i * N + r], T[r * n_out + i], d,
+                                                  divisor)
             else:
                 dz[i] = d
-                total += row_loss_change(loss, logits + r * n_out, Q + r, N, T + r * n_out,
-                                         rowloss[r], dz, n_out)
+                total += weight[r] * row_loss_change(loss, logits + r * n_out, Q + r, N,
+                                                     T + r * n_out, rowloss[r], dz, n_out,
+                                                     divisor)
                 for c in range(n_out):  # row_loss_change overwrote dz
                     dz[c] = 0
-        return total / N
+        return total
     # col = the change of column i of the activations
     if off_gamma >= 0 and kind <= BIAS:
         # du = gamma * (zhat(z + dz) - zhat(z)): the column's statistics move too
@@ -322,8 +439,9 @@ cdef double column_loss_change(Coordinate at, double delta, const floating* sour
     bound *= 0.25 if act == SIGMOID else 1.0
     n_next = table[l + 1][N_OUT]
     w = &params[table[l + 1][OFF_W] + i * n_next]
-    if l + 1 == out and bound * largest_magnitude(w, n_out) <= SMALL_CHANGE:
-        return rank1_change(loss, M, col, N, n_out) / N
+    if (l + 1 == out and rank1_applies(net)
+            and bound * largest_magnitude(w, n_out) <= SMALL_CHANGE):
+        return rank1_change(loss, M, col, weight, N, divisor)
     m = moved_rows(col, N, off_gamma >= 0, rows)
     dz = work1
     next_layer(w, n_next, col, rows, m, dz)
@@ -352,11 +470,27 @@ cdef double column_loss_change(Coordinate at, double delta, const floating* sour
         gemm(c'N', c'N', <int>m, <int>n_next, <int>width, dz, <int>width,
              &params[table[layer + 1][OFF_W]], <int>n_next, nxt, <int>n_next)
         dz = nxt
-    # the moved rows' loss changes, each from its logits' move
+    # the moved rows' weighted loss changes, each from its logits' move
     for r in range(m):
-        total += row_loss_change(loss, logits + rows[r] * n_out, Q + rows[r], N,
-                                 T + rows[r] * n_out, rowloss[rows[r]], dz + r * n_out, n_out)
-    return total / N
+        total += weight[rows[r]] * row_loss_change(
+            loss, logits + rows[r] * n_out, Q + rows[r], N, T + rows[r] * n_out,
+            rowloss[rows[r]], dz + r * n_out, n_out, divisor)
+    return total
+
+
+cdef double column_loss_change(Coordinate at, double delta, const floating* source,
+                               double source_bound, ColumnCopy column, Network net, Cache cache,
+                               LossState state, Scratch scratch) noexcept nogil:
+    """J(θ + delta e_j) − J(θ) for the coordinate at, given what column_level_change takes: its
+    level change and the L2 penalty's, over n = state.weight_sum."""
+    cdef const LayerRow* table = net.table
+    cdef double change = column_level_change(at, delta, source, source_bound, column, net, cache,
+                                             state, scratch)
+    cdef Py_ssize_t j
+    if net.alpha != 0 and at.kind == WEIGHT:
+        j = table[at.layer][OFF_W] + at.k * table[at.layer][N_OUT] + at.i
+        change += penalty_change(net, at, (<const floating*>net.params)[j], delta)
+    return change / (<const floating*>state.weight_sum)[0]
 
 
 cdef double loss_change_c(Py_ssize_t j, double delta, Network net, Cache cache, LossState state,
@@ -376,7 +510,7 @@ cdef double loss_change_c(Py_ssize_t j, double delta, Network net, Cache cache, 
     column.C, column.M = C, M
     if at.layer < n_layers - 1:
         zhat_bound = load_column(net, cache, at.layer, at.i, C)
-    if at.layer == n_layers - 2:
+    if at.layer == n_layers - 2 and rank1_applies(net):
         rank1_moments(net, cache, state,
                       &params[table[at.layer + 1][OFF_W] + at.i * table[at.layer + 1][N_OUT]], M)
     if at.kind == WEIGHT:
@@ -432,7 +566,7 @@ cdef void finite_difference_gradient_c(Network net, Cache cache, LossState state
             zhat_bound = 0.0
             if l < n_layers - 1:
                 zhat_bound = load_column(net, cache, l, i, C)
-            if l == n_layers - 2:
+            if l == n_layers - 2 and rank1_applies(net):
                 rank1_moments(net, cache, state,
                               &params[table[l + 1][OFF_W] + i * table[l + 1][N_OUT]], M)
             for kind in range(n_kinds):
@@ -454,7 +588,8 @@ cdef void finite_difference_gradient_c(Network net, Cache cache, LossState state
 
 # ---------------------------------------------------------------- entry points
 def coordinate_derivative(Py_ssize_t j, net, cache, state, scratch):
-    """dJ/dθ_j in forward mode (uses state.G); see incremental_numpy.coordinate_derivative."""
+    """dJ/dθ_j in forward mode (uses state.G, and the weights' sum for the L2 penalty); see
+    incremental_numpy.coordinate_derivative."""
     cdef Network network = unpack_network(net, False)
     cdef Cache cached = unpack_cache(cache, network, False)
     cdef LossState losses = unpack_loss_state(state, network, cached, False)
@@ -469,7 +604,7 @@ def coordinate_derivative(Py_ssize_t j, net, cache, state, scratch):
 
 
 def loss_change(Py_ssize_t j, double delta, net, cache, state, scratch):
-    """J(θ + delta e_j) − J(θ) with θ unchanged (uses state.T, rowloss, Q); see
+    """J(θ + delta e_j) − J(θ) with θ unchanged (uses state.T, rowloss, Q and the weights); see
     incremental_numpy.loss_change."""
     cdef Network network = unpack_network(net, False)
     cdef Cache cached = unpack_cache(cache, network, False)

@@ -11,13 +11,21 @@ column a weight reads in loss_change), ``rows`` (N,) the samples that move, ``wo
 ``m`` rows, alternating between the two. The finite-difference kernel visits coordinates column
 by column and works on contiguous copies of each column (load_column, load_inputs); the hidden
 column a coordinate feeds travels as a ``Column`` bundle.
+
+Sample weights and the L2 penalty (bundles.py): a loss change is the weighted sum of the
+per-sample changes plus the penalty's, over n = state.weight_sum[0]; a derivative reads the
+weights in state.G and adds the penalty's slope. The vectorised (fastmath) sums over samples
+take a ``unit`` flag (every weight 1, unit_weights): they then run their unweighted loops
+unchanged, which ``contract`` would otherwise fuse differently, so that unit weights compute
+exactly what no weights did.
 """
 from collections import namedtuple
 
 import numpy as np
 
-from .codes import (BETA, BIAS, COL_OFF, GAMMA, MODERATE_CHANGE, MSE, N_IN, N_OUT, OFF_B,
-                    OFF_BETA, OFF_GAMMA, OFF_W, SIGMOID, SMALL_CHANGE, TANH, WEIGHT)
+from .codes import (BETA, BIAS, BINARY_CROSS_ENTROPY, COL_OFF, CROSS_ENTROPY, GAMMA,
+                    MODERATE_CHANGE, MSE, N_IN, N_OUT, OFF_B, OFF_BETA, OFF_GAMMA, OFF_W, POISSON,
+                    SIGMOID, SMALL_CHANGE, TANH, WEIGHT)
 from .mlp_numba import (activation_change, activation_slope, batchnorm_change, batchnorm_jacobian,
                         block, expm1_small, kernel, kind_offset, log1p_small, logit_change,
                         row_loss_change, tanh_small, weights)
@@ -79,11 +87,29 @@ def next_layer(w_row, col, rows, m, work):
 
 
 @kernel
+def unit_weights(weight):
+    """Whether every sample weight is 1: the sums over samples then leave the weights out."""
+    unit = True
+    # unit = (weight == 1).all(), an and-reduction with no early exit, so that it vectorises
+    for r in range(weight.shape[0]):
+        unit &= weight[r] == 1.0
+    return unit
+
+
+@kernel
+def penalty_change(theta, delta, alpha):
+    """n times the L2 penalty's share of J's change when a weight θ moves by delta: alpha / 2 ·
+    ((θ + delta)² − θ²) = alpha / 2 · delta (2 θ + delta), exact for any delta."""
+    return 0.5 * alpha * delta * (2.0 * theta + delta)
+
+
+@kernel
 def coordinate_derivative(j, net, cache, state, scratch):
-    """dJ/dθ_j in forward mode, from state.G; see incremental_numpy.coordinate_derivative."""
-    params, table, act, _ = net
+    """dJ/dθ_j in forward mode, from state.G, plus the L2 penalty's alpha θ_j / n for a weight;
+    see incremental_numpy.coordinate_derivative."""
+    params, table, act, _, _, alpha = net
     X, _, A, Zhat, _, istd = cache
-    _, _, G, _ = state
+    _, _, G, _, _, weight_sum = state
     col, rows, work1, work2 = scratch
     N, n_layers = X.shape[0], table.shape[0]
     l, kind, k, i = decode(j, table)
@@ -102,6 +128,8 @@ def coordinate_derivative(j, net, cache, state, scratch):
         total = 0.0
         for r in range(N):
             total += G[r, i] * col[r]
+        if kind == WEIGHT and alpha != 0.0:
+            total += alpha * params[j] / np.float64(weight_sum[0])
         return total
     batchnorm = off_gamma >= 0
     if batchnorm and kind <= BIAS:
@@ -135,6 +163,8 @@ def coordinate_derivative(j, net, cache, state, scratch):
     for r in range(m):
         for c in range(dz.shape[1]):
             total += G[rows[r], c] * dz[r, c]
+    if kind == WEIGHT and alpha != 0.0:
+        total += alpha * params[j] / np.float64(weight_sum[0])
     return total
 
 
@@ -153,7 +183,7 @@ Column = namedtuple("Column", "l i C M")
 def load_column(net, cache, l, i, C):
     """C[U], C[ACT], C[ZHAT] = column i of hidden layer l; returns max |zhat| (0 without
     BatchNorm)."""
-    params, table, _, _ = net
+    params, table, _, _, _, _ = net
     _, Z, A, Zhat, _, _ = cache
     N = C.shape[1]
     z, a = block(Z, N, table, l), block(A, N, table, l)
@@ -213,14 +243,24 @@ def activation_changes(act, u, a, du, bound):
 # about one ulp while every |d_r w_c| <= SMALL_CHANGE (the degree-8 Taylor polynomial of expm1,
 # summed over c). Every coordinate feeding column i of the last hidden layer shares w, so the
 # moments are computed once per column and each coordinate then costs O(N), not O(N n_out).
+# Cross-entropy, mse and poisson have such a form (and binary cross-entropy with one output,
+# cross-entropy's one-logit case); binary cross-entropy's several outputs, a log1p each, do not
+# (rank1_form).
 MOMENTS = 9
+
+
+@kernel
+def rank1_form(loss, n_out):
+    """Whether a rank-1 change of the logits has rank1_change's moment form for this loss."""
+    return loss != BINARY_CROSS_ENTROPY or n_out == 1
 
 
 @kernel(fastmath={"contract"})
 def rank1_moments(loss, Q, T, w, M):
-    """M (MOMENTS, N) for logits moving along w: cross-entropy: M[0] = T @ w and M[k] =
-    sum_c q_c w_c^k / k!; mse: M[1] = q @ w (q the residual) and M[2] = w @ w. ``contract``
-    only lets multiply-adds fuse (it changes no NaN or inf handling)."""
+    """M (MOMENTS, N) for logits moving along w: cross-entropy, binary cross-entropy (one
+    output) and poisson: M[0] = T @ w and M[k] = sum_c q_c w_c^k / k!; mse: M[1] = q @ w (q the
+    residual) and M[2] = w @ w. ``contract`` only lets multiply-adds fuse (it changes no NaN or
+    inf handling)."""
     n_out, N = Q.shape
     M[:, :N] = 0.0
     if loss == MSE:
@@ -242,35 +282,70 @@ def rank1_moments(loss, Q, T, w, M):
             M[0, r] += T[r, c] * w[c]
 
 
-@kernel(fastmath={"contract", "reassoc"})
-def rank1_change(loss, M, d, n_out):
-    """N J-change when sample r's logits move by d_r w, from rank1_moments: log1p(sum_k d^k M[k])
-    - d M[0] per sample (cross-entropy), d (2 q @ w + d w @ w) / n_out (mse). ``reassoc`` lets
-    the sum over samples vectorise; the inputs are finite and bounded here."""
-    total = 0.0
-    if loss == MSE:
-        for r in range(d.shape[0]):
-            total += d[r] * (2.0 * M[1, r] + d[r] * M[2, r])
-        return total / n_out
-    for r in range(d.shape[0]):
-        x = d[r]
-        s = x * (M[1, r] + x * (M[2, r] + x * (M[3, r] + x * (M[4, r] + x * (M[5, r] + x * (
-            M[6, r] + x * (M[7, r] + x * M[8, r])))))))
-        total += log1p_small(s) - x * M[0, r]
-    return total
+@kernel(inline="always")
+def moment_sum(M, x, r):
+    # sum_k x^k M[k, r], k = 1 .. 8: sample r's sum_c q_c expm1(x w_c)
+    return x * (M[1, r] + x * (M[2, r] + x * (M[3, r] + x * (M[4, r] + x * (M[5, r] + x * (
+        M[6, r] + x * (M[7, r] + x * M[8, r])))))))
 
 
 @kernel(fastmath={"contract", "reassoc"})
-def logit_column_change(loss, q, d, n_out):
-    """N J-change when logit i of sample r moves by d_r, every |d_r| <= SMALL_CHANGE, q = Q[i],
-    leaving out the target term -sum_r t_ri d_r (added by the caller)."""
+def rank1_change(loss, M, d, weight, unit, divisor):
+    """n J-change, Σ_r weight_r times sample r's loss change, when sample r's logits move by
+    d_r w, from rank1_moments: log1p(sum_k d^k M[k]) - d M[0] per sample (cross-entropy; binary
+    cross-entropy's one output, over divisor), (sum_k d^k M[k] - d M[0]) / divisor (poisson),
+    d (2 q @ w + d w @ w) / divisor (mse). ``unit``: every weight is 1 (left out). ``reassoc``
+    lets the sum over samples vectorise; the inputs are finite and bounded here."""
     total = 0.0
     if loss == MSE:
+        if unit:
+            for r in range(d.shape[0]):
+                total += d[r] * (2.0 * M[1, r] + d[r] * M[2, r])
+        else:
+            for r in range(d.shape[0]):
+                total += weight[r] * (d[r] * (2.0 * M[1, r] + d[r] * M[2, r]))
+        return total / divisor
+    if loss == POISSON:
         for r in range(d.shape[0]):
-            total += d[r] * (2.0 * q[r] + d[r])
-        return total / n_out
-    for r in range(d.shape[0]):
-        total += log1p_small(q[r] * expm1_small(d[r]))
+            x = d[r]
+            total += weight[r] * (moment_sum(M, x, r) - x * M[0, r])
+        return total / divisor
+    if unit:
+        for r in range(d.shape[0]):
+            x = d[r]
+            total += log1p_small(moment_sum(M, x, r)) - x * M[0, r]
+    else:
+        for r in range(d.shape[0]):
+            x = d[r]
+            total += weight[r] * (log1p_small(moment_sum(M, x, r)) - x * M[0, r])
+    return total if loss == CROSS_ENTROPY else total / divisor
+
+
+@kernel(fastmath={"contract", "reassoc"})
+def logit_column_change(loss, q, d, weight, unit, divisor):
+    """Σ_r weight_r times sample r's loss change when its logit i moves by d_r, every |d_r| <=
+    SMALL_CHANGE, q = Q[i], leaving out the target term -Σ_r weight_r t_ri d_r and (but for
+    mse) the division by divisor, both the caller's. ``unit``: every weight is 1 (left out)."""
+    total = 0.0
+    if loss == MSE:
+        if unit:
+            for r in range(d.shape[0]):
+                total += d[r] * (2.0 * q[r] + d[r])
+        else:
+            for r in range(d.shape[0]):
+                total += weight[r] * (d[r] * (2.0 * q[r] + d[r]))
+        return total / divisor
+    if loss == POISSON:
+        # q expm1(d) per sample
+        for r in range(d.shape[0]):
+            total += weight[r] * (q[r] * expm1_small(d[r]))
+        return total
+    if unit:
+        for r in range(d.shape[0]):
+            total += log1p_small(q[r] * expm1_small(d[r]))
+    else:
+        for r in range(d.shape[0]):
+            total += weight[r] * log1p_small(q[r] * expm1_small(d[r]))
     return total
 
 
@@ -285,12 +360,13 @@ def largest_magnitude(x):
 
 @kernel
 def loss_change(j, delta, net, cache, state, scratch):
-    """J(θ + delta e_j) − J(θ) with θ unchanged, from state.T, rowloss and Q; see
-    incremental_numpy.loss_change. (scratch.column: room for the input column a W coordinate
-    reads.)"""
-    params, table, _, loss = net
+    """J(θ + delta e_j) − J(θ) with θ unchanged, from state.T, rowloss, Q and the sample weights:
+    the weighted sum of the per-sample changes plus the L2 penalty's, over n =
+    state.weight_sum[0]; see incremental_numpy.loss_change. (scratch.column: room for the input
+    column a W coordinate reads.)"""
+    params, table, _, loss, _, alpha = net
     X, _, A, _, _, _ = cache
-    T, _, _, Q = state
+    T, _, _, Q, weight, weight_sum = state
     col, _, _, _ = scratch
     N, n_layers = X.shape[0], table.shape[0]
     l, kind, k, i = decode(j, table)
@@ -300,26 +376,32 @@ def loss_change(j, delta, net, cache, state, scratch):
     zhat_bound = 0.0
     if l < n_layers - 1:
         zhat_bound = load_column(net, cache, l, i, column.C)
-    if l == n_layers - 2:
+    if l == n_layers - 2 and rank1_form(loss, Q.shape[0]):
         rank1_moments(loss, Q, T, weights(params, table, l + 1)[i], column.M)
     source_bound = (largest_magnitude(col[:N]) if kind == WEIGHT else
                     zhat_bound if kind == GAMMA else 1.0)
-    return column_loss_change(column, kind, delta, col[:N], source_bound, net, cache, state,
-                              scratch)
+    total = column_loss_change(column, kind, delta, col[:N], source_bound, unit_weights(weight),
+                               net, cache, state, scratch)
+    if kind == WEIGHT and alpha != 0.0:
+        total += penalty_change(params[j], delta, alpha)
+    return total / np.float64(weight_sum[0])
 
 
 @kernel
-def column_loss_change(column, kind, delta, source, source_bound, net, cache, state, scratch):
-    """loss_change for a coordinate of the given kind feeding column (l, i) (a Column: C =
+def column_loss_change(column, kind, delta, source, source_bound, unit, net, cache, state,
+                       scratch):
+    """n times loss_change, the penalty left out (the weighted sum of the per-sample loss
+    changes), for a coordinate of the given kind feeding column (l, i) (a Column: C =
     load_column(l, i) for hidden layers, M = the rank1_moments of column i for the last hidden
     layer), given source = the input column it reads (W) and source_bound >= the largest
-    |column| the coordinate scales: max |source| (W), max |zhat| (gamma), 1 (b, beta). Bounds on
-    the changes, not scans of them, decide when the vectorised small-change paths apply. Uses
-    scratch.rows, work1 and work2 (not scratch.column)."""
+    |column| the coordinate scales: max |source| (W), max |zhat| (gamma), 1 (b, beta); ``unit``:
+    every sample weight is 1 (unit_weights). Bounds on the changes, not scans of them, decide
+    when the vectorised small-change paths apply. Uses scratch.rows, work1 and work2 (not
+    scratch.column)."""
     l, i, C, M = column.l, column.i, column.C, column.M
-    params, table, act, loss = net
+    params, table, act, loss, divisor, _ = net
     _, Z, A, Zhat, _, istd = cache
-    T, rowloss, _, Q = state
+    T, rowloss, _, Q, weight, _ = state
     _, rows, work1, work2 = scratch
     N, n_layers = C.shape[1], table.shape[0]
     out = n_layers - 1
@@ -339,27 +421,30 @@ def column_loss_change(column, kind, delta, source, source_bound, net, cache, st
     if l == out:
         # only column i of the logits moves
         if bound <= SMALL_CHANGE:
-            total = logit_column_change(loss, Q[i], col, n_out)
+            total = logit_column_change(loss, Q[i], col, weight, unit, divisor)
             if loss != MSE:
-                # total -= T[:, i] @ col
+                # total -= (weight * T[:, i]) @ col, then the divisor (not cross-entropy's)
                 for r in range(N):
-                    total -= T[r, i] * col[r]
-            return total / N
+                    total -= weight[r] * T[r, i] * col[r]
+                if loss != CROSS_ENTROPY:
+                    total /= divisor
+            return total
         dz = work1[:n_out]
         dz[:] = 0.0
         total = 0.0
-        # total = the sum over the samples of each row's loss change
+        # total = the weighted sum over the samples of each row's loss change
         for r in range(N):
             d = col[r]
             if d == 0.0:
                 continue
             if abs(d) <= MODERATE_CHANGE:
-                total += logit_change(loss, Q[i, r], T[r, i], d, n_out)
+                total += weight[r] * logit_change(loss, Q[i, r], T[r, i], d, divisor)
             else:
                 dz[i] = d
-                total += row_loss_change(loss, logits[r], Q[:, r], T[r], rowloss[r], dz)
+                total += weight[r] * row_loss_change(loss, logits[r], Q[:, r], T[r], rowloss[r],
+                                                     dz, divisor)
                 dz[:] = 0.0
-        return total / N
+        return total
     # col = the change of column i of the activations
     off_gamma = table[l, OFF_GAMMA]
     batchnorm = off_gamma >= 0
@@ -374,8 +459,9 @@ def column_loss_change(column, kind, delta, source, source_bound, net, cache, st
     # |act(u + d) - act(u)| <= |d| max|act'|: 1, or 1/4 for sigmoid
     bound *= 0.25 if act == SIGMOID else 1.0
     w = weights(params, table, l + 1)[i]
-    if l + 1 == out and bound * largest_magnitude(w) <= SMALL_CHANGE:
-        return rank1_change(loss, M, col, n_out) / N
+    if (l + 1 == out and rank1_form(loss, n_out)
+            and bound * largest_magnitude(w) <= SMALL_CHANGE):
+        return rank1_change(loss, M, col, weight, unit, divisor)
     m = moved_rows(col, batchnorm, rows)
     dz = next_layer(w, col, rows, m, work1)
     for layer in range(l + 1, out):
@@ -405,11 +491,11 @@ def column_loss_change(column, kind, delta, source, source_bound, net, cache, st
         np.dot(dz, weights(params, table, layer + 1), nxt)
         dz = nxt
     total = 0.0
-    # total = the sum of row_loss_change over the rows that moved
+    # total = the weighted sum of row_loss_change over the rows that moved
     for r in range(m):
-        total += row_loss_change(loss, logits[rows[r]], Q[:, rows[r]], T[rows[r]],
-                                 rowloss[rows[r]], dz[r])
-    return total / N
+        total += weight[rows[r]] * row_loss_change(loss, logits[rows[r]], Q[:, rows[r]],
+                                                   T[rows[r]], rowloss[rows[r]], dz[r], divisor)
+    return total
 
 
 @kernel
@@ -422,12 +508,15 @@ def forward_mode_gradient(net, cache, state, grad, scratch):
 @kernel
 def finite_difference_gradient(net, cache, state, eps, grad, scratch):
     """grad[j] = (J(θ + eps e_j) − J(θ − eps e_j)) / (2 eps), each side re-evaluated
-    incrementally (eps in the network's dtype). Coordinates are visited column by column: those
-    feeding one column share its load_column and, in the last hidden layer, its
-    rank1_moments."""
-    params, table, _, loss = net
+    incrementally (eps in the network's dtype; the penalty's share included). Coordinates are
+    visited column by column: those feeding one column share its load_column and, in the last
+    hidden layer, its rank1_moments."""
+    params, table, _, loss, _, alpha = net
     X, _, _, _, _, _ = cache
-    T, _, _, Q = state
+    T, _, _, Q, weight, weight_sum = state
+    n = np.float64(weight_sum[0])
+    unit = unit_weights(weight)
+    rank1 = rank1_form(loss, Q.shape[0])
     N, n_layers = X.shape[0], table.shape[0]
     C = np.empty((4, N), dtype=X.dtype)
     M = np.empty((MOMENTS, N))
@@ -443,7 +532,7 @@ def finite_difference_gradient(net, cache, state, eps, grad, scratch):
             zhat_bound = 0.0
             if l < n_layers - 1:
                 zhat_bound = load_column(net, cache, l, i, C)
-            if l == n_layers - 2:
+            if l == n_layers - 2 and rank1:
                 rank1_moments(loss, Q, T, weights(params, table, l + 1)[i], M)
             column = Column(l, i, C, M)
             for kind in range(n_kinds):
@@ -451,8 +540,11 @@ def finite_difference_gradient(net, cache, state, eps, grad, scratch):
                     j = (kind_offset(table, l, WEIGHT) + k * n_out if kind == WEIGHT else
                          kind_offset(table, l, kind)) + i
                     scale = bounds[k] if kind == WEIGHT else zhat_bound if kind == GAMMA else 1.0
-                    up = column_loss_change(column, kind, eps, inputs[k], scale, net, cache, state,
-                                            scratch)
-                    down = column_loss_change(column, kind, -eps, inputs[k], scale, net, cache,
-                                              state, scratch)
-                    grad[j] = (up - down) / (2 * eps)
+                    up = column_loss_change(column, kind, eps, inputs[k], scale, unit, net,
+                                            cache, state, scratch)
+                    down = column_loss_change(column, kind, -eps, inputs[k], scale, unit, net,
+                                              cache, state, scratch)
+                    if kind == WEIGHT and alpha != 0.0:
+                        up += penalty_change(params[j], eps, alpha)
+                        down += penalty_change(params[j], -eps, alpha)
+                    grad[j] = (up / n - down / n) / (2 * eps)

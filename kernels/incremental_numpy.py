@@ -61,15 +61,31 @@ def source_column(j, net, cache):
     return l, kind, k, i, v
 
 
+def penalty_slope(j, kind, net):
+    """n times the L2 penalty's share of dJ/dθ_j (n the sum of the sample weights): alpha θ_j
+    for a weight, 0 for a bias, gamma or beta."""
+    return net.alpha * net.params[j] if kind == WEIGHT and net.alpha != 0 else 0.0
+
+
+def penalty_change(j, kind, delta, net):
+    """n times the L2 penalty's share of J(θ + delta e_j) − J(θ): alpha / 2 · ((θ_j + delta)² −
+    θ_j²) = alpha / 2 · delta (2 θ_j + delta) for a weight, 0 else."""
+    if kind != WEIGHT or net.alpha == 0:
+        return 0.0
+    return 0.5 * net.alpha * delta * (2 * net.params[j] + delta)
+
+
 def coordinate_derivative(j, net, cache, state, scratch):
     """dJ/dθ_j in forward mode: the tangent of column i pushed downstream, dotted with state.G
-    = dJ/dlogits. (scratch is the compiled twins' work space; unused here.)"""
+    = dJ/dlogits, plus the penalty's slope. (scratch is the compiled twins' work space; unused
+    here.)"""
     params, table, act = net.params, net.table, net.act
     N, n_layers = len(cache.X), len(table)
     # the tangent of column i: of z (W, b) or of u = gamma * zhat + beta (gamma, beta)
     l, kind, k, i, dcol = source_column(j, net, cache)
     if l == n_layers - 1:
-        return state.G[:, i] @ dcol  # a logit's own coordinate
+        # a logit's own coordinate
+        return state.G[:, i] @ dcol + penalty_slope(j, kind, net) / state.weight_sum[0]
     _, _, gamma, _ = layer_params(params, table, l)
     batchnorm = gamma is not None
     if batchnorm and kind in (WEIGHT, BIAS):
@@ -88,15 +104,16 @@ def coordinate_derivative(j, net, cache, state, scratch):
                                             columns(cache.istd, table, m))
         da = activation_slope(act, block(cache.A, N, table, m)[rows]) * dz
         dz = da @ weights(params, table, m + 1)
-    return (state.G[rows] * dz).sum()
+    return (state.G[rows] * dz).sum() + penalty_slope(j, kind, net) / state.weight_sum[0]
 
 
 def loss_change(j, delta, net, cache, state, scratch):
     """J(θ + delta e_j) − J(θ), θ left unchanged, from the cached point and the loss state
-    (state.T, rowloss, Q). Changes, not new values, are pushed downstream (so a small change
-    keeps its digits): column i of the activations moves by da, the next layer's z by
-    outer(da, W_next[i]), and so on; only the samples that move are visited. (scratch is the
-    compiled twins' work space; unused here.)"""
+    (state.T, rowloss, Q, the weights): the weighted sum of the per-sample loss changes and the
+    penalty's change, over n = state.weight_sum. Changes, not new values, are pushed downstream
+    (so a small change keeps its digits): column i of the activations moves by da, the next
+    layer's z by outer(da, W_next[i]), and so on; only the samples that move are visited.
+    (scratch is the compiled twins' work space; unused here.)"""
     params, table, act, X = net.params, net.table, net.act, cache.X
     N, n_layers = len(X), len(table)
     l, kind, k, i = decode(j, table)
@@ -138,8 +155,9 @@ def loss_change(j, delta, net, cache, state, scratch):
     # the moved rows' loss changes, from their cached logits, loss state and losses
     logits = output_logits(net, cache)[rows]
     changes = row_loss_changes(net.loss, logits, state.Q.T[rows], state.T[rows],
-                               state.rowloss[rows], dz)
-    return changes.sum() / N
+                               state.rowloss[rows], dz, net.output_divisor)
+    return (((state.weight[rows] * changes).sum() + penalty_change(j, kind, delta, net))
+            / state.weight_sum[0])
 
 
 def forward_mode_gradient(net, cache, state, grad, scratch):

@@ -43,24 +43,45 @@ cdef void forward_c(Network net, Cache cache, bint batch_stats,
                                &params[off_beta], &mean[c0], &istd[c0], a)
 
 
+cdef double weight_penalty(Network net, floating* precision) noexcept nogil:
+    """alpha / 2 · Σ_l ‖W_l‖², the L2 penalty times n (J holds it divided by the sum n of the
+    sample weights); see mlp_numpy.weight_penalty."""
+    cdef const floating* params = <const floating*>net.params
+    cdef Py_ssize_t l, j, off_W
+    cdef double total = 0.0
+    for l in range(net.n_layers):
+        off_W = net.table[l][OFF_W]
+        # total += (W_l ** 2).sum()
+        for j in range(off_W, off_W + net.table[l][N_IN] * net.table[l][N_OUT]):
+            total += <double>params[j] * params[j]
+    return 0.5 * net.alpha * total
+
+
 cdef double loss_c(Network net, Cache cache, LossState state,
                    floating* precision) noexcept nogil:
-    """J = mean of the per-sample losses of the logits (the last layer's block of cache.Z)
-    against state.T, stored in state.rowloss; state.G (N, n_out) = dJ/dlogits; state.Q
-    (n_out, N) the transposed loss state; see mlp_numpy.loss."""
+    """J = the weighted mean of the per-sample losses of the logits (the last layer's block of
+    cache.Z) against state.T, plus the L2 penalty: with n = state.weight_sum, J = Σ_r weight_r
+    rowloss_r / n + alpha / (2 n) Σ_l ‖W_l‖². Fills state.rowloss (the per-sample losses,
+    unweighted), state.G (N, n_out) = dJ/dlogits (weighted) and state.Q (n_out, N), the
+    transposed loss state; see mlp_numpy.loss."""
     cdef Py_ssize_t N = cache.N, out = net.n_layers - 1, r, c
     cdef Py_ssize_t n_out = net.table[out][N_OUT]
     cdef const floating* logits = (<const floating*>cache.Z) + N * net.table[out][COL_OFF]
     cdef const floating* T = <const floating*>state.T
+    cdef const floating* weight = <const floating*>state.weight
     cdef floating* rowloss = <floating*>state.rowloss
     cdef floating* G = <floating*>state.G
     cdef floating* Q = <floating*>state.Q
-    cdef double total = 0.0, shift, row_total, dot
+    # n in the network's precision for the softmax's G (float / float, as (Q - T) / N was), in
+    # double elsewhere
+    cdef floating n_own = (<const floating*>state.weight_sum)[0], w_own
+    cdef double n = n_own, divisor = loss_divisor(net), total = 0.0, shift, row_total, dot, J
     cdef double* q
     if net.loss == CROSS_ENTROPY:
         # the softmax with its exponentials in one pass over the whole block, which vectorises
         # (row_loss_and_state's arithmetic, reordered): E = logits - the row's max, then
-        # E = exp(E); each row's loss log(sum E) + max - t @ z; Q = E / sum E; G = (Q - T) / N
+        # E = exp(E); each row's loss log(sum E) + max - t @ z; Q = E / sum E;
+        # G = (Q - T) * weight / n
         q = <double*>malloc(N * n_out * sizeof(double))
         for r in range(N):
             shift = logits[r * n_out]
@@ -78,30 +99,57 @@ cdef double loss_c(Network net, Cache cache, LossState state,
                 row_total += q[r * n_out + c]
                 dot += T[r * n_out + c] * logits[r * n_out + c]
             rowloss[r] = log(row_total) + rowloss[r] - dot
+            w_own = weight[r]  # (held here: the stores to G below might alias weight)
             for c in range(n_out):
                 Q[c * N + r] = q[r * n_out + c] / row_total
-                G[r * n_out + c] = (Q[c * N + r] - T[r * n_out + c]) / N
-            total += rowloss[r]
+                G[r * n_out + c] = (Q[c * N + r] - T[r * n_out + c]) * w_own / n_own
+            total += w_own * rowloss[r]
         free(q)
-        return total / N
-    q = <double*>malloc(n_out * sizeof(double))
-    for r in range(N):
-        rowloss[r] = row_loss_and_state(net.loss, logits + r * n_out, T + r * n_out, q, n_out)
+    elif net.loss == BINARY_CROSS_ENTROPY:
+        # the sigmoids in one pass over the whole block, which vectorises (row_loss_and_state's
+        # arithmetic, reordered): Q = sigmoid(logits).T; each row's loss sum(softplus(z) -
+        # t z) / divisor; G = (Q - T) / divisor * weight / n
         for c in range(n_out):
-            Q[c * N + r] = q[c]
-            # G = (q - t) / N, or 2 q / (n_out N) for mse
-            G[r * n_out + c] = (2.0 * Q[c * N + r] / n_out if net.loss == MSE
-                                else Q[c * N + r] - T[r * n_out + c]) / N
-        total += rowloss[r]
-    free(q)
-    return total / N
+            for r in range(N):
+                Q[c * N + r] = sigmoid(logits[r * n_out + c])
+        for r in range(N):
+            row_total = 0.0
+            for c in range(n_out):
+                row_total += (max(<double>logits[r * n_out + c], 0.0)
+                              - T[r * n_out + c] * logits[r * n_out + c]
+                              + log1p(exp(-abs(<double>logits[r * n_out + c]))))
+            rowloss[r] = row_total if divisor == 1.0 else row_total / divisor
+            w_own = weight[r]
+            for c in range(n_out):
+                G[r * n_out + c] = (Q[c * N + r] - T[r * n_out + c] if divisor == 1.0
+                                    else (Q[c * N + r] - T[r * n_out + c]) / divisor) * w_own / n
+            total += w_own * rowloss[r]
+    else:
+        # mse and poisson, row by row
+        q = <double*>malloc(n_out * sizeof(double))
+        for r in range(N):
+            rowloss[r] = row_loss_and_state(net.loss, logits + r * n_out, T + r * n_out, q, n_out,
+                                            divisor)
+            w_own = weight[r]
+            for c in range(n_out):
+                Q[c * N + r] = q[c]
+                # G = 2 q / divisor * weight / n for mse, (q - t) / divisor * weight / n
+                G[r * n_out + c] = (2.0 * Q[c * N + r] if net.loss == MSE
+                                    else Q[c * N + r] - T[r * n_out + c]) / divisor * w_own / n
+            total += w_own * rowloss[r]
+        free(q)
+    J = total / n
+    if net.alpha != 0:
+        J += weight_penalty(net, <floating*>NULL) / n
+    return J
 
 
 cdef void backprop_c(Network net, Cache cache, LossState state, floating* grad, Scratch scratch,
                      Py_ssize_t first) noexcept nogil:
-    """grad = dJ/dparams by reverse mode for layers first .. last; see mlp_numpy.backprop.
-    delta (dJ/dz of the current layer) alternates between scratch.work1 and work2."""
-    cdef Py_ssize_t N = cache.N, n_layers = net.n_layers, l, r, c
+    """grad = dJ/dparams by reverse mode for layers first .. last, the L2 penalty's alpha / n · W
+    included (n = state.weight_sum); see mlp_numpy.backprop. delta (dJ/dz of the current
+    layer) alternates between scratch.work1 and work2."""
+    cdef Py_ssize_t N = cache.N, n_layers = net.n_layers, l, r, c, j, off_W
     cdef Py_ssize_t n_in, n_out, off_gamma, off_beta, c0
     cdef const LayerRow* table = net.table
     cdef const floating* params = <const floating*>net.params
@@ -116,6 +164,9 @@ cdef void backprop_c(Network net, Cache cache, LossState state, floating* grad, 
     cdef const floating* a_prev
     cdef const floating* zhat
     cdef floating* du
+    cdef double decay = 0.0
+    if net.alpha != 0:
+        decay = net.alpha / (<const floating*>state.weight_sum)[0]
     # each layer's bias gradient gb = delta.sum(axis=0): the last layer's here, the others' in
     # the pass that finishes their delta
     column_sums(delta, &grad[table[n_layers - 1][OFF_B]], N, table[n_layers - 1][N_OUT])
@@ -123,8 +174,13 @@ cdef void backprop_c(Network net, Cache cache, LossState state, floating* grad, 
         n_in, n_out = table[l][N_IN], table[l][N_OUT]
         a_in = layer_input(X, A, N, table, l)
         # gW = a_in.T @ delta
+        off_W = table[l][OFF_W]
         gemm(c'T', c'N', <int>n_in, <int>n_out, <int>N, a_in, <int>n_in, delta, <int>n_out,
-             &grad[table[l][OFF_W]], <int>n_out)
+             &grad[off_W], <int>n_out)
+        if net.alpha != 0:
+            # gW += alpha / n * W: the penalty's alpha / (2 n) ‖W‖²
+            for j in range(off_W, off_W + n_in * n_out):
+                grad[j] += decay * params[j]
         if l == first:
             break
         du = work1 if (n_layers - 1 - l) % 2 == 0 else work2

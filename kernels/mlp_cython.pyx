@@ -24,8 +24,10 @@ def forward(net, cache, bint batch_stats):
 
 
 def loss(net, cache, state):
-    """J = mean of the per-sample losses (stored in state.rowloss) of the logits in cache.Z;
-    state.G = dJ/dlogits; state.Q (n_out, N) the transposed loss state; see mlp_numpy.loss."""
+    """J = the weighted mean (weights state.weight, over their sum state.weight_sum) of the
+    per-sample losses (stored, unweighted, in state.rowloss) of the logits in cache.Z, plus the
+    L2 penalty; state.G = dJ/dlogits; state.Q (n_out, N) the transposed loss state; see
+    mlp_numpy.loss."""
     cdef Network network = unpack_network(net, False)
     cdef Cache cached = unpack_cache(cache, network, False)
     cdef LossState losses = unpack_loss_state(state, network, cached, True)
@@ -39,8 +41,8 @@ def loss(net, cache, state):
 
 
 def backprop(net, cache, state, grad, scratch, Py_ssize_t first):
-    """grad = dJ/dparams by reverse mode for layers first .. last (first = 0: all of them);
-    see mlp_numpy.backprop."""
+    """grad = dJ/dparams by reverse mode for layers first .. last (first = 0: all of them), the
+    L2 penalty's share included; see mlp_numpy.backprop."""
     cdef Network network = unpack_network(net, False)
     cdef Cache cached = unpack_cache(cache, network, False)
     cdef LossState losses = unpack_loss_state(state, network, cached, False)

@@ -3,8 +3,8 @@
 of ``bundles.py``: ``forward(net, cache, batch_stats)``, ``loss(net, cache, state)``,
 ``backprop(net, cache, state, grad, scratch, first)``, ``update_running_stats(net, cache,
 running)``, as those namedtuples or as plain tuples of the same fields in the same order: every
-Numba kernel unpacks its bundles by position, ``params, table, act, loss = net`` (fastgrad
-passes plain tuples, which Numba's dispatcher types faster; docs/design.md, "The kernel
+Numba kernel unpacks its bundles by position, ``params, table, act, loss, divisor, alpha = net``
+(fastgrad passes plain tuples, which Numba's dispatcher types faster; docs/design.md, "The kernel
 interface"). The flat layout of parameters and cached
 buffers is described in ``codes.py``. Matrix products go to BLAS through ``np.dot(a, b, out)``;
 the element-wise work is written as loops over rows then columns, so the inner loop runs along
@@ -23,9 +23,10 @@ from numba.extending import intrinsic, overload
 
 from .codes import (BINARY_CROSS_ENTROPY, BN_EPS, COL_OFF, CROSS_ENTROPY, IDENTITY,
                     EXP_MAX, EXP_MIN, EXP_ROUND, EXP_TAYLOR, LN2_HI, LN2_LO, LOG2E,
-                    MODERATE_CHANGE, MSE, N_IN, N_OUT, OFF_B, OFF_BETA, OFF_GAMMA, OFF_W, RELU,
-                    SIGMOID, SMALL_CHANGE, TANH, TANH_DOUBLE_CLAMP, TANH_DOUBLE_P, TANH_DOUBLE_Q,
-                    TANH_DOUBLE_SMALL, TANH_SINGLE_CLAMP, TANH_SINGLE_P, TANH_SINGLE_Q)
+                    MODERATE_CHANGE, MSE, N_IN, N_OUT, OFF_B, OFF_BETA, OFF_GAMMA, OFF_W, POISSON,
+                    RELU, SIGMOID, SMALL_CHANGE, TANH, TANH_DOUBLE_CLAMP, TANH_DOUBLE_P,
+                    TANH_DOUBLE_Q, TANH_DOUBLE_SMALL, TANH_SINGLE_CLAMP, TANH_SINGLE_P,
+                    TANH_SINGLE_Q)
 
 
 # Every kernel: compiled once and cached on disk; division by zero gives inf or NaN as in numpy
@@ -237,10 +238,11 @@ def activation_slope(act, a):
 
 
 @kernel
-def row_loss_and_state(loss, z, t, q):
+def row_loss_and_state(loss, z, t, q, divisor):
     """One sample's loss from its logits z and target row t (one-hot for cross-entropy), and
-    its loss state q = softmax(z) (cross-entropy), sigmoid(z) (binary cross-entropy) or z - t
-    (mse), the exponentials computed once."""
+    its loss state q = softmax(z) (cross-entropy), sigmoid(z) (binary cross-entropy), exp(z)
+    (poisson) or z - t (mse), the exponentials computed once. Every loss but cross-entropy sums
+    a term per output and divides by ``divisor`` (codes.py, "losses")."""
     n_out = z.shape[0]
     if loss == CROSS_ENTROPY:
         # q = exp(z - max z); loss = log(sum q) + max z - t @ z; q /= sum q
@@ -256,14 +258,23 @@ def row_loss_and_state(loss, z, t, q):
         for c in range(n_out):
             q[c] = q[c] / total
         return np.log(total) + shift - dot
-    if loss == BINARY_CROSS_ENTROPY:
-        q[0] = sigmoid(z[0])
-        return max(z[0], 0.0) - t[0] * z[0] + np.log1p(np.exp(-abs(z[0])))
     total = 0.0
-    for c in range(n_out):
-        q[c] = z[c] - t[c]
-        total += q[c] * q[c]
-    return total / n_out
+    if loss == BINARY_CROSS_ENTROPY:
+        # softplus(z) - t z per output, one sigmoid each
+        for c in range(n_out):
+            q[c] = sigmoid(z[c])
+            total += max(z[c], 0.0) - t[c] * z[c] + np.log1p(np.exp(-abs(z[c])))
+    elif loss == POISSON:
+        # exp(z) - t z per output
+        for c in range(n_out):
+            q[c] = exp_double(np.float64(z[c]))
+            total += q[c] - t[c] * z[c]
+    else:
+        # (z - t)² per output
+        for c in range(n_out):
+            q[c] = z[c] - t[c]
+            total += q[c] * q[c]
+    return total / divisor
 
 
 # ---------------------------------------------------------------- small changes, kept exact
@@ -303,6 +314,18 @@ def log1p_small(x):
             1 / 13 - x * (1 / 14))))))))))))))
 
 
+@kernel(inline="always")
+def expm1_of(x):
+    """expm1(x) in float64: expm1_small's polynomial for |x| <= SMALL_CHANGE, libm's beyond."""
+    return expm1_small(x) if abs(x) <= SMALL_CHANGE else np.expm1(x)
+
+
+@kernel(inline="always")
+def log1p_of(x):
+    """log1p(x) in float64: log1p_small's polynomial for |x| <= 1/16, libm's beyond."""
+    return log1p_small(x) if abs(x) <= 1 / 16 else np.log1p(np.float64(x))
+
+
 @kernel
 def activation_change(act, u, a, du):
     """act(u + du) - act(u) where a = act(u); see mlp_numpy.activation_change."""
@@ -322,36 +345,49 @@ def activation_change(act, u, a, du):
 
 
 @kernel
-def logit_change(loss, q, t, d, n_out):
+def logit_change(loss, q, t, d, divisor):
     """A row's loss change when one logit moves by d, |d| <= MODERATE_CHANGE: the one-column case
     of row_loss_change (q, t: that logit's loss state and target)."""
     if loss == MSE:
-        return d * (2.0 * q + d) / n_out
+        return d * (2.0 * q + d) / divisor
     e = expm1_small(d) if abs(d) <= SMALL_CHANGE else np.expm1(d)
     x = q * e
-    return (log1p_small(x) if abs(x) <= 1 / 16 else np.log1p(x)) - t * d
+    if loss == POISSON:
+        return (x - t * d) / divisor
+    change = (log1p_small(x) if abs(x) <= 1 / 16 else np.log1p(x)) - t * d
+    return change if loss == CROSS_ENTROPY else change / divisor
 
 
 @kernel
-def row_loss_change(loss, z, q, t, rowloss, dz):
+def row_loss_change(loss, z, q, t, rowloss, dz, divisor):
     """One row's loss change when its logits z move by dz (dz is overwritten when the change
-    is large); q is the row's loss state. See mlp_numpy.row_loss_changes."""
+    is large); q is the row's loss state, divisor the network's output_divisor. See
+    mlp_numpy.row_loss_changes."""
     n_out = z.shape[0]
+    total = 0.0
     if loss == MSE:
-        # mean(dz * (2 (z - t) + dz))
-        total = 0.0
+        # sum(dz * (2 (z - t) + dz)) / divisor
         for c in range(n_out):
             total += dz[c] * (2.0 * q[c] + dz[c])
-        return total / n_out
+        return total / divisor
+    if loss == POISSON:
+        # sum(q expm1(dz) - t dz) / divisor, exact for any dz
+        for c in range(n_out):
+            total += q[c] * expm1_of(dz[c]) - t[c] * dz[c]
+        return total / divisor
     biggest = 0.0
     for c in range(n_out):
         biggest = max(biggest, abs(dz[c]))
     if biggest > MODERATE_CHANGE:
         for c in range(n_out):
             dz[c] += z[c]
-        return row_loss_and_state(loss, dz, t, np.empty(n_out)) - rowloss
+        return row_loss_and_state(loss, dz, t, np.empty(n_out), divisor) - rowloss
+    if loss == BINARY_CROSS_ENTROPY:
+        # sum(log1p(q expm1(dz)) - t dz) / divisor
+        for c in range(n_out):
+            total += log1p_of(q[c] * expm1_of(dz[c])) - t[c] * dz[c]
+        return total / divisor
     # log1p(sum(q * expm1(dz))) - t @ dz
-    total = 0.0
     dot = 0.0
     for c in range(n_out):
         total += q[c] * (expm1_small(dz[c]) if abs(dz[c]) <= SMALL_CHANGE else np.expm1(dz[c]))
@@ -394,7 +430,7 @@ def block(buf, N, table, l):
 @kernel
 def output_logits(net, cache):
     """The last layer's block of cache.Z: the (N, n_out) logits."""
-    _, table, _, _ = net
+    _, table, _, _, _, _ = net
     X, Z, _, _, _, _ = cache
     return block(Z, X.shape[0], table, table.shape[0] - 1)
 
@@ -484,7 +520,7 @@ def forward(net, cache, batch_stats):
     """Fill cache.Z, A (and Zhat) for the whole network at net.params; with ``batch_stats``
     BatchNorm uses (and stores in cache.mean, istd) the batch's statistics. See
     mlp_numpy.forward."""
-    params, table, act, _ = net
+    params, table, act, _, _, _ = net
     X, Z, A, Zhat, mean, istd = cache
     N, n_layers = X.shape[0], table.shape[0]
     for l in range(n_layers):
@@ -511,20 +547,39 @@ def forward(net, cache, batch_stats):
             normalise_and_activate(act, z, block(Zhat, N, table, l), gamma, beta, m, s, a)
 
 
+@kernel(fastmath={"reassoc", "contract"})
+def weight_penalty(params, table, alpha):
+    """alpha / 2 · Σ_l ‖W_l‖² (every layer's Dense weights; no bias, gamma or beta), in float64:
+    the L2 penalty times n (J holds it divided by the weight sum n). ``reassoc`` lets the sum
+    vectorise."""
+    total = 0.0
+    for l in range(table.shape[0]):
+        start = table[l, OFF_W]
+        # total += (W_l ** 2).sum()
+        for j in range(start, start + table[l, N_IN] * table[l, N_OUT]):
+            total += np.float64(params[j]) * params[j]
+    return 0.5 * alpha * total
+
+
 @kernel
 def loss(net, cache, state):
-    """J = mean of the per-sample losses of the logits (the last layer's block of cache.Z)
-    against state.T for the loss net.loss; fills state.rowloss (the per-sample losses),
-    state.G = dJ/dlogits and state.Q (n_out, N), the transposed loss state. See mlp_numpy.loss."""
-    _, _, _, loss_code = net
-    T, rowloss, G, Q = state
+    """J = the weighted mean of the per-sample losses of the logits (the last layer's block of
+    cache.Z) against state.T for the loss net.loss, plus the L2 penalty: with n =
+    state.weight_sum[0], J = Σ_r weight_r rowloss_r / n + alpha / (2 n) Σ_l ‖W_l‖². Fills
+    state.rowloss (the per-sample losses, unweighted), state.G = dJ/dlogits (weighted: row r's
+    loss slope times weight_r / n) and state.Q (n_out, N), the transposed loss state. See
+    mlp_numpy.loss."""
+    params, table, _, loss_code, divisor, alpha = net
+    T, rowloss, G, Q, weight, weight_sum = state
+    # n in float64, as the sample count it replaces was used: unit weights give the same bits
+    n = np.float64(weight_sum[0])
     logits = output_logits(net, cache)
     N, n_out = logits.shape
     total = 0.0
     if loss_code == CROSS_ENTROPY:
         # the softmax with its exponentials in one pass over the whole block, which vectorises
         # (row_loss_and_state's arithmetic, reordered): G = logits - the row's max, then
-        # G = exp(G); each row's loss log(Σ G) + max - t @ z; Q = G / Σ G; G = (Q - T) / N
+        # G = exp(G); each row's loss log(Σ G) + max - t @ z; Q = G / Σ G; G = (Q - T) w_r / n
         for r in range(N):
             shift = logits[r, 0]
             for c in range(1, n_out):
@@ -544,30 +599,35 @@ def loss(net, cache, state):
             rowloss[r] = np.log(row_total) + rowloss[r] - dot
             for c in range(n_out):
                 Q[c, r] = G[r, c] / row_total
-                G[r, c] = (Q[c, r] - T[r, c]) / N
-            total += rowloss[r]
-        return total / N
-    q = np.empty(n_out, dtype=logits.dtype)
-    for r in range(N):
-        rowloss[r] = row_loss_and_state(loss_code, logits[r], T[r], q)
-        for c in range(n_out):
-            Q[c, r] = q[c]
-            # G = (q - t) / N, or 2 q / (n_out N) for mse
-            G[r, c] = (2.0 * q[c] / n_out if loss_code == MSE else q[c] - T[r, c]) / N
-        total += rowloss[r]
-    return total / N
+                G[r, c] = (Q[c, r] - T[r, c]) * weight[r] / n
+            total += weight[r] * rowloss[r]
+    else:
+        q = np.empty(n_out, dtype=logits.dtype)
+        for r in range(N):
+            rowloss[r] = row_loss_and_state(loss_code, logits[r], T[r], q, divisor)
+            for c in range(n_out):
+                Q[c, r] = q[c]
+                # G = (q - t) / divisor (2 q / divisor for mse), times w_r / n
+                G[r, c] = (2.0 * q[c] / divisor if loss_code == MSE else
+                           (q[c] - T[r, c]) / divisor) * weight[r] / n
+            total += weight[r] * rowloss[r]
+    if alpha != 0.0:
+        return (total + weight_penalty(params, table, alpha)) / n
+    return total / n
 
 
 @kernel
 def backprop(net, cache, state, grad, scratch, first):
-    """grad = dJ/dparams by reverse mode, from the cached point and state.G = dJ/dlogits, for
-    layers first .. last; see mlp_numpy.backprop. delta (dJ/dz of the current layer) alternates
-    between scratch.work1 and scratch.work2."""
-    params, table, act, _ = net
+    """grad = dJ/dparams by reverse mode, from the cached point and state.G = dJ/dlogits, plus
+    the L2 penalty's alpha / n · W (n = state.weight_sum[0]), for layers first .. last; see
+    mlp_numpy.backprop. delta (dJ/dz of the current layer) alternates between scratch.work1 and
+    scratch.work2."""
+    params, table, act, _, _, alpha = net
     X, _, A, Zhat, _, istd = cache
     _, _, work1, work2 = scratch
     N, n_layers = X.shape[0], table.shape[0]
-    _, _, delta, _ = state  # G = dJ/dlogits
+    _, _, delta, _, _, weight_sum = state  # G = dJ/dlogits
+    decay = alpha / np.float64(weight_sum[0])
     # each layer's bias gradient gb = delta.sum(axis=0): the last layer's here, the others'
     # in the pass that finishes their delta
     out = n_layers - 1
@@ -580,6 +640,10 @@ def backprop(net, cache, state, grad, scratch, first):
             np.dot(X.T, delta, weights(grad, table, l))
         else:
             np.dot(block(A, N, table, l - 1).T, delta, weights(grad, table, l))
+        if alpha != 0.0:
+            # gW += alpha / n * W: the penalty's alpha / (2 n) ‖W‖²
+            for j in range(table[l, OFF_W], table[l, OFF_W] + n_in * table[l, N_OUT]):
+                grad[j] += decay * params[j]
         if l == first:
             break
         work = work1 if (n_layers - 1 - l) % 2 == 0 else work2
@@ -612,7 +676,7 @@ def update_running_stats(net, cache, running):
     """BatchNorm's running statistics (running.mean, var, with running.momentum) after a
     training batch of N = cache.X.shape[0] samples, from its statistics cache.mean, istd; see
     mlp_numpy.update_running_stats."""
-    _, table, _, _ = net
+    _, table, _, _, _, _ = net
     X, _, _, _, mean, istd = cache
     running_mean, running_var, momentum = running
     N = X.shape[0]

@@ -11,7 +11,7 @@ import numpy as np
 
 from .codes import (BN_EPS, COL_OFF, CROSS_ENTROPY, EXP_MAX, EXP_MIN, EXP_ROUND, EXP_TAYLOR,
                     IDENTITY, LN2_HI, LN2_LO, LOG2E, MODERATE_CHANGE, MSE, N_IN, N_OUT, OFF_B,
-                    OFF_BETA, OFF_GAMMA, OFF_W, RELU, SIGMOID, SMALL_CHANGE, TANH,
+                    OFF_BETA, OFF_GAMMA, OFF_W, POISSON, RELU, SIGMOID, SMALL_CHANGE, TANH,
                     TANH_DOUBLE_CLAMP, TANH_DOUBLE_P, TANH_DOUBLE_Q, TANH_DOUBLE_SMALL,
                     TANH_SINGLE_CLAMP, TANH_SINGLE_P, TANH_SINGLE_Q)
 
@@ -133,48 +133,70 @@ def sigmoid(x, exp=np.exp):
     return np.where(x >= 0, 1.0, e) / (1 + e)
 
 
-def row_losses(loss, logits, T):
-    """Per-sample loss: J is their mean. ``T`` is one-hot for cross-entropy, the targets else."""
+def row_losses(loss, logits, T, divisor):
+    """Per-sample loss (J is their weighted mean). ``T`` is one-hot for cross-entropy, the
+    targets else; the other losses sum a term per output and divide by ``divisor``
+    (codes.py, "losses")."""
     if loss == CROSS_ENTROPY:
         shift = logits.max(axis=1, keepdims=True)
         logsumexp = np.log(np.exp(logits - shift).sum(axis=1)) + shift[:, 0]
         return logsumexp - (T * logits).sum(axis=1)
     if loss == MSE:
-        return ((logits - T) ** 2).mean(axis=1)
-    # binary cross-entropy with logits: softplus(z) - t z
-    z, t = logits[:, 0], T[:, 0]
-    return np.maximum(z, 0) - t * z + np.log1p(np.exp(-np.abs(z)))
+        terms = (logits - T) ** 2
+    elif loss == POISSON:
+        terms = np.exp(logits) - T * logits
+    else:  # binary cross-entropy with logits, one sigmoid per output: softplus(z) - t z
+        terms = np.maximum(logits, 0) - T * logits + np.log1p(np.exp(-np.abs(logits)))
+    return terms.sum(axis=1) / divisor
 
 
 def loss_state(loss, logits, T):
     """What a row's loss slope and loss changes are computed from: softmax(logits) for
-    cross-entropy, sigmoid(logits) for binary cross-entropy, the residual logits - T for mse."""
+    cross-entropy, sigmoid(logits) for binary cross-entropy, exp(logits) (the predicted mean)
+    for poisson, the residual logits - T for mse."""
     if loss == CROSS_ENTROPY:
         p = np.exp(logits - logits.max(axis=1, keepdims=True))
         return p / p.sum(axis=1, keepdims=True)
     if loss == MSE:
         return logits - T
+    if loss == POISSON:
+        return np.exp(logits)
     return sigmoid(logits)
 
 
-def row_loss_gradients(loss, q, T):
-    """N * dJ/dlogits, row by row, from the loss state q."""
+def row_loss_gradients(loss, q, T, divisor):
+    """Each row's d(row loss)/dlogits, from the loss state q."""
     if loss == MSE:
-        return 2 * q / q.shape[1]
-    return q - T
+        return 2 * q / divisor
+    if loss == CROSS_ENTROPY:
+        return q - T
+    return (q - T) / divisor  # binary cross-entropy, poisson
 
 
-def row_loss_changes(loss, z, q, T, rowloss, dz):
+def row_loss_changes(loss, z, q, T, rowloss, dz, divisor):
     """Each row's loss change when its logits z move by dz, from the cached state q and losses.
     A difference of two nearly equal losses would lose the digits of a small change, so:
-    mse: mean(dz * (2 (z - t) + dz)); (binary) cross-entropy: log1p(sum(q * expm1(dz))) - t @ dz,
-    exact for any dz and used while |dz| <= MODERATE_CHANGE; beyond, the loss is recomputed."""
+    mse: sum(dz * (2 (z - t) + dz)) / divisor; poisson: sum(q expm1(dz) - t dz) / divisor, exact
+    for any dz; cross-entropy: log1p(sum(q * expm1(dz))) - t @ dz and binary cross-entropy:
+    sum(log1p(q expm1(dz)) - t dz) / divisor, exact for any dz and used while |dz| <=
+    MODERATE_CHANGE; beyond, the row's loss is recomputed."""
     if loss == MSE:
-        return (dz * (2 * q + dz)).mean(axis=1)
+        return (dz * (2 * q + dz)).sum(axis=1) / divisor
+    if loss == POISSON:
+        return (q * np.expm1(dz) - T * dz).sum(axis=1) / divisor
     moderate = np.abs(dz).max(axis=1) <= MODERATE_CHANGE
     with np.errstate(over="ignore", invalid="ignore"):
-        change = np.log1p((q * np.expm1(dz)).sum(axis=1)) - (T * dz).sum(axis=1)
-    return np.where(moderate, change, row_losses(loss, z + dz, T) - rowloss)
+        if loss == CROSS_ENTROPY:
+            change = np.log1p((q * np.expm1(dz)).sum(axis=1)) - (T * dz).sum(axis=1)
+        else:
+            change = (np.log1p(q * np.expm1(dz)) - T * dz).sum(axis=1) / divisor
+    return np.where(moderate, change, row_losses(loss, z + dz, T, divisor) - rowloss)
+
+
+def weight_penalty(net):
+    """alpha / 2 · Σ_l ‖W_l‖², the L2 penalty times n (J holds it divided by the weight sum n)."""
+    return 0.5 * net.alpha * sum((weights(net.params, net.table, l) ** 2).sum()
+                                 for l in range(len(net.table)))
 
 
 def activation_change(act, u, a, du):
@@ -219,17 +241,22 @@ def forward(net, cache, batch_stats):
 
 
 def loss(net, cache, state):
-    """J = mean of the per-sample losses of the logits (the last layer's block of cache.Z)
-    against state.T, for the loss ``net.loss``. Fills state.rowloss (the per-sample losses),
-    state.G = dJ/dlogits and state.Q (n_out, N), the transposed loss state (see loss_state)
-    that loss changes are computed from."""
-    logits, T = output_logits(net, cache), state.T
-    N = len(logits)
-    state.rowloss[:] = row_losses(net.loss, logits, T)
+    """J = the weighted mean of the per-sample losses of the logits (the last layer's block of
+    cache.Z) against state.T, for the loss ``net.loss``, plus the L2 penalty: with n =
+    state.weight_sum, J = Σ_r weight_r rowloss_r / n + alpha / (2 n) Σ_l ‖W_l‖². Fills
+    state.rowloss (the per-sample losses, unweighted), state.G = dJ/dlogits (weighted) and
+    state.Q (n_out, N), the transposed loss state (see loss_state) that loss changes are
+    computed from."""
+    logits, T, weight = output_logits(net, cache), state.T, state.weight
+    n = state.weight_sum[0]
+    state.rowloss[:] = row_losses(net.loss, logits, T, net.output_divisor)
     q = loss_state(net.loss, logits, T)
-    state.G[:] = row_loss_gradients(net.loss, q, T) / N
+    state.G[:] = row_loss_gradients(net.loss, q, T, net.output_divisor) * weight[:, None] / n
     state.Q[:] = q.T
-    return state.rowloss.sum() / N
+    J = (weight * state.rowloss).sum() / n
+    if net.alpha != 0:
+        J += weight_penalty(net) / n
+    return J
 
 
 def batch_normalise(z):
@@ -258,13 +285,17 @@ def batchnorm_jacobian(dzhat, zhat, istd):
 
 def backprop(net, cache, state, grad, scratch, first):
     """grad = dJ/dparams by reverse mode, from the cached forward pass (cache) and state.G =
-    dJ/dlogits, for layers first .. last (first = 0: the whole gradient; the rest of grad is
-    left as it was). (scratch.work1, work2 are the compiled twins' work space; unused here.)"""
+    dJ/dlogits, plus the L2 penalty's alpha / n · W (n = state.weight_sum), for layers first ..
+    last (first = 0: the whole gradient; the rest of grad is left as it was). (scratch.work1,
+    work2 are the compiled twins' work space; unused here.)"""
     table, N = net.table, len(cache.X)
     delta = state.G  # dJ/dz of the current layer
     for l in range(len(table) - 1, first - 1, -1):
         gW, gb, _, _ = layer_params(grad, table, l)
         gW[:] = layer_input(cache, table, l).T @ delta
+        if net.alpha != 0:
+            # the penalty's alpha / (2 n) ‖W‖² adds alpha / n · W
+            gW += (net.alpha / state.weight_sum[0]) * weights(net.params, table, l)
         gb[:] = delta.sum(axis=0)
         if l == first:
             break

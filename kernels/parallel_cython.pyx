@@ -133,13 +133,25 @@ cdef (Py_ssize_t, Py_ssize_t, int, double, double) train_epoch_c(
     cdef Py_ssize_t steps = 0, raised = 0
     cdef floating* X = <floating*>cache.X
     cdef floating* T = <floating*>state.T
+    cdef floating* weight = <floating*>state.weight
+    cdef floating* weight_sum = <floating*>state.weight_sum
     cdef const floating* X_all = <const floating*>plan.X
     cdef const floating* T_all = <const floating*>plan.T
-    cdef double J, after, start, check_seconds = 0.0
+    cdef const floating* weight_all = <const floating*>plan.weight
+    cdef double J, after, start, check_seconds = 0.0, total
     cdef int status
     lo = 0
     while lo < plan.n:  # for lo in range(0, n, size)
         N = min(size, plan.n - lo)
+        # weight[:N] = weight_all[order[lo:lo + N]]; weight_sum[0] = weight[:N].sum()
+        total = 0.0
+        for r in range(N):
+            weight[r] = weight_all[plan.order[lo + r]]
+            total += weight[r]
+        weight_sum[0] = total
+        if weight_sum[0] == 0:
+            lo += size
+            continue  # a batch without weight has no loss: no step
         # X[:N] = X_all[order[lo:lo + N]]; T[:N] = T_all[order[lo:lo + N]]
         for r in range(N):
             row = plan.order[lo + r]
@@ -209,9 +221,9 @@ def apply_update(net, optimizer, grad, Py_ssize_t first, Py_ssize_t last):
 
 def train_step(net, cache, state, optimizer, grad, scratch, running, Py_ssize_t first,
                Py_ssize_t last):
-    """One step on the batch (cache.X, state.T) moving layers first..last; returns (J,
-    status), status OK, NONFINITE_LOSS or NONFINITE_UPDATE (and then nothing changed). See
-    parallel_numpy.train_step."""
+    """One step on the batch (cache.X, state.T, state.weight) moving layers first..last;
+    returns (J, status), status OK, NONFINITE_LOSS or NONFINITE_UPDATE (and then nothing
+    changed). See parallel_numpy.train_step."""
     cdef Network network = unpack_network(net, True)
     cdef Cache cached = unpack_cache(cache, network, True)
     cdef LossState losses = unpack_loss_state(state, network, cached, True)
@@ -233,7 +245,8 @@ def train_step(net, cache, state, optimizer, grad, scratch, running, Py_ssize_t 
 
 def train_epoch(net, plan, cache, state, optimizer, grad, scratch, running):
     """One epoch of the parallel approach in one call: each batch of plan.order gathered into
-    cache.X and state.T, then a step on every layer; returns (steps, raised, status, J,
+    cache.X, state.T and state.weight (their sum into state.weight_sum), then a step on every
+    layer (none for a batch whose weights sum to zero); returns (steps, raised, status, J,
     check_seconds). See parallel_numpy.train_epoch."""
     cdef Network network = unpack_network(net, True)
     cdef Cache cached = unpack_cache(cache, network, True)
@@ -246,9 +259,11 @@ def train_epoch(net, plan, cache, state, optimizer, grad, scratch, running):
     cdef Py_ssize_t steps, raised
     cdef double J, check_seconds
     cdef int status
-    # the batches are gathered into cache.X and state.T: both written
+    # the batches are gathered into cache.X, state.T and state.weight (and weight_sum): written
     array_data(cache.X, network.dtype, 2, True, "cache.X")
     array_data(state.T, network.dtype, 2, True, "state.T")
+    array_data(state.weight, network.dtype, 1, True, "state.weight")
+    array_data(state.weight_sum, network.dtype, 1, True, "state.weight_sum")
     with nogil:
         if network.dtype == cnp.NPY_DOUBLE:
             steps, raised, status, J, check_seconds = train_epoch_c(

@@ -117,7 +117,7 @@ def apply_update(net, optimizer, grad, first, last):
     """The optimizer's update of layers first..last with the gradient ``grad``, applied only
     once it is finite; returns OK or NONFINITE_UPDATE (then nothing changed). See
     parallel_numpy.apply_update."""
-    params, table, _, _ = net
+    params, table, _, _, _, _ = net
     code, hyper, steps, opt_state, new = optimizer
     n_layers = table.shape[0]
     lo = table[first, OFF_W]
@@ -147,13 +147,14 @@ def clock():
 
 @kernel
 def train_epoch(net, plan, cache, state, optimizer, grad, scratch, running):
-    """One epoch of the parallel approach in one call: each batch gathered into the workspace,
-    then train_step on every layer; returns (steps, raised, status, J, check_seconds). See
-    parallel_numpy.train_epoch."""
-    _, table, _, _ = net
-    X_all, T_all, order, size, count_raised = plan
+    """One epoch of the parallel approach in one call: each batch gathered into the workspace
+    (its sample weights into state.weight, their sum into state.weight_sum), then train_step on
+    every layer, a batch whose weights sum to zero skipped; returns (steps, raised, status, J,
+    check_seconds). See parallel_numpy.train_epoch."""
+    _, table, _, _, _, _ = net
+    X_all, T_all, weight_all, order, size, count_raised = plan
     X, Z, A, Zhat, mean, istd = cache
-    T, rowloss, G, Q = state
+    T, rowloss, G, Q, weight, weight_sum = state
     column, rows, work1, work2 = scratch
     n_all, n_in, n_out = order.shape[0], X.shape[1], T.shape[1]
     columns, widest = Z.shape[0] // size, work1.shape[0] // size
@@ -163,6 +164,14 @@ def train_epoch(net, plan, cache, state, optimizer, grad, scratch, running):
     check_seconds = 0.0
     for lo in range(0, n_all, size):
         N = min(size, n_all - lo)
+        # weight[:N] = weight_all[order[lo:lo + N]]; weight_sum[0] = weight[:N].sum()
+        total = 0.0
+        for r in range(N):
+            weight[r] = weight_all[order[lo + r]]
+            total += weight[r]
+        weight_sum[0] = total
+        if weight_sum[0] == 0.0:
+            continue  # no loss to step on
         # X[:N] = X_all[order[lo:lo + N]]; T[:N] = T_all[order[lo:lo + N]]
         for r in range(N):
             for k in range(n_in):
@@ -172,7 +181,8 @@ def train_epoch(net, plan, cache, state, optimizer, grad, scratch, running):
         # the batch's bundles: the first N samples' share of each buffer (see
         # parallel_numpy.batch_bundles)
         batch = (X[:N], Z[:N * columns], A[:N * columns], Zhat[:N * columns], mean, istd)
-        losses = (T[:N], rowloss[:N], G[:N], Q.reshape(-1)[:n_out * N].reshape(n_out, N))
+        losses = (T[:N], rowloss[:N], G[:N], Q.reshape(-1)[:n_out * N].reshape(n_out, N),
+                  weight[:N], weight_sum)
         work = (column[:N], rows[:N], work1[:N * widest], work2[:N * widest])
         J, status = train_step(net, batch, losses, optimizer, grad, work, running, first, last)
         if status != OK:

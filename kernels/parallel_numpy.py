@@ -134,7 +134,8 @@ def batch_bundles(cache, state, scratch, N):
     batch = Cache(cache.X[:N], cache.Z[:N * columns], cache.A[:N * columns],
                   cache.Zhat[:N * columns], cache.mean, cache.istd)
     losses = LossState(state.T[:N], state.rowloss[:N], state.G[:N],
-                       state.Q.reshape(-1)[:n_out * N].reshape(n_out, N))
+                       state.Q.reshape(-1)[:n_out * N].reshape(n_out, N), state.weight[:N],
+                       state.weight_sum)
     work = Scratch(scratch.column[:N], scratch.rows[:N], scratch.work1[:N * widest],
                    scratch.work2[:N * widest])
     return batch, losses, work
@@ -142,9 +143,11 @@ def batch_bundles(cache, state, scratch, N):
 
 def train_epoch(net, plan, cache, state, optimizer, grad, scratch, running):
     """One epoch of the parallel approach in one call: for each batch of plan.batch_size samples
-    in plan.order (the last may be smaller), its rows of plan.X and plan.T gathered into the
-    workspace's cache.X and state.T (whose length is the batch size), then train_step on every
-    layer; with plan.count_raised the batch's loss is evaluated again after its step.
+    in plan.order (the last may be smaller), its rows of plan.X, plan.T and plan.weight gathered
+    into the workspace's cache.X, state.T and state.weight (whose length is the batch size) and
+    the weights' sum into state.weight_sum, then train_step on every layer (a batch whose weights
+    sum to zero has no loss: it is skipped, and not counted); with plan.count_raised the batch's
+    loss is evaluated again after its step.
 
     Returns (steps, raised, status, J, check_seconds): the steps taken, how many raised their
     batch's loss, OK or the failing step's status (NONFINITE_LOSS or NONFINITE_UPDATE: that step,
@@ -156,6 +159,10 @@ def train_epoch(net, plan, cache, state, optimizer, grad, scratch, running):
     for lo in range(0, n_all, size):
         batch, losses, work = batch_bundles(cache, state, scratch, min(size, n_all - lo))
         take = plan.order[lo:lo + size]
+        losses.weight[:] = plan.weight[take]
+        losses.weight_sum[0] = losses.weight.sum()
+        if losses.weight_sum[0] == 0:
+            continue
         batch.X[:] = plan.X[take]
         losses.T[:] = plan.T[take]
         J, status = train_step(net, batch, losses, optimizer, grad, work, running, 0, last)

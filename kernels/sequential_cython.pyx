@@ -18,7 +18,8 @@ from libc.float cimport DBL_EPSILON, FLT_EPSILON
 cdef struct Transposed:
     # The sweep's transposed copy of the cached point: each layer's (N, n_out) block of cache.Z,
     # A, Zhat stored as (n_out, N) at the same offset, so that a column is contiguous (see
-    # sequential_numba); the loss state is state.Q, transposed already, times a per-sample scale.
+    # sequential_numba); the loss state is state.Q, transposed already, times a per-sample scale
+    # (cross-entropy's; it stays 1 for the other losses). The sample weights are state.weight's.
     const void* XT            # (n_in, N) the inputs
     const void* x_bounds      # (n_in,) max |X[:, k]|
     void* ZT
@@ -26,7 +27,7 @@ cdef struct Transposed:
     void* ZhatT               # (1,) without BatchNorm
     const void* TT            # (n_out, N) the targets
     const int64_t* labels     # (N,) the targets' argmax (cross-entropy's labels)
-    void* scale               # (N,) the scale of each sample's column of state.Q
+    void* scale               # (N,) the scale of each sample's column of state.Q (softmax)
     void* work                # 4 blocks of stride: tangents (derivatives), changes (apply_step)
     Py_ssize_t stride         # N * the widest layer
     Py_ssize_t N
@@ -130,68 +131,70 @@ cdef inline double dot(const floating* x, const floating* y, Py_ssize_t N) noexc
     return (t0 + t1) + (t2 + t3)
 
 
-cdef inline double total_of(const floating* x, Py_ssize_t N) noexcept nogil:
-    """Σ x in four interleaved partial sums."""
-    cdef Py_ssize_t r
-    cdef double t0 = 0.0, t1 = 0.0, t2 = 0.0, t3 = 0.0
-    for r in range(0, N - 3, 4):
-        t0 += x[r]
-        t1 += x[r + 1]
-        t2 += x[r + 2]
-        t3 += x[r + 3]
-    for r in range(N - N % 4, N):
-        t0 += x[r]
-    return (t0 + t1) + (t2 + t3)
-
-
 # ---------------------------------------------------------------- derivatives
 # The loss state: QT (n_out rows of N) and a per-sample scale; see sequential_numba.
 cdef inline double slope(int loss, const floating* QT, const floating* scale, const floating* TT,
-                         Py_ssize_t c, Py_ssize_t r, Py_ssize_t n_out,
+                         const floating* weight, Py_ssize_t c, Py_ssize_t r, double divisor,
                          Py_ssize_t N) noexcept nogil:
-    """N dJ/dlogit_c of sample r: q - t, or 2 q / n_out for mse."""
+    """n dJ/dlogit_c of sample r (n the weights' sum): its weight times q - t (cross-entropy),
+    (q - t) / divisor (binary cross-entropy, poisson) or 2 q / divisor (mse, q the residual)."""
     if loss == MSE:
-        return 2.0 * QT[c * N + r] / n_out
-    return QT[c * N + r] * scale[r] - TT[c * N + r]
+        return 2.0 * QT[c * N + r] / divisor * weight[r]
+    if loss == CROSS_ENTROPY:
+        return (QT[c * N + r] * scale[r] - TT[c * N + r]) * weight[r]
+    if divisor == 1.0:  # (no division by the usual 1)
+        return (QT[c * N + r] - TT[c * N + r]) * weight[r]
+    return (QT[c * N + r] - TT[c * N + r]) / divisor * weight[r]
 
 
 cdef inline double curvature(int loss, const floating* QT, const floating* scale,
-                             const floating* t, Py_ssize_t r, Py_ssize_t n_out,
+                             const floating* t, Py_ssize_t r, Py_ssize_t n_out, double divisor,
                              Py_ssize_t N) noexcept nogil:
-    """Sample r's tᵀ H t, H the Hessian of its loss in the logits."""
+    """Sample r's tᵀ H t, H the Hessian of its loss in the logits: diag(q) - q qᵀ
+    (cross-entropy), 2 I / divisor (mse), diag(q (1 - q)) / divisor (binary cross-entropy),
+    diag(q) / divisor (poisson)."""
     cdef Py_ssize_t c
     cdef double total = 0.0, first = 0.0, q
     if loss == MSE:
         for c in range(n_out):
             total += t[c] * t[c]
-        return 2.0 * total / n_out
+        return 2.0 * total / divisor
     if loss == CROSS_ENTROPY:
         for c in range(n_out):
             q = QT[c * N + r] * scale[r]
             first += q * t[c]
             total += q * t[c] * t[c]
         return total - first * first
-    return QT[r] * (1.0 - QT[r]) * t[0] * t[0]
-
+    if loss == BINARY_CROSS_ENTROPY:
+        for c in range(n_out):
+            q = QT[c * N + r]
+            total += q * (1.0 - q) * t[c] * t[c]
+    else:
+        for c in range(n_out):
+            total += QT[c * N + r] * t[c] * t[c]
+    return total if divisor == 1.0 else total / divisor
 
 
 cdef (double, double) output_derivatives(Network net, LossState state, Transposed point,
                                          Columns cols, const floating* w,
                                          bint newton) noexcept nogil:
-    """(g, h) when the logits move along w by t_r per sample (t, s: the tangents in cols); see
-    sequential_numba."""
+    """(g, h) of the loss when the logits move along w by t_r per sample (t, s: the tangents in
+    cols); see sequential_numba."""
     cdef Py_ssize_t N = point.N, n_out = net.table[net.n_layers - 1][N_OUT], r, c
     cdef int loss = net.loss
     cdef const floating* QT = <const floating*>state.Q
     cdef const floating* scale = <const floating*>point.scale
     cdef const floating* TT = <const floating*>point.TT
     cdef const int64_t* labels = point.labels
+    cdef const floating* weight = <const floating*>state.weight
     cdef const floating* t = <const floating*>cols.t
     cdef const floating* s = <const floating*>cols.s
     cdef floating* y = <floating*>cols.y
     cdef floating* row = <floating*>cols.row
-    cdef double g, h
-    # y = N dJ/dlogits @ w per sample: (q * scale - t) @ w, or 2 q @ w / n_out for mse
+    cdef double g, h, total, divisor = loss_divisor(net), n = (<const floating*>state.weight_sum)[0]
+    cdef floating x
+    # y = n dJ/dlogits @ w per sample: weight * ((q * scale - t) @ w) (cross-entropy),
+    # weight * (q - t) @ w / divisor, or weight * 2 q @ w / divisor for mse
     for r in range(N):
         y[r] = 0.0
     for c in range(n_out):
@@ -199,58 +202,92 @@ cdef (double, double) output_derivatives(Network net, LossState state, Transpose
             y[r] += QT[c * N + r] * w[c]
     if loss == CROSS_ENTROPY:
         for r in range(N):
-            y[r] = y[r] * scale[r] - w[labels[r]]
+            y[r] = (y[r] * scale[r] - w[labels[r]]) * weight[r]
     elif loss == MSE:
         for r in range(N):
-            y[r] *= 2.0 / n_out
+            y[r] = y[r] * (2.0 / divisor) * weight[r]
     else:
-        for r in range(N):
-            y[r] -= TT[r] * w[0]
+        # y -= T @ w
+        for c in range(n_out):
+            for r in range(N):
+                y[r] -= TT[c * N + r] * w[c]
+        if divisor == 1.0:
+            for r in range(N):
+                y[r] *= weight[r]
+        else:
+            for r in range(N):
+                y[r] = y[r] / divisor * weight[r]
     g = dot(t, y, N)
     if not newton:
-        return g / N, 0.0
+        return g / n, 0.0
     h = dot(s, y, N)
-    # h += sum_r curvature(outer(t, w)[r])
-    for r in range(N):
-        for c in range(n_out):
-            row[c] = t[r] * w[c]
-        h += curvature(loss, QT, scale, row, r, n_out, N)
-    return g / N, h / N
+    # h += weight @ curvature(outer(t, w)); the diagonal Hessians (every loss but
+    # cross-entropy's) in loops of their own, curvature's arithmetic without its dispatch
+    if loss == CROSS_ENTROPY:
+        for r in range(N):
+            for c in range(n_out):
+                row[c] = t[r] * w[c]
+            h += weight[r] * curvature(loss, QT, scale, row, r, n_out, divisor, N)
+    elif loss == MSE:
+        for r in range(N):
+            total = 0.0
+            for c in range(n_out):
+                x = t[r] * w[c]
+                total += x * x
+            h += weight[r] * (2.0 * total / divisor)
+    elif loss == BINARY_CROSS_ENTROPY:
+        for r in range(N):
+            total = 0.0
+            for c in range(n_out):
+                x = t[r] * w[c]
+                total += QT[c * N + r] * (1.0 - QT[c * N + r]) * x * x
+            h += weight[r] * (total if divisor == 1.0 else total / divisor)
+    else:
+        for r in range(N):
+            total = 0.0
+            for c in range(n_out):
+                x = t[r] * w[c]
+                total += QT[c * N + r] * x * x
+            h += weight[r] * (total if divisor == 1.0 else total / divisor)
+    return g / n, h / n
 
 
 cdef (double, double) block_loss_derivatives(Network net, LossState state, Transposed point,
                                              Columns cols, const floating* T1,
                                              const floating* S1, bint newton) noexcept nogil:
-    """(g, h) when the logits have tangents T1 and second tangents S1 (n_out rows of N)."""
+    """(g, h) of the loss when the logits have tangents T1 and second tangents S1 (n_out rows
+    of N)."""
     cdef Py_ssize_t N = point.N, n_out = net.table[net.n_layers - 1][N_OUT], r, c
     cdef int loss = net.loss
     cdef const floating* QT = <const floating*>state.Q
     cdef const floating* scale = <const floating*>point.scale
     cdef const floating* TT = <const floating*>point.TT
+    cdef const floating* weight = <const floating*>state.weight
     cdef floating* row = <floating*>cols.row
-    cdef double g = 0.0, h = 0.0
-    # g = (G * T1).sum(), G = N dJ/dlogits
+    cdef double g = 0.0, h = 0.0, divisor = loss_divisor(net)
+    cdef double n = (<const floating*>state.weight_sum)[0]
+    # g = (G * T1).sum(), G = n dJ/dlogits
     for c in range(n_out):
         for r in range(N):
-            g += slope(loss, QT, scale, TT, c, r, n_out, N) * T1[c * N + r]
+            g += slope(loss, QT, scale, TT, weight, c, r, divisor, N) * T1[c * N + r]
     if not newton:
-        return g / N, 0.0  # (S1 is not computed then)
-    # h = (G * S1).sum() + sum_r curvature(T1[:, r])
+        return g / n, 0.0  # (S1 is not computed then)
+    # h = (G * S1).sum() + weight @ curvature(T1.T)
     for c in range(n_out):
         for r in range(N):
-            h += slope(loss, QT, scale, TT, c, r, n_out, N) * S1[c * N + r]
+            h += slope(loss, QT, scale, TT, weight, c, r, divisor, N) * S1[c * N + r]
     for r in range(N):
         for c in range(n_out):
             row[c] = T1[c * N + r]
-        h += curvature(loss, QT, scale, row, r, n_out, N)
-    return g / N, h / N
+        h += weight[r] * curvature(loss, QT, scale, row, r, n_out, divisor, N)
+    return g / n, h / n
 
 
 cdef (double, double) derivatives(Py_ssize_t j, bint newton, Network net, Cache cache,
                                   LossState state, Transposed point, Columns cols,
                                   floating* precision) noexcept nogil:
-    """(g, h) of coordinate j at the cached point, by forward mode; see sequential_numba.
-    point.work: 4 blocks of point.stride."""
+    """(g, h) of coordinate j at the cached point, by forward mode, the loss's share (the L2
+    penalty's is sweep_c's); see sequential_numba. point.work: 4 blocks of point.stride."""
     cdef const LayerRow* table = net.table
     cdef Py_ssize_t N = point.N, out = net.n_layers - 1, n_out = table[out][N_OUT]
     cdef Py_ssize_t r, c, m, width, n_next, stride = point.stride
@@ -264,11 +301,13 @@ cdef (double, double) derivatives(Py_ssize_t j, bint newton, Network net, Cache 
     cdef const floating* QT = <const floating*>state.Q
     cdef const floating* scale = <const floating*>point.scale
     cdef const floating* TT = <const floating*>point.TT
+    cdef const floating* weight = <const floating*>state.weight
     cdef floating* work = <floating*>point.work
     cdef floating* t = <floating*>cols.t
     cdef floating* s = <floating*>cols.s
     cdef floating* row = <floating*>cols.row
-    cdef double g = 0.0, h = 0.0
+    cdef double g = 0.0, h = 0.0, divisor = loss_divisor(net)
+    cdef double n = (<const floating*>state.weight_sum)[0]
     cdef floating* T1
     cdef floating* S1
     cdef floating* T_next
@@ -281,14 +320,14 @@ cdef (double, double) derivatives(Py_ssize_t j, bint newton, Network net, Cache 
     if l == out:
         # the logits' column i moves by t
         for r in range(N):
-            g += slope(loss, QT, scale, TT, i, r, n_out, N) * t[r]
+            g += slope(loss, QT, scale, TT, weight, i, r, divisor, N) * t[r]
         if newton:
             for c in range(n_out):
                 row[c] = 0.0
             for r in range(N):
                 row[i] = t[r]
-                h += curvature(loss, QT, scale, row, r, n_out, N)
-        return g / N, h / N
+                h += weight[r] * curvature(loss, QT, scale, row, r, n_out, divisor, N)
+        return g / n, h / n
     if off_gamma >= 0 and at.kind <= BIAS:
         batchnorm_column_tangents(t, s, ZhatT + N * (table[l][COL_OFF] + i),
                                   istd[table[l][COL_OFF] + i], params[off_gamma + i], newton, N)
@@ -348,7 +387,7 @@ cdef void refresh_loss_state(Network net, LossState state, Transposed point, Col
     for c in range(n_out):
         z[c] = LT[c * N + r]
         tr[c] = TT[c * N + r]
-    rowloss[r] = row_loss_and_state(net.loss, z, tr, q, n_out)
+    rowloss[r] = row_loss_and_state(net.loss, z, tr, q, n_out, loss_divisor(net))
     for c in range(n_out):
         QT[c * N + r] = q[c]
     (<floating*>point.scale)[r] = 1.0
@@ -395,11 +434,36 @@ cdef void expm1_of_moves(const floating* D, const floating* w, const floating* d
             e[r] = expm1(e[r])
 
 
+cdef void sigmoid_changes(floating* q, const floating* e, floating* changes, int tier,
+                          Py_ssize_t N) noexcept nogil:
+    """In place, one output of binary cross-entropy whose logits moved by dz, e = expm1(dz):
+    changes += log1p(q e) and q becomes sigmoid(z + dz) = (q + q e) / (1 + q e); one loop per
+    tier of |dz| (0 tiny, 1 small, 2 moderate: see expm1_of_moves), so that each vectorises."""
+    cdef Py_ssize_t r
+    cdef floating x
+    if tier == 0:
+        for r in range(N):
+            x = q[r] * e[r]
+            changes[r] += log1p_tiny(x)
+            q[r] = <floating>(q[r] + x) * <floating>(1.0 / (1.0 + x))
+    elif tier == 1:
+        for r in range(N):
+            x = q[r] * e[r]
+            changes[r] += log1p_small(x)
+            q[r] = <floating>(q[r] + x) * <floating>(1.0 / (1.0 + x))
+    else:
+        for r in range(N):
+            x = q[r] * e[r]
+            changes[r] += log1p_small(x) if abs(x) <= 1.0 / 16 else log1p(x)
+            q[r] = <floating>(q[r] + x) * <floating>(1.0 / (1.0 + x))
+
+
 cdef void logit_changes(Network net, LossState state, Transposed point, Columns cols,
                         const floating* D, const floating* w, const floating* d, bint rank1,
                         double bound) noexcept nogil:
     """The logits move by D (n_out rows of N) or outer(w, d) (rank1); cols.changes receives the
-    per-sample loss changes. See sequential_numba.logit_changes."""
+    per-sample loss changes (unweighted). See sequential_numba.logit_changes; binary
+    cross-entropy and poisson go output by output (a sigmoid, or an exponential, per output)."""
     cdef Py_ssize_t N = point.N, out = net.n_layers - 1, n_out = net.table[out][N_OUT]
     cdef int loss = net.loss
     cdef floating* LT = (<floating*>point.ZT) + N * net.table[out][COL_OFF]
@@ -413,16 +477,34 @@ cdef void logit_changes(Network net, LossState state, Transposed point, Columns 
     cdef floating* S = <floating*>cols.S
     cdef double* q = cols.q
     cdef Py_ssize_t r, c
-    cdef double grow, old, shift, total, x
+    cdef double grow, old, shift, total, x, divisor = loss_divisor(net)
     cdef bint tiny = bound <= TINY_CHANGE, small = bound <= SMALL_CHANGE
+    cdef int tier = 0 if tiny else 1 if small else 2
     for r in range(N):
         changes[r] = 0.0
     if loss == MSE:
         for c in range(n_out):
             logit_moves(D, w, d, rank1, c, e, N)
             for r in range(N):
-                changes[r] += e[r] * (2.0 * QT[c * N + r] + e[r]) / n_out
+                changes[r] += e[r] * (2.0 * QT[c * N + r] + e[r]) / divisor
                 QT[c * N + r] += e[r]
+        for r in range(N):
+            rowloss[r] += changes[r]
+        return
+    if loss == POISSON:
+        # per output: changes += (q expm1(dz) - t dz) / divisor, exact for any dz; q *= exp(dz)
+        for c in range(n_out):
+            logit_moves(D, w, d, rank1, c, e, N)
+            for r in range(N):
+                changes[r] -= TT[c * N + r] * e[r]
+            expm1_of_moves(D, w, d, rank1, c, tier, e, N)
+            for r in range(N):
+                grow = QT[c * N + r] * e[r]
+                changes[r] += grow
+                QT[c * N + r] += grow
+        if divisor != 1.0:
+            for r in range(N):
+                changes[r] /= divisor
         for r in range(N):
             rowloss[r] += changes[r]
         return
@@ -442,28 +524,41 @@ cdef void logit_changes(Network net, LossState state, Transposed point, Columns 
             rowloss[r] += changes[r]
         return
     if bound > MODERATE_CHANGE:
+        # binary cross-entropy: each sample's loss and state recomputed from its moved logits
         for r in range(N):
             old = rowloss[r]
-            LT[r] += move_of(D, w, d, rank1, 0, r, N)
+            for c in range(n_out):
+                LT[c * N + r] += move_of(D, w, d, rank1, c, r, N)
             refresh_loss_state(net, state, point, cols, LT, r)
             changes[r] = rowloss[r] - old
         return
+    if loss == BINARY_CROSS_ENTROPY:
+        # per output: changes += (log1p(q expm1(dz)) - t dz) / divisor; q = sigmoid(z + dz)
+        for c in range(n_out):
+            logit_moves(D, w, d, rank1, c, e, N)
+            for r in range(N):
+                changes[r] -= e[r] * TT[c * N + r]
+                LT[c * N + r] += e[r]
+            expm1_of_moves(D, w, d, rank1, c, tier, e, N)
+            sigmoid_changes(QT + c * N, e, changes, tier, N)
+        if divisor != 1.0:
+            for r in range(N):
+                changes[r] /= divisor
+        for r in range(N):
+            rowloss[r] += changes[r]
+        return
+    # cross-entropy: S = sum_c q_c expm1(dz_c), QT grows to q exp(dz) (unnormalised: the scale
+    # divides by 1 + S)
     for r in range(N):
         S[r] = 0.0
     for c in range(n_out):
-        if loss != CROSS_ENTROPY:
-            logit_moves(D, w, d, rank1, c, e, N)
-            for r in range(N):
-                changes[r] = -e[r] * TT[r]
-                LT[r] += e[r]
-        expm1_of_moves(D, w, d, rank1, c, 0 if tiny else 1 if small else 2, e, N)
+        expm1_of_moves(D, w, d, rank1, c, tier, e, N)
         for r in range(N):
             grow = QT[c * N + r] * e[r]
             S[r] += grow
             QT[c * N + r] += grow
-    if loss == CROSS_ENTROPY:
-        for r in range(N):
-            changes[r] = -move_of(D, w, d, rank1, labels[r], r, N)
+    for r in range(N):
+        changes[r] = -move_of(D, w, d, rank1, labels[r], r, N)
     # each sample's change and new scale
     if tiny:
         for r in range(N):
@@ -483,12 +578,6 @@ cdef void logit_changes(Network net, LossState state, Transposed point, Columns 
             changes[r] += log1p_small(x) if abs(x) <= 1.0 / 16 else log1p(x)
             rowloss[r] += changes[r]
             scale[r] /= 1.0 + x
-    if loss != CROSS_ENTROPY:
-        # one logit: fold the scale back
-        for r in range(N):
-            QT[r] *= scale[r]
-            scale[r] = 1.0
-        return
     for r in range(N):
         if not SCALE_LOW < scale[r] < SCALE_HIGH:
             for c in range(n_out):
@@ -722,20 +811,30 @@ cdef (int, Py_ssize_t, long, long, double) sweep_c(
     cdef Py_ssize_t N = cache.N, P = net.n_params, step, j, k
     cdef floating* params = <floating*>net.params
     cdef const floating* rowloss = <const floating*>state.rowloss
+    cdef const floating* weight = <const floating*>state.weight
+    cdef const floating* changes = <const floating*>cols.changes
+    cdef double n = (<const floating*>state.weight_sum)[0]
     cdef double g, h, delta, total, level, old, start, lr = plan.lr
     cdef double eps = DBL_EPSILON if floating is double else FLT_EPSILON
     cdef bint newton = plan.rule != GRADIENT
+    cdef Coordinate at
     cdef long raised = 0, flipped = 0
     cdef int status = OK
     cdef Py_ssize_t done = plan.n_steps
     load_point(net, cache, state, grad0, scratch, point)
-    level = total_of(rowloss, N)  # N J, kept up to date by the steps' changes
-    start = level / N
+    # n J (n the weights' sum): the weighted losses and the penalty, kept up to date by the
+    # steps' changes
+    level = dot(weight, rowloss, N)
+    if net.alpha != 0:
+        level += weight_penalty(net, <floating*>NULL)
+    start = level / n
     for step in range(plan.n_steps):
         if plan.greedy:
             # Gauss–Southwell: a full forward and backward pass at the current point
             load_point(net, cache, state, grad, scratch, point)
-            level = total_of(rowloss, N)
+            level = dot(weight, rowloss, N)
+            if net.alpha != 0:
+                level += weight_penalty(net, <floating*>NULL)
             # j = argmax(abs(grad))
             j = 0
             for k in range(P):
@@ -744,10 +843,19 @@ cdef (int, Py_ssize_t, long, long, double) sweep_c(
         else:
             j = plan.order[step]
         g, h = derivatives(j, newton, net, cache, state, point, cols, <floating*>NULL)
+        if net.alpha != 0:
+            # the L2 penalty's share: alpha θ_j / n, and alpha / n in h (a weight's)
+            at = decode(j, net)
+            g += penalty_slope(net, at, params[j]) / n
+            if newton and at.kind == WEIGHT:
+                h += net.alpha / n
         delta = -lr * g if plan.rule == GRADIENT else -g / max(h, 1.0 / lr)
         old = params[j]
         apply_step(j, delta, net, cache, state, point, cols, <floating*>NULL)
-        total = total_of(<const floating*>cols.changes, N)
+        # the change of n J: the weighted per-sample changes, and the penalty's (from θ_j = old)
+        total = dot(weight, changes, N)
+        if net.alpha != 0:
+            total += penalty_change(net, at, old, delta)
         if not isfinite(total):
             params[j] = old
             status, done = NONFINITE_STEP, step

@@ -8,13 +8,22 @@ The sweep works on a transposed copy of the cached point, one row per column of 
 ``TT`` (n_out, N) the targets), so that the column a coordinate feeds, the input column it reads
 and every per-sample loop run along contiguous memory and vectorise. The loss state is ``QT``
 (n_out, N) with a per-sample ``scale``: sample r's softmax is ``QT[:, r] * scale[r]`` (cross-
-entropy; for mse and binary cross-entropy scale stays 1), so that a step renormalises a sample
-by updating one number instead of a column; dJ/dlogits is computed from it where needed
-(``slope``), never stored. When a coordinate feeds the last hidden layer (or the logits), its
-derivatives and its step touch O(N n_out) numbers: the logits move by a rank-1 term and the
-per-sample losses and softmax follow through exact change identities (``logit_changes``); a
-deeper coordinate's change is pushed through each later layer (``layer_change``: activation
-changes by the same identities, then one matrix product per layer), O(N width²) per step.
+entropy; for mse, binary cross-entropy and poisson scale stays 1), so that a step renormalises
+a sample by updating one number instead of a column; dJ/dlogits is computed from it where
+needed (``slope``, times the sample's weight over n = state.weight_sum[0]), never stored. When
+a coordinate feeds the last hidden layer (or the logits), its derivatives and its step touch
+O(N n_out) numbers: the logits move by a rank-1 term and the per-sample losses and loss state
+follow through exact change identities (``logit_changes``); a deeper coordinate's change is
+pushed through each later layer (``layer_change``: activation changes by the same identities,
+then one matrix product per layer), O(N width²) per step.
+
+The level the sweep tracks is n J: the weighted sum of the per-sample losses plus the L2
+penalty alpha / 2 · Σ ‖W‖², kept as a running number (a weight's step changes it by alpha / 2 ·
+delta (2 w + delta)); the penalty adds alpha θ_j / n and alpha / n to a weight's derivatives.
+The weights multiply each sample's terms where the numpy reference does (exact when they are 1);
+the vectorised sums of the level and of a step's changes (``weighted_total``) run their
+unweighted loops when every weight is 1 (``unit``), so that unit weights compute exactly what no
+weights did.
 
 Inside the kernel, the transposed point, its loss state and the sweep's own buffers travel as
 the module's namedtuple bundles (``Transposed``, ``TransposedLoss``, ``SweepScratch``,
@@ -24,13 +33,15 @@ from collections import namedtuple
 
 import numpy as np
 
-from .codes import (BETA, BIAS, BN_EPS, COL_OFF, CROSS_ENTROPY, GAMMA, GRADIENT, MODERATE_CHANGE,
-                    MSE, N_OUT, NONFINITE_STEP, OFF_BETA, OFF_GAMMA, OK, RAISED_ULPS, SIGMOID,
-                    SMALL_CHANGE, TANH, TINY_CHANGE, WEIGHT)
-from .incremental_numba import activation_changes, decode, largest_magnitude
+from .codes import (BETA, BIAS, BINARY_CROSS_ENTROPY, BN_EPS, COL_OFF, CROSS_ENTROPY, GAMMA,
+                    GRADIENT, MODERATE_CHANGE, MSE, N_OUT, NONFINITE_STEP, OFF_BETA, OFF_GAMMA, OK,
+                    POISSON, RAISED_ULPS, SIGMOID, SMALL_CHANGE, TANH, TINY_CHANGE, WEIGHT)
+from .incremental_numba import (activation_changes, decode, largest_magnitude, penalty_change,
+                                unit_weights)
 from .mlp_numba import (activation_change, activation_slope, backprop, block, copy_into,
-                        expm1_small, expm1_tiny, forward, kernel, log1p_small, log1p_tiny,
-                        loss as evaluate_loss, row_loss_and_state, tanh_small, weights)
+                        exp_double, expm1_small, expm1_tiny, forward, kernel, log1p_small,
+                        log1p_tiny, loss as evaluate_loss, row_loss_and_state, tanh_small,
+                        weight_penalty, weights)
 
 # The sweep's bundles. A helper called once per step unpacks the fields it uses at its top, by
 # name, and passes on only the bundles its callees read whole: Numba keeps a reference count per
@@ -44,9 +55,9 @@ Transposed = namedtuple("Transposed", "XT ZT AT ZhatT x_bounds")
 
 # The loss state as the sweep keeps it: ``TT`` (n_out, N) the targets, ``labels`` (N,)
 # cross-entropy's class labels (zeros for the other losses), ``QT`` (n_out, N) the loss state
-# (state.Q itself, which loss() writes transposed already) and ``scale`` (N,) its per-sample
-# scale.
-TransposedLoss = namedtuple("TransposedLoss", "TT labels QT scale")
+# (state.Q itself, which loss() writes transposed already), ``scale`` (N,) its per-sample
+# scale, ``weight`` (N,) the sample weights (state.weight) and ``n`` (float64) their sum.
+TransposedLoss = namedtuple("TransposedLoss", "TT labels QT scale weight n")
 
 # The sweep's work space, one buffer per use: ``ones`` (N,) ones (the source column of b and
 # beta); ``t``, ``s`` (N,) a column's first and second tangents and ``y`` (N,), ``row``
@@ -157,25 +168,35 @@ def total_of(x):
     return total
 
 
+@kernel
+def weighted_total(unit, weight, x):
+    """weight @ x: total_of(x) when every weight is 1 (``unit``), as without weights."""
+    return total_of(x) if unit else dot(weight, x)
+
+
 # ---------------------------------------------------------------- derivatives
 @kernel
-def slope(loss, QT, scale, TT, c, r):
-    """N dJ/dlogit_c of sample r: q - t, or 2 q / n_out for mse."""
+def slope(loss, QT, scale, TT, divisor, c, r):
+    """d(loss of sample r)/dlogit_c, unweighted: q - t (cross-entropy), (q - t) / divisor
+    (binary cross-entropy, poisson) or 2 q / divisor (mse, q the residual)."""
     if loss == MSE:
-        return 2.0 * QT[c, r] / QT.shape[0]
-    return QT[c, r] * scale[r] - TT[c, r]
+        return 2.0 * QT[c, r] / divisor
+    if loss == CROSS_ENTROPY:
+        return QT[c, r] * scale[r] - TT[c, r]
+    return (QT[c, r] - TT[c, r]) / divisor
 
 
 @kernel
-def curvature(loss, QT, scale, t, r):
-    """Sample r's tᵀ H t, H the Hessian of its loss in the logits (t: its logits' tangent)."""
+def curvature(loss, QT, scale, t, r, divisor):
+    """Sample r's tᵀ H t, H the Hessian of its loss in the logits (t: its logits' tangent),
+    unweighted."""
     n_out = QT.shape[0]
     total = 0.0
     if loss == MSE:
         # total = t @ t
         for c in range(n_out):
             total += t[c] * t[c]
-        return 2.0 * total / n_out
+        return 2.0 * total / divisor
     if loss == CROSS_ENTROPY:
         # Σ q t² − (Σ q t)²
         first = 0.0
@@ -184,76 +205,100 @@ def curvature(loss, QT, scale, t, r):
             first += q * t[c]
             total += q * t[c] * t[c]
         return total - first * first
-    return QT[0, r] * (1.0 - QT[0, r]) * t[0] * t[0]
+    if loss == POISSON:
+        # H = diag(q) / divisor
+        for c in range(n_out):
+            total += QT[c, r] * t[c] * t[c]
+        return total / divisor
+    # binary cross-entropy: H = diag(q (1 - q)) / divisor
+    for c in range(n_out):
+        total += QT[c, r] * (1.0 - QT[c, r]) * t[c] * t[c]
+    return total / divisor
 
 
 @kernel
-def output_derivatives(loss, w, ta, sa, tloss, newton, y, row):
+def output_derivatives(loss, divisor, w, ta, sa, tloss, newton, y, row):
     """(g, h) when the logits move along w by ta_r per sample (second tangent sa_r w): g = Σ_r
-    ta_r (G_r · w), h = Σ_r sa_r (G_r · w) + Σ_r ta_r² wᵀ H_r w / N, from the TransposedLoss
-    tloss. y: (N,), row: (n_out,) scratch."""
+    ta_r (G_r · w), h = Σ_r sa_r (G_r · w) + Σ_r weight_r ta_r² wᵀ H_r w / n (G_r holding the
+    weight over n), from the TransposedLoss tloss. y: (N,), row: (n_out,) scratch."""
     TT, labels, QT, scale = tloss.TT, tloss.labels, tloss.QT, tloss.scale
+    weight, n = tloss.weight, tloss.n
     n_out, N = QT.shape
-    # y = N G @ w, one class at a time along the samples
+    # y = n G @ w, one class at a time along the samples
     y[:] = 0.0
     for c in range(n_out):
         for r in range(N):
             y[r] += QT[c, r] * w[c]
-    # then the targets' part: y = scale y - w[label] (cross-entropy), 2 y / n_out (mse),
-    # y - t w (binary cross-entropy)
+    # then the targets' part and the weight: y = (scale y - w[label]) weight (cross-entropy),
+    # 2 y / divisor weight (mse), (y - T @ w) / divisor weight (binary cross-entropy, poisson)
     if loss == CROSS_ENTROPY:
         for r in range(N):
-            y[r] = y[r] * scale[r] - w[labels[r]]
+            y[r] = (y[r] * scale[r] - w[labels[r]]) * weight[r]
     elif loss == MSE:
         for r in range(N):
-            y[r] *= 2.0 / n_out
+            y[r] *= 2.0 / divisor * weight[r]
     else:
+        last = n_out - 1
+        for c in range(last):
+            for r in range(N):
+                y[r] -= TT[c, r] * w[c]
         for r in range(N):
-            y[r] -= TT[0, r] * w[0]
+            y[r] = (y[r] - TT[last, r] * w[last]) / divisor * weight[r]
     g = dot(ta, y)
     if not newton:
-        return g / N, 0.0
+        return g / n, 0.0
     h = 0.0
-    # h = sa @ y + Σ_r curvature of row r along ta_r w
+    # h = sa @ y + Σ_r weight_r times the curvature of row r along ta_r w
     for r in range(N):
         h += sa[r] * y[r]
     for r in range(N):
         for c in range(n_out):
             row[c] = ta[r] * w[c]
-        h += curvature(loss, QT, scale, row, r)
-    return g / N, h / N
+        h += weight[r] * curvature(loss, QT, scale, row, r, divisor)
+    return g / n, h / n
 
 
 @kernel
-def block_loss_derivatives(loss, T1, S1, tloss, newton, row):
+def block_loss_derivatives(loss, divisor, T1, S1, tloss, newton, row):
     """(g, h) when the logits have tangents T1 and second tangents S1 (n_out, N), from the
     TransposedLoss tloss. row: (n_out,) scratch."""
-    TT, QT, scale = tloss.TT, tloss.QT, tloss.scale
+    TT, QT, scale, weight, n = tloss.TT, tloss.QT, tloss.scale, tloss.weight, tloss.n
     n_out, N = QT.shape
     g = h = 0.0
-    # g = (N G * T1).sum() / N
+    # g = (n G * T1).sum() / n, n G_cr = slope_cr weight_r
     for c in range(n_out):
         for r in range(N):
-            g += slope(loss, QT, scale, TT, c, r) * T1[c, r]
+            g += slope(loss, QT, scale, TT, divisor, c, r) * T1[c, r] * weight[r]
     if not newton:
-        return g / N, 0.0  # (S1 is not computed then)
-    # h = (N G * S1).sum() / N + Σ_r curvature of row r along T1[:, r]
+        return g / n, 0.0  # (S1 is not computed then)
+    # h = (n G * S1).sum() / n + Σ_r weight_r times the curvature of row r along T1[:, r]
     for c in range(n_out):
         for r in range(N):
-            h += slope(loss, QT, scale, TT, c, r) * S1[c, r]
+            h += slope(loss, QT, scale, TT, divisor, c, r) * S1[c, r] * weight[r]
     for r in range(N):
         for c in range(n_out):
             row[c] = T1[c, r]
-        h += curvature(loss, QT, scale, row, r)
-    return g / N, h / N
+        h += weight[r] * curvature(loss, QT, scale, row, r, divisor)
+    return g / n, h / n
+
+
+@kernel(inline="always")
+def with_penalty(g, h, kind, theta, alpha, n, newton):
+    """(g, h) plus, for a weight θ, the L2 penalty's alpha θ / n and (Newton) alpha / n."""
+    if kind == WEIGHT and alpha != 0.0:
+        g += alpha * theta / n
+        if newton:
+            h += alpha / n
+    return g, h
 
 
 @kernel
 def derivatives(j, newton, net, cache, trans, tloss, buffers):
-    """(g, h) of coordinate j at the cached point, by forward mode; see sequential_numpy.
-    derivatives. Reads cache.istd, the Transposed point trans and the TransposedLoss tloss;
-    uses buffers.ones, t, s, y, row and the 4 blocks of buffers.work."""
-    params, table, act, loss = net
+    """(g, h) of coordinate j at the cached point, by forward mode, the L2 penalty's share
+    included; see sequential_numpy.derivatives. Reads cache.istd, the Transposed point trans
+    and the TransposedLoss tloss; uses buffers.ones, t, s, y, row and the 4 blocks of
+    buffers.work."""
+    params, table, act, loss, divisor, alpha = net
     _, _, _, _, _, istd = cache
     XT, AT, ZhatT = trans.XT, trans.AT, trans.ZhatT
     ones, t, s, y, row, work = (buffers.ones, buffers.t, buffers.s, buffers.y, buffers.row,
@@ -264,17 +309,17 @@ def derivatives(j, newton, net, cache, trans, tloss, buffers):
     s[:] = 0.0
     if l == out:
         # the logits' column i moves by t
-        TT, QT, scale = tloss.TT, tloss.QT, tloss.scale
+        TT, QT, scale, weight, n = tloss.TT, tloss.QT, tloss.scale, tloss.weight, tloss.n
         g = h = 0.0
         for r in range(N):
-            g += slope(loss, QT, scale, TT, i, r) * t[r]
+            g += slope(loss, QT, scale, TT, divisor, i, r) * t[r] * weight[r]
         if newton:
             row[:] = 0.0
-            # h = Σ_r curvature of row r along t[r] e_i
+            # h = Σ_r weight_r times the curvature of row r along t[r] e_i
             for r in range(N):
                 row[i] = t[r]
-                h += curvature(loss, QT, scale, row, r)
-        return g / N, h / N
+                h += weight[r] * curvature(loss, QT, scale, row, r, divisor)
+        return with_penalty(g / n, h / n, kind, params[j], alpha, n, newton)
     off_gamma, c0 = table[l, OFF_GAMMA], table[l, COL_OFF]
     if off_gamma >= 0 and kind <= BIAS:
         batchnorm_column_tangents(t, s, transposed(ZhatT, N, table, l)[i], istd[c0 + i],
@@ -282,7 +327,8 @@ def derivatives(j, newton, net, cache, trans, tloss, buffers):
     through_activation(act, transposed(AT, N, table, l)[i], t, s, newton)
     w = weights(params, table, l + 1)[i]
     if l + 1 == out:
-        return output_derivatives(loss, w, t, s, tloss, newton, y, row)
+        g, h = output_derivatives(loss, divisor, w, t, s, tloss, newton, y, row)
+        return with_penalty(g, h, kind, params[j], alpha, tloss.n, newton)
     # deeper: the next layer's tangents are outer(w, t), then layer after layer; the second
     # tangents S only for the Newton step (for the gradient step s, hence S, stays 0)
     width = table[l + 1, N_OUT]
@@ -315,7 +361,8 @@ def derivatives(j, newton, net, cache, trans, tloss, buffers):
         if newton:
             np.dot(W_t, S1, S_next)
         T1, S1 = T_next, S_next
-    return block_loss_derivatives(loss, T1, S1, tloss, newton, row)
+    g, h = block_loss_derivatives(loss, divisor, T1, S1, tloss, newton, row)
+    return with_penalty(g, h, kind, params[j], alpha, tloss.n, newton)
 
 
 # ---------------------------------------------------------------- the step and the cache
@@ -325,7 +372,7 @@ SCALE_LOW, SCALE_HIGH = 2.0 ** -60, 2.0 ** 60
 
 
 @kernel
-def refresh_loss_state(loss, LT, TT, QT, scale, rowloss, r, q, z, tr):
+def refresh_loss_state(loss, divisor, LT, TT, QT, scale, rowloss, r, q, z, tr):
     """Sample r's loss and loss state recomputed from its logits, scale 1 (q, z, tr: (n_out,)
     scratch)."""
     n_out = LT.shape[0]
@@ -333,7 +380,7 @@ def refresh_loss_state(loss, LT, TT, QT, scale, rowloss, r, q, z, tr):
     for c in range(n_out):
         z[c] = LT[c, r]
         tr[c] = TT[c, r]
-    rowloss[r] = row_loss_and_state(loss, z, tr, q)
+    rowloss[r] = row_loss_and_state(loss, z, tr, q, divisor)
     for c in range(n_out):
         QT[c, r] = q[c]
     scale[r] = 1.0
@@ -381,18 +428,55 @@ def expm1_of_moves(D, w, d, rank1, c, tier, e):
 
 
 @kernel(fastmath={"contract"})
-def logit_changes(loss, LT, tloss, rowloss, D, w, d, bound, lwork):
+def sigmoid_changes(q, e, tier, changes, S):
+    """One output of binary cross-entropy: with x = q e (q: its row of QT, e: expm1 of its
+    logits' moves), each sample's loss change gains log1p(x) (the caller's -t times the move
+    beside it) and q becomes sigmoid(z + move) = q (1 + e) / (1 + x), in place. log1p by the
+    degree-6 (tier 0) or degree-14 (tier 1) polynomial, or libm beyond 1/16 (tier 2): one loop
+    per case, so that the polynomial ones vectorise. S: (N,) scratch."""
+    N = q.shape[0]
+    # S = q e; q += S
+    for r in range(N):
+        S[r] = q[r] * e[r]
+        q[r] += S[r]
+    # changes += log1p(S); S = 1 / (1 + S)
+    if tier == 0:
+        for r in range(N):
+            x = S[r]
+            changes[r] += log1p_tiny(x)
+            S[r] = 1.0 / (1.0 + x)
+    elif tier == 1:
+        for r in range(N):
+            x = S[r]
+            changes[r] += log1p_small(x)
+            S[r] = 1.0 / (1.0 + x)
+    else:
+        for r in range(N):
+            x = S[r]
+            changes[r] += log1p_small(x) if abs(x) <= 1 / 16 else np.log1p(x)
+            S[r] = 1.0 / (1.0 + x)
+    # q *= S
+    for r in range(N):
+        q[r] *= S[r]
+
+
+@kernel(fastmath={"contract"})
+def logit_changes(loss, divisor, LT, tloss, rowloss, D, w, d, bound, lwork):
     """The logits move by D (n_out, N), or, when D is empty, by outer(w, d) (sample r's by
     d_r w), every move at most bound in magnitude; rowloss and the loss state (tloss.QT,
-    scale) follow and lwork.changes receives each sample's exact loss change. Cross-entropy:
-    with x the sample's move, e_c = expm1(x_c) and S = Σ_c q_c e_c, the loss changes by
-    log1p(S) − x_label and q_c becomes q_c (1 + e_c)/(1 + S): QT_c grows by QT_c e_c and the
-    sample's scale shrinks by 1/(1 + S). Binary cross-entropy is its one-logit case
-    (sigmoid(z + x) = q (1 + e)/(1 + q e)); mse: the residual moves by x. While bound <=
-    SMALL_CHANGE (or TINY_CHANGE) Taylor forms of expm1 and log1p keep the loops branch-free;
-    moves beyond MODERATE_CHANGE are taken directly, q_c e^(x_c) / Σ q e^x with the largest x_c
-    factored out. Only binary cross-entropy keeps LT (its logits): the other losses' states
-    hold all they need. Scratch: lwork.e (N,) and lwork.rows (3, max(N, n_out))."""
+    scale) follow and lwork.changes receives each sample's exact loss change (unweighted).
+    Cross-entropy: with x the sample's move, e_c = expm1(x_c) and S = Σ_c q_c e_c, the loss
+    changes by log1p(S) − x_label and q_c becomes q_c (1 + e_c)/(1 + S): QT_c grows by QT_c e_c
+    and the sample's scale shrinks by 1/(1 + S). Binary cross-entropy: each output is that
+    one-logit case (sigmoid(z + x) = q (1 + e)/(1 + q e), sigmoid_changes), the loss changes by
+    Σ_c (log1p(q_c e_c) − t_c x_c) / divisor. Poisson: exp(z + x) = q (1 + e), the loss changes
+    by Σ_c (q_c e_c − t_c x_c) / divisor for any move. Mse: the residual moves by x. While bound
+    <= SMALL_CHANGE (or TINY_CHANGE) Taylor forms of expm1 and log1p keep the loops branch-free;
+    moves beyond MODERATE_CHANGE are taken directly: q_c e^(x_c) / Σ q e^x with the largest x_c
+    factored out (cross-entropy), the loss and state recomputed from the moved logits (binary
+    cross-entropy; poisson's exp(z + x)). Only binary cross-entropy and poisson keep LT (their
+    logits): the other losses' states hold all they need. Scratch: lwork.e (N,) and lwork.rows
+    (3, max(N, n_out))."""
     TT, labels, QT, scale = tloss.TT, tloss.labels, tloss.QT, tloss.scale
     e, changes, rows = lwork.e, lwork.changes, lwork.rows
     n_out, N = QT.shape
@@ -401,13 +485,38 @@ def logit_changes(loss, LT, tloss, rowloss, D, w, d, bound, lwork):
     rank1 = D.shape[0] == 0
     changes[:] = 0.0
     if loss == MSE:
-        # the residual moves by x: each sample's loss by mean(x (2 q + x))
+        # the residual moves by x: each sample's loss by sum(x (2 q + x)) / divisor
         for c in range(n_out):
             logit_moves(D, w, d, rank1, c, e)
             for r in range(N):
-                changes[r] += e[r] * (2.0 * QT[c, r] + e[r]) / n_out
+                changes[r] += e[r] * (2.0 * QT[c, r] + e[r]) / divisor
                 QT[c, r] += e[r]
         for r in range(N):
+            rowloss[r] += changes[r]
+        return
+    tiny, small = bound <= TINY_CHANGE, bound <= SMALL_CHANGE
+    tier = 0 if tiny else 1 if small else 2
+    if loss == POISSON:
+        # changes = Σ_c (QT_c e_c - t_c x_c) / divisor, exact for any move. The logits move by x
+        # and QT_c = exp(z_c) follows: QT_c += QT_c e_c while every move is moderate; beyond, exp
+        # of the moved logit, since 1 + e_c near 0 would lose QT_c's digits
+        for c in range(n_out):
+            logit_moves(D, w, d, rank1, c, e)
+            for r in range(N):
+                changes[r] -= TT[c, r] * e[r]
+                LT[c, r] += e[r]
+            expm1_of_moves(D, w, d, rank1, c, tier, e)
+            if bound <= MODERATE_CHANGE:
+                for r in range(N):
+                    grow = QT[c, r] * e[r]
+                    changes[r] += grow
+                    QT[c, r] += grow
+            else:
+                for r in range(N):
+                    changes[r] += QT[c, r] * e[r]
+                    QT[c, r] = exp_double(np.float64(LT[c, r]))
+        for r in range(N):
+            changes[r] /= divisor
             rowloss[r] += changes[r]
         return
     q, z, tr = rows[0, :n_out], rows[1, :n_out], rows[2, :n_out]
@@ -428,32 +537,39 @@ def logit_changes(loss, LT, tloss, rowloss, D, w, d, bound, lwork):
             rowloss[r] += changes[r]
         return
     if bound > MODERATE_CHANGE:
-        # binary cross-entropy: each sample's loss and state recomputed from its moved logit
+        # binary cross-entropy: each sample's loss and state recomputed from its moved logits
         for r in range(N):
             old = rowloss[r]
-            LT[0, r] += move_of(D, w, d, rank1, 0, r)
-            refresh_loss_state(loss, LT, TT, QT, scale, rowloss, r, q, z, tr)
+            for c in range(n_out):
+                LT[c, r] += move_of(D, w, d, rank1, c, r)
+            refresh_loss_state(loss, divisor, LT, TT, QT, scale, rowloss, r, q, z, tr)
             changes[r] = rowloss[r] - old
         return
-    tiny, small = bound <= TINY_CHANGE, bound <= SMALL_CHANGE
-    # S = Σ_c QT_c e_c (times scale below); QT_c += QT_c e_c
     S = rows[0, :N]
-    S[:] = 0.0
-    for c in range(n_out):
-        if loss != CROSS_ENTROPY:
+    if loss == BINARY_CROSS_ENTROPY:
+        # output by output: changes -= t_c x_c and the logits move, then sigmoid_changes
+        for c in range(n_out):
             logit_moves(D, w, d, rank1, c, e)
             for r in range(N):
-                changes[r] = -e[r] * TT[0, r]
-                LT[0, r] += e[r]
-        expm1_of_moves(D, w, d, rank1, c, 0 if tiny else 1 if small else 2, e)
+                changes[r] -= e[r] * TT[c, r]
+                LT[c, r] += e[r]
+            expm1_of_moves(D, w, d, rank1, c, tier, e)
+            sigmoid_changes(QT[c], e, tier, changes, S)
+        for r in range(N):
+            changes[r] /= divisor
+            rowloss[r] += changes[r]
+        return
+    # S = Σ_c QT_c e_c (times scale below); QT_c += QT_c e_c
+    S[:] = 0.0
+    for c in range(n_out):
+        expm1_of_moves(D, w, d, rank1, c, tier, e)
         for r in range(N):
             grow = QT[c, r] * e[r]
             S[r] += grow
             QT[c, r] += grow
-    if loss == CROSS_ENTROPY:
-        # changes = -x[label]
-        for r in range(N):
-            changes[r] = -move_of(D, w, d, rank1, labels[r], r)
+    # changes = -x[label]
+    for r in range(N):
+        changes[r] = -move_of(D, w, d, rank1, labels[r], r)
     # each sample's change and new scale; |S| <= max |e| < 2 TINY_CHANGE, or < 1/16
     if tiny:
         for r in range(N):
@@ -473,12 +589,6 @@ def logit_changes(loss, LT, tloss, rowloss, D, w, d, bound, lwork):
             changes[r] += log1p_small(x) if abs(x) <= 1 / 16 else np.log1p(x)
             rowloss[r] += changes[r]
             scale[r] /= 1.0 + x
-    if loss != CROSS_ENTROPY:
-        # one logit: fold the scale back (sigmoid(z + x) = q (1 + e) / (1 + q e))
-        for r in range(N):
-            QT[0, r] *= scale[r]
-            scale[r] = 1.0
-        return
     # renormalise the samples whose scale left [SCALE_LOW, SCALE_HIGH]
     for r in range(N):
         if not SCALE_LOW < scale[r] < SCALE_HIGH:
@@ -508,13 +618,14 @@ def column_statistics(z, zhat):
 @kernel
 def apply_step(j, delta, net, cache, state, trans, tloss, buffers, lwork):
     """θ_j += delta and the Transposed point trans (with cache.mean, istd, state.rowloss and
-    the TransposedLoss tloss) follows; lwork.changes receives each sample's loss change. See
+    the TransposedLoss tloss) follows; lwork.changes receives each sample's loss change
+    (unweighted; the sweep weighs them and adds the penalty's change). See
     sequential_numpy.apply_step. Uses buffers.ones, du, u_old, old_zhat and work (and, through
     logit_changes, lwork). Bounds on the changes, mostly known without a scan, choose the
     vectorised small-change paths."""
-    params, table, act, loss = net
+    params, table, act, loss, divisor, _ = net
     _, _, _, _, mean, istd = cache
-    _, rowloss, _, _ = state
+    _, rowloss, _, _, _, _ = state
     XT, ZT, AT, ZhatT, x_bounds = trans.XT, trans.ZT, trans.AT, trans.ZhatT, trans.x_bounds
     ones, du, u_old, old_zhat, work = (buffers.ones, buffers.du, buffers.u_old, buffers.old_zhat,
                                        buffers.work)
@@ -539,8 +650,8 @@ def apply_step(j, delta, net, cache, state, trans, tloss, buffers, lwork):
         # du = delta * v
         for r in range(N):
             du[r] = delta * v[r]
-        logit_changes(loss, ZT_logits(ZT, N, table), tloss, rowloss, work[1, :0].reshape(0, N),
-                      unit, du, abs(delta) * source_bound, lwork)
+        logit_changes(loss, divisor, ZT_logits(ZT, N, table), tloss, rowloss,
+                      work[1, :0].reshape(0, N), unit, du, abs(delta) * source_bound, lwork)
         return
     off_gamma, off_beta, c0 = table[l, OFF_GAMMA], table[l, OFF_BETA], table[l, COL_OFF]
     a = transposed(AT, N, table, l)[i]
@@ -581,8 +692,8 @@ def apply_step(j, delta, net, cache, state, trans, tloss, buffers, lwork):
     w = weights(params, table, l + 1)[i]
     bound *= largest_magnitude(w)
     if l + 1 == out:
-        logit_changes(loss, ZT_logits(ZT, N, table), tloss, rowloss, work[0, :0].reshape(0, N),
-                      w, du, bound, lwork)
+        logit_changes(loss, divisor, ZT_logits(ZT, N, table), tloss, rowloss,
+                      work[0, :0].reshape(0, N), w, du, bound, lwork)
         return
     hidden = Hidden(ZT, AT, ZhatT, mean, istd)  # built here, not passed in (see Hidden)
     # layer l + 1 moves by outer(w, du), never formed (rank 1: D has no rows); each later layer
@@ -594,7 +705,8 @@ def apply_step(j, delta, net, cache, state, trans, tloss, buffers, lwork):
         D = layer_change(m, w, du, D, bound, params, table, act, hidden, u_old, old_zhat,
                          work[k], work[k + 1])
         bound = largest_magnitude(D.reshape(D.size))
-    logit_changes(loss, ZT_logits(ZT, N, table), tloss, rowloss, D, w, du, bound, lwork)
+    logit_changes(loss, divisor, ZT_logits(ZT, N, table), tloss, rowloss, D, w, du, bound,
+                  lwork)
 
 
 @kernel
@@ -691,7 +803,7 @@ def load_point(net, cache, state, grad, scratch, trans, tloss):
     """A full forward pass, loss and backprop (grad) at net.params, and the transposed copies
     of the cached point in trans the sweep works on (state.Q, which is tloss.QT, is already
     transposed; tloss.scale = 1)."""
-    _, table, _, _ = net
+    _, table, _, _, _, _ = net
     X, Z, A, Zhat, _, _ = cache
     N = X.shape[0]
     forward(net, cache, np.bool_(True))  # typed, not literal: see mlp_numba
@@ -706,10 +818,12 @@ def load_point(net, cache, state, grad, scratch, trans, tloss):
 @kernel
 def sweep(net, cache, state, plan, grad0, grad, scratch):
     """One sweep of the plan's steps; returns (status, steps, raised, flipped, J at the start),
-    status OK or NONFINITE_STEP. See sequential_numpy.sweep."""
-    params, table, _, loss = net
+    status OK or NONFINITE_STEP. See sequential_numpy.sweep. The level the steps' changes keep
+    up to date and the raised test compare is n J (the weighted per-sample losses plus the L2
+    penalty, a running number)."""
+    params, table, _, loss, _, alpha = net
     X, Z, A, Zhat, _, _ = cache
-    T, rowloss, _, Q = state
+    T, rowloss, _, Q, weight, weight_sum = state
     order, greedy, rule, lr = plan
     N, out = X.shape[0], table.shape[0] - 1
     n_out = table[out, N_OUT]
@@ -722,8 +836,10 @@ def sweep(net, cache, state, plan, grad0, grad, scratch):
     XT = np.ascontiguousarray(X.T)
     x_bounds = np.empty(X.shape[1], dtype=dtype)
     trans = Transposed(XT, np.empty_like(Z), np.empty_like(A), np.empty_like(Zhat), x_bounds)
+    n = np.float64(weight_sum[0])  # (float64, as the sample count it replaces was used)
+    unit = unit_weights(weight)
     tloss = TransposedLoss(np.ascontiguousarray(T.T), labels, Q,  # Q is (n_out, N) already
-                           np.ones(N, dtype=dtype))
+                           np.ones(N, dtype=dtype), weight, n)
     buffers = SweepScratch(np.ones(N, dtype=dtype), np.empty(N, dtype), np.empty(N, dtype),
                            np.empty(N, dtype), np.empty(n_out, dtype=dtype), np.empty(N, dtype),
                            np.empty(N, dtype), np.empty(N, dtype),
@@ -736,14 +852,16 @@ def sweep(net, cache, state, plan, grad0, grad, scratch):
         x_bounds[k] = largest_magnitude(XT[k])
     newton = rule != GRADIENT
     eps = np.finfo(dtype).eps
-    level = total_of(rowloss)  # N J, kept up to date by the steps' changes
-    start = level / N
+    # the penalty alpha / 2 Σ ‖W‖², kept up to date by the weights' steps
+    penalty = weight_penalty(params, table, alpha) if alpha != 0.0 else 0.0
+    level = weighted_total(unit, weight, rowloss) + penalty  # n J, kept up to date by the steps
+    start = level / n
     raised = flipped = 0
     for step in range(order.shape[0]):
         if greedy:
             # Gauss–Southwell: a full forward and backward pass at the current point
             load_point(net, cache, state, grad, scratch, trans, tloss)
-            level = total_of(rowloss)
+            level = weighted_total(unit, weight, rowloss) + penalty
             j = np.argmax(np.abs(grad))
         else:
             j = order[step]
@@ -751,10 +869,15 @@ def sweep(net, cache, state, plan, grad0, grad, scratch):
         delta = -lr * g if rule == GRADIENT else -g / max(h, 1.0 / lr)
         old = params[j]
         apply_step(j, delta, net, cache, state, trans, tloss, buffers, lwork)
-        total = total_of(changes)
+        total = weighted_total(unit, weight, changes)
         if not np.isfinite(total):
             params[j] = old
             return NONFINITE_STEP, step, raised, flipped, start
+        if alpha != 0.0 and decode(j, table)[1] == WEIGHT:
+            # the penalty's change, at the weight before the step
+            change = penalty_change(old, delta, alpha)
+            penalty += change
+            total += change
         level += total
         raised += total > RAISED_ULPS * eps * level
         flipped += g * grad0[j] < 0.0

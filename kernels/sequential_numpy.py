@@ -14,7 +14,9 @@ source_column). Its first and second derivatives along e_j are pushed front to b
 mode (a tangent t and a second-order tangent s per activation): through Dense, t and s move
 linearly; through the activation a = f(u): t_a = f'(u) t_u, s_a = f''(u) t_u² + f'(u) s_u;
 through training-mode BatchNorm, see ``batchnorm_tangents``; at the loss, g = Σ G·t and
-h = Σ G·s + Σ_r t_rᵀ H_r t_r / N with H_r the per-sample loss Hessian in the logits.
+h = Σ G·s + Σ_r w_r t_rᵀ H_r t_r / n with H_r the per-sample loss Hessian in the logits, w_r the
+sample weights and n their sum (G holds them already); a weight's L2 penalty adds alpha/n·θ_j
+to g and alpha/n to h.
 
 Step rules (plan.rule): ``GRADIENT`` θ_j ← θ_j − lr·g; ``NEWTON`` θ_j ← θ_j − g / max(h, 1/lr):
 where the curvature along the coordinate is below 1/lr (including h ≤ 0, where Newton's step
@@ -25,18 +27,19 @@ its size.
 per-sample losses at the end): status OK done, NONFINITE_STEP a step made the loss non-finite
 (that step is undone, so ``net.params`` holds the last finite weights; the cached point is then
 stale), ``steps`` the number of steps kept, ``raised`` how many of them increased J by more
-than RAISED_ULPS units in its last place (the summed per-sample changes, exact where the logits
-move by a rank-1 term; smaller changes are round-off), ``flipped`` how many had a derivative
+than RAISED_ULPS units in its last place (the weighted per-sample changes and the penalty's,
+exact where the logits move by a rank-1 term; smaller changes are round-off), ``flipped`` how many had a derivative
 of the opposite sign from the gradient at the start of the sweep.
 """
 import numpy as np
 
-from .codes import (BIAS, CROSS_ENTROPY, GRADIENT, MSE, N_OUT, NONFINITE_STEP, OK, RAISED_ULPS,
+from .codes import (BIAS, CROSS_ENTROPY, GRADIENT, MSE, N_OUT, NONFINITE_STEP, OK, POISSON,
+                    RAISED_ULPS, WEIGHT,
                     RELU, SIGMOID, TANH)
-from .incremental_numpy import source_column
+from .incremental_numpy import penalty_change, penalty_slope, source_column
 from .mlp_numpy import (activate, backprop, batch_normalise, batchnorm_jacobian, block, columns,
                         forward, layer_params, loss as evaluate_loss, loss_state, output_logits,
-                        row_loss_changes, row_loss_gradients, weights)
+                        row_loss_changes, row_loss_gradients, weight_penalty, weights)
 
 
 def activation_derivatives(act, a):
@@ -63,18 +66,21 @@ def batchnorm_tangents(t, s, zhat, istd):
     return batchnorm_jacobian(t, zhat, istd), batchnorm_jacobian(s, zhat, istd) + second
 
 
-def loss_curvature(loss, q, t):
+def loss_curvature(loss, q, t, divisor):
     """Each row's t·H t, H the Hessian of its loss in the logits (q: loss_state rows)."""
     if loss == CROSS_ENTROPY:
         # H = diag(q) - q qᵀ
         return (q * t * t).sum(axis=1) - (q * t).sum(axis=1) ** 2
     if loss == MSE:
-        return 2 * (t * t).sum(axis=1) / q.shape[1]
-    return q[:, 0] * (1 - q[:, 0]) * t[:, 0] ** 2
+        return 2 * (t * t).sum(axis=1) / divisor
+    if loss == POISSON:
+        return (q * (t * t)).sum(axis=1) / divisor  # H = diag(exp(z)) / divisor
+    return (q * (1 - q) * (t * t)).sum(axis=1) / divisor  # H = diag(q (1 - q)) / divisor
 
 
 def derivatives(j, newton, net, cache, state):
-    """(g, h): dJ/dθ_j and (when newton) d²J/dθ_j² at the cached point, by forward mode."""
+    """(g, h): dJ/dθ_j and (when newton) d²J/dθ_j² at the cached point, by forward mode; the L2
+    penalty adds alpha / n · θ_j to g and alpha / n to h for a weight."""
     params, table, act = net.params, net.table, net.act
     N, out = len(cache.X), len(table) - 1
     l, kind, k, i, v = source_column(j, net, cache)
@@ -94,10 +100,14 @@ def derivatives(j, newton, net, cache, state):
         t, s = slope * t, curve * t * t + slope * s
         W_next = weights(params, table, m + 1)
         t, s = t @ W_next, s @ W_next
-    g = (state.G * t).sum()
+    n = state.weight_sum[0]
+    g = (state.G * t).sum() + penalty_slope(j, kind, net) / n
     if not newton:
         return g, 0.0
-    return g, (state.G * s).sum() + loss_curvature(net.loss, state.Q.T, t).sum() / N
+    curvature = (state.weight * loss_curvature(net.loss, state.Q.T, t, net.output_divisor)).sum()
+    if kind == WEIGHT:
+        curvature += net.alpha  # the penalty's alpha / (2 n) θ_j², times n
+    return g, (state.G * s).sum() + curvature / n
 
 
 def step_size(plan, g, h):
@@ -108,7 +118,8 @@ def step_size(plan, g, h):
 
 
 def apply_step(j, delta, net, cache, state):
-    """θ_j += delta and the cached point follows it; returns the N per-sample loss changes.
+    """θ_j += delta and the cached point follows it; returns the change of n·J (n =
+    state.weight_sum): the weighted sum of the per-sample loss changes plus the penalty's.
     Column i of layer l moves (z by delta·v for W and b; u for gamma and beta), then with
     BatchNorm its statistics; the next layer's z moves by outer(Δa_i, W_next[i]); every later
     layer is recomputed; the per-sample losses move by their exact changes (row_loss_changes)
@@ -118,6 +129,7 @@ def apply_step(j, delta, net, cache, state):
     l, kind, k, i, v = source_column(j, net, cache)
     logits = output_logits(net, cache)
     old_logits = logits.copy()
+    penalty = penalty_change(j, kind, delta, net)  # at θ_j before the step
     params[j] += delta
     z = block(cache.Z, N, table, l)
     if kind <= BIAS:
@@ -150,12 +162,22 @@ def apply_step(j, delta, net, cache, state):
             block(cache.A, N, table, m)[:] = activate(act, u)
             W_next, b_next, _, _ = layer_params(params, table, m + 1)
             block(cache.Z, N, table, m + 1)[:] = block(cache.A, N, table, m) @ W_next + b_next
-    changes = row_loss_changes(net.loss, old_logits, state.Q.T, T, rowloss, logits - old_logits)
+    changes = row_loss_changes(net.loss, old_logits, state.Q.T, T, rowloss, logits - old_logits,
+                               net.output_divisor)
     rowloss += changes
     q = loss_state(net.loss, logits, T)
     state.Q[:] = q.T
-    state.G[:] = row_loss_gradients(net.loss, q, T) / N
-    return changes
+    n = state.weight_sum[0]
+    state.G[:] = row_loss_gradients(net.loss, q, T, net.output_divisor) * state.weight[:, None] / n
+    return (state.weight * changes).sum() + penalty
+
+
+
+def level(net, state):
+    """n J at the cached point (n = state.weight_sum): the weighted per-sample losses plus the
+    penalty."""
+    total = (state.weight * state.rowloss).sum()
+    return total + weight_penalty(net) if net.alpha != 0 else total
 
 
 def load_point(net, cache, state, grad, scratch):
@@ -173,7 +195,7 @@ def sweep(net, cache, state, plan, grad0, grad, scratch):
     module docstring."""
     params, rowloss = net.params, state.rowloss
     load_point(net, cache, state, grad0, scratch)
-    start = rowloss.mean()
+    start = level(net, state) / state.weight_sum[0]
     raised = flipped = 0
     newton = plan.rule != GRADIENT
     for step in range(len(plan.order)):
@@ -186,10 +208,10 @@ def sweep(net, cache, state, plan, grad0, grad, scratch):
         g, h = derivatives(j, newton, net, cache, state)
         old = params[j]
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            changes = apply_step(j, step_size(plan, g, h), net, cache, state)
+            change = apply_step(j, step_size(plan, g, h), net, cache, state)
         if not np.isfinite(rowloss.sum()):
             params[j] = old  # undo the step; the cached point stays stale
             return NONFINITE_STEP, step, raised, flipped, start
-        raised += changes.sum() > RAISED_ULPS * np.finfo(cache.X.dtype).eps * rowloss.sum()
+        raised += change > RAISED_ULPS * np.finfo(cache.X.dtype).eps * level(net, state)
         flipped += g * grad0[j] < 0
     return OK, len(plan.order), raised, flipped, start

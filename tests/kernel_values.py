@@ -26,6 +26,20 @@ NETWORKS = [
     ("tanh-ce-2h", (8, 6, 5, 3), "tanh", False, "cross_entropy", "float64"),
     ("sigmoid-mse-2h-f32", (8, 5, 4, 2), "sigmoid", False, "mse", "float32"),
 ]
+# the objectives' options, with sample weights: (name, sizes, activation, batchnorm, loss,
+# dtype, network options)
+OBJECTIVES = [
+    ("tanh-poisson-sum-alpha-w", (8, 6, 3), "tanh", False, "poisson", "float64",
+     {"output_reduction": "sum", "alpha": 0.3}),
+    ("relu-bn-multilabel-alpha-w-2h", (8, 5, 4, 3), "relu", True, "binary_cross_entropy",
+     "float64", {"alpha": 0.1}),
+    ("sigmoid-squared-alpha-w", (8, 5, 2), "sigmoid", False, "squared_error", "float64",
+     {"alpha": 1.0}),
+    ("tanh-ce-alpha-w-2h", (8, 6, 5, 3), "tanh", False, "cross_entropy", "float64",
+     {"alpha": 0.05}),
+    ("tanh-bn-multilabel-sum-w-f32", (8, 6, 3), "tanh", True, "binary_cross_entropy", "float32",
+     {"output_reduction": "sum"}),
+]
 
 
 def machine():
@@ -39,18 +53,27 @@ def machine():
 
 
 def problem(spec, backend, seed=0, n_samples=30):
-    name, sizes, activation, batchnorm, loss, dtype = spec
+    """(net, X, y, sample weights or None) for a spec of NETWORKS or OBJECTIVES (which have
+    weights)."""
+    name, sizes, activation, batchnorm, loss, dtype, *options = spec
     rng = np.random.default_rng(seed)
-    net = fastgrad.MLP(sizes, activation, batchnorm, loss, dtype, seed, backend)
+    net = fastgrad.MLP(sizes, activation, batchnorm, loss, dtype, seed, backend,
+                       **(options[0] if options else {}))
     net.params = net.params + rng.normal(0, 0.3, net.n_params).astype(net.dtype)
     X = rng.normal(size=(n_samples, sizes[0]))
     if loss == "cross_entropy":
         y = rng.integers(0, sizes[-1], n_samples)
     elif loss == "binary_cross_entropy":
-        y = rng.integers(0, 2, n_samples)
+        y = rng.integers(0, 2, n_samples if sizes[-1] == 1 else (n_samples, sizes[-1]))
+    elif loss == "poisson":
+        y = rng.poisson(1.5, (n_samples, sizes[-1])).astype(float)
     else:
         y = rng.normal(size=(n_samples, sizes[-1]))
-    return net, X, y
+    weight = None
+    if options:
+        weight = rng.uniform(0, 2, n_samples)
+        weight[::7] = 0.0
+    return net, X, y, weight
 
 
 def optimizers():
@@ -60,7 +83,7 @@ def optimizers():
             "rmsprop": lambda: optim.RMSprop(0.01, momentum=0.5)}
 
 
-def train_runs(net, X, y):
+def train_runs(net, X, y, weight=None):
     """(label, history, network) for each approach."""
     runs = []
     for label, approach in (
@@ -72,7 +95,7 @@ def train_runs(net, X, y):
                                                     batch_size=10)),
             ("sequential", fastgrad.Sequential(order="permutation", lr=0.2, batch_size=10))):
         twin = net.copy()
-        history = fastgrad.train(twin, X, y, approach, epochs=2, seed=3)
+        history = fastgrad.train(twin, X, y, approach, epochs=2, seed=3, sample_weight=weight)
         runs.append((label, history, twin))
     return runs
 
@@ -81,11 +104,11 @@ def compute(backends=BACKENDS):
     """name -> array: every kernel's output on every network and backend (names begin with
     the network's name, then the backend's)."""
     values = {}
-    for spec in NETWORKS:
+    for spec in NETWORKS + OBJECTIVES:
         for backend in backends:
             key = f"{spec[0]}/{backend}"
-            net, X, y = problem(spec, backend)
-            point = net.point(X, y)
+            net, X, y, w = problem(spec, backend)
+            point = net.point(X, y, sample_weight=w)
             values[f"{key}/loss"] = np.array(point.loss)
             values[f"{key}/logits"] = point.logits.copy()
             for method in ("backprop", "forward", "finite_difference"):
@@ -96,16 +119,17 @@ def compute(backends=BACKENDS):
             values[f"{key}/coordinate_derivative"] = np.array(
                 [point.coordinate_derivative(int(j)) for j in coordinates])
             values[f"{key}/predict_proba_or_output"] = (
-                net.forward(X) if net.loss_name == "mse" else net.predict_proba(X))
+                net.predict_proba(X) if net.loss_name in ("cross_entropy", "binary_cross_entropy")
+                else net.forward(X))
             twin = net.copy()
             values[f"{key}/forward_training"] = twin.forward(X, training=True)
             values[f"{key}/running"] = np.concatenate([twin._running_mean, twin._running_var])
             for label, make in optimizers().items():
                 twin = net.copy()
                 opt = make().bind(twin)
-                losses = [opt.step(X, y) for _ in range(3)]
-                losses.append(opt.layer_step(X, y, 0))
-                losses.append(opt.batch_loss(X, y))
+                losses = [opt.step(X, y, sample_weight=w) for _ in range(3)]
+                losses.append(opt.layer_step(X, y, 0, sample_weight=w))
+                losses.append(opt.batch_loss(X, y, sample_weight=w))
                 values[f"{key}/optim/{label}/losses"] = np.array(losses)
                 values[f"{key}/optim/{label}/params"] = twin.params.copy()
                 values[f"{key}/optim/{label}/state"] = opt.state.copy()
@@ -114,14 +138,14 @@ def compute(backends=BACKENDS):
                     twin = net.copy()
                     n_steps = 15 if order == "greedy" else None
                     report = fastgrad.sweep(twin, X, y, order=order, lr=0.3, step=rule, seed=1,
-                                            n_steps=n_steps)
+                                            n_steps=n_steps, sample_weight=w)
                     values[f"{key}/sweep/{order}/{rule}/params"] = twin.params.copy()
                     values[f"{key}/sweep/{order}/{rule}/report"] = np.array(
                         [report.loss_before, report.loss, report.steps, report.raised,
                          report.flipped], dtype=np.float64)
                     values[f"{key}/sweep/{order}/{rule}/running"] = np.concatenate(
                         [twin._running_mean, twin._running_var])
-            for label, history, twin in train_runs(net, X, y):
+            for label, history, twin in train_runs(net, X, y, w):
                 values[f"{key}/train/{label}/params"] = twin.params.copy()
                 values[f"{key}/train/{label}/history"] = np.array(
                     [history.loss, [np.nan if a is None else a for a in history.accuracy],

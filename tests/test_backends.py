@@ -5,7 +5,7 @@ import pytest
 
 import fastgrad
 from fastgrad._kernels import codes
-from helpers import ARCHITECTURES, make_problem, relative_error
+from helpers import ARCHITECTURES, make_problem, objective_problem, relative_error
 
 TOLERANCE = {"float64": 1e-12, "float32": 1e-5}
 # deltas inside the small-change polynomials, between them and a moderate change, and beyond
@@ -213,6 +213,58 @@ def test_numba_kernels_are_cached_and_never_blanket_fastmath():
         assert not isinstance(kernel._cache, NullCache), kernel.__name__
         fastmath = kernel.targetoptions.get("fastmath", False)
         assert fastmath is not True and set(fastmath or ()) <= {"contract", "reassoc"}, kernel
+
+
+def evaluate_objective(backend, dtype, loss, reduction, n_out, alpha, weighted, hidden,
+                       batchnorm):
+    """What every kernel computes for one of the objectives' options: the point, the three
+    gradients, loss changes, optimizer steps, a sweep per step rule and a minibatch epoch."""
+    net, X, y, w = objective_problem(loss, reduction, n_out, alpha, weighted, hidden, "sigmoid",
+                                     batchnorm, backend, seed=5, dtype=dtype)
+    point = net.point(X, y, sample_weight=w)
+    results = {"loss": point.loss, "G": point.G, "Q": point.Q, "rowloss": point.rowloss}
+    for method in ("backprop", "forward", "finite_difference"):
+        results[method] = point.gradient(method)
+    for delta in DELTAS:
+        results[f"change {delta}"] = np.array([point.loss_change(j, delta)
+                                               for j in range(net.n_params)])
+    twin = net.copy()
+    # (SGD: Adam would turn the round-off gradient of a bias before BatchNorm into whole steps)
+    opt = fastgrad.optim.SGD(0.05, momentum=0.9).bind(twin)
+    results["steps"] = [opt.step(X, y, sample_weight=w) for _ in range(3)]
+    results["step params"] = twin.params.copy()
+    for rule in ("gradient", "newton"):
+        twin = net.copy()
+        report = fastgrad.sweep(twin, X, y, order="reverse", lr=0.3, step=rule, sample_weight=w)
+        results[f"sweep {rule}"] = twin.params.copy()
+        # (not the raised and flipped counts: a bias before BatchNorm has a derivative that is
+        # round-off, whose sign differs between backends)
+        results[f"sweep {rule} losses"] = [report.loss_before, report.loss]
+    twin = net.copy()
+    history = fastgrad.train(twin, X, y, fastgrad.Parallel(fastgrad.optim.SGD(0.1, momentum=0.5),
+                                                           batch_size=4),
+                             epochs=2, sample_weight=w)
+    results["epochs"] = twin.params.copy()
+    results["epoch losses"] = history.loss
+    return results
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("backend", ["numba", "cython"])
+@pytest.mark.parametrize("alpha, weighted", [(0.0, True), (0.5, False), (0.5, True)],
+                         ids=["weights", "alpha", "alpha-weights"])
+@pytest.mark.parametrize("loss, reduction, n_out", [
+    ("cross_entropy", "mean", 3), ("mse", "sum", 2), ("squared_error", "mean", 3),
+    ("binary_cross_entropy", "mean", 1), ("binary_cross_entropy", "sum", 3),
+    ("poisson", "mean", 3), ("poisson", "sum", 1)])
+@pytest.mark.parametrize("hidden, batchnorm", [((4,), False), ((4, 3), True)], ids=["1h", "2h-bn"])
+def test_compiled_objectives_match_the_numpy_reference(hidden, batchnorm, loss, reduction, n_out,
+                                                       alpha, weighted, backend, dtype):
+    case = (loss, reduction, n_out, alpha, weighted, hidden, batchnorm)
+    expected = evaluate_objective("numpy", dtype, *case)
+    actual = evaluate_objective(backend, dtype, *case)
+    for name, value in expected.items():
+        assert relative_error(actual[name], value) <= TOLERANCE[dtype], name
 
 
 def run_every_entry_point(bundle):

@@ -41,6 +41,8 @@ def test_bench_reports_ratios_says_what_it_skipped_and_plots(tmp_path):
                               "sweep cython": n * 3e-5, "step numba": n * 5e-7,
                               "step cython": n * 6e-7, "naive sweep": n * n * 5e-7}
                        for name, n in (("2k", 2410), ("20k", 19210))},
+        "objectives": {"sweep 64-256-10": {"cython": {"plain": 0.2, "alpha": 0.21,
+                                                      "weights": 0.22, "both": 0.25}}},
         "training": {"numba": 0.5, "cython": 0.4, "MLPClassifier": 0.6, "pytorch": 1.2},
         "cold start": {"numba, empty cache": 30.0, "cython": 0.7},
         "skipped": ["jax.jit"],
@@ -50,6 +52,7 @@ def test_bench_reports_ratios_says_what_it_skipped_and_plots(tmp_path):
     assert "pytorch 5.00x faster (a whole epoch, 29 steps)" in text  # 4e-3 / 8e-4
     assert "MLPClassifier 1.50x  pytorch 3.00x faster" in text  # 0.6 / 0.4, 1.2 / 0.4
     assert "skipped (not installed): jax.jit" in text
+    assert "1.05x     1.10x     1.25x" in text  # each objective over the plain one
     assert "2410" in text and "19210" in text
     bench.plot(results, tmp_path / "scaling.png")
     assert (tmp_path / "scaling.png").read_bytes()[:4] == b"\x89PNG"

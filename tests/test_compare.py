@@ -115,6 +115,35 @@ def test_regression_on_a_users_csv_with_a_named_target(tmp_path):
     assert len(paths) == 5 + 2  # and the two networks
 
 
+def test_weighted_multilabel_and_poisson_comparisons_from_the_command_line(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    path = tmp_path / "visits.csv"
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["x1", "x2", "weight", "rain", "sun", "visits"])
+        for r in range(80):
+            x1, x2 = rng.normal(size=2)
+            writer.writerow([x1, x2, rng.uniform(0.5, 2), int(x1 > 0), int(x2 > 0),
+                             rng.poisson(np.exp(0.5 * x1))])
+    for task, target, loss in (("multilabel", "rain,sun", "binary_cross_entropy"),
+                               ("poisson", "visits", "poisson")):
+        out = tmp_path / task
+        code = cli.main(["compare", "--dataset", str(path), "--target", target, "--task", task,
+                         "--weight", "weight", "--alpha", "1e-3", "--epochs", "2",
+                         "--approaches", "adam", "sweep-newton", "--quiet", "--out", str(out)])
+        printed = capsys.readouterr()
+        assert code == 0, printed.err
+        results = json.loads((out / "results.json").read_text())
+        assert results["network"]["loss"] == loss and results["network"]["alpha"] == 1e-3
+        assert results["settings"]["weight"] == "weight"
+        net = fastgrad.load(out / "networks" / "adam.safetensors")
+        assert (net.loss_name, net.alpha) == (loss, 1e-3)
+        data = fastgrad.datasets.load(path, target=target, task=task, weight="weight")
+        test_loss = net.loss(data.X_test, data.y_test, sample_weight=data.w_test)
+        row = next(row for row in results["table"] if row["approach"] == "adam")
+        assert row["test_loss"] == pytest.approx(test_loss, rel=1e-12)
+
+
 def test_the_cli_reads_a_csv_written_here(tmp_path, capsys):
     rng = np.random.default_rng(1)
     path = tmp_path / "points.csv"
@@ -154,6 +183,10 @@ ERRORS = [
     (["--seconds", "nan"], "expected a positive number"),
     (["--lr", "0"], "expected a positive number"),
     (["--approaches", "gd", "rprop"], "invalid choice: 'rprop'"),
+    (["--alpha", "-1"], "expected a number >= 0"),
+    (["--task", "ranking"], "invalid choice: 'ranking'"),
+    (["--weight", "w"], "weight applies to a .csv or .npz file"),
+    (["--dataset", "{tmp}/ok.csv", "--weight", "w"], "has no column 'w'"),
 ]
 
 

@@ -69,3 +69,65 @@ def test_a_bad_dataset_is_one_clear_error(tmp_path, write, kwargs, match):
         kwargs["source"] = path
     with pytest.raises(ValueError, match=match):
         datasets.load(**kwargs)
+
+
+def write_csv(path, header, columns):
+    rows = [",".join(header)] + [",".join(f"{v:g}" for v in row) for row in zip(*columns)]
+    path.write_text("\n".join(rows) + "\n")
+
+
+def test_sample_weights_multilabel_and_counts_from_a_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 40
+    a, b = rng.normal(size=n), rng.normal(size=n)
+    weight = rng.uniform(0.5, 2, n)
+    tag1, tag2 = (a > 0).astype(float), (b > 0).astype(float)
+    count = rng.poisson(2.0, n).astype(float)
+    path = tmp_path / "data.csv"
+    write_csv(path, ["a", "w", "b", "tag1", "tag2", "count"], [a, weight, b, tag1, tag2, count])
+    data = datasets.load(path, target="tag1,tag2", task="multilabel", weight="w")
+    assert data.feature_names == ["a", "b", "count"] and data.loss == "binary_cross_entropy"
+    assert data.y_train.shape == (30, 2) and data.n_outputs == 2
+    # the weights travel with their samples through the split
+    rows = np.flatnonzero(np.isin(np.round(weight, 5), np.round(data.w_test, 5)))
+    assert len(data.w_train) == 30 and len(rows) == 10
+    counts = datasets.load(path, target="count", task="poisson", weight="w")
+    assert counts.loss == "poisson" and counts.y_train.min() >= 0
+    np.testing.assert_allclose(np.sort(np.r_[counts.w_train, counts.w_test]), np.sort(weight),
+                               rtol=1e-5)
+
+
+def test_builtin_data_as_multilabel_and_counts():
+    tags = datasets.load("iris", task="multilabel")
+    assert tags.y_train.shape == (112, 3) and (tags.y_train.sum(axis=1) == 1).all()
+    assert list(tags.classes) == [0, 1, 2]
+    counts = datasets.load("iris", task="poisson")
+    assert set(np.unique(counts.y_train)) == {0.0, 1.0, 2.0}
+
+
+def test_an_npz_with_weights_and_several_labels(tmp_path):
+    path = tmp_path / "data.npz"
+    rng = np.random.default_rng(1)
+    np.savez(path, X=rng.normal(size=(20, 3)), y=rng.integers(0, 2, (20, 4)),
+             weights=rng.uniform(size=20))
+    data = datasets.load(path, task="multilabel", weight="weights")
+    assert data.y_train.shape == (15, 4) and data.w_train.shape == (15,)
+
+
+@pytest.mark.parametrize("columns, kwargs, match", [
+    ({"x": [1, 2, 3, 4], "y": [1, -1, 2, 0]}, {"task": "poisson"}, "non-negative counts"),
+    ({"x": [1, 2, 3, 4], "y": [1, 0.5, 1, 0]}, {"task": "multilabel", "target": "x,y"}, "0/1"),
+    ({"x": [1, 2, 3, 4], "w": [1, -1, 1, 1], "y": [0, 1, 0, 1]}, {"weight": "w"},
+     "non-negative"),
+    ({"x": [1, 2, 3, 4], "w": [0, 0, 0, 0], "y": [0, 1, 0, 1]}, {"weight": "w"}, "all zeros"),
+    ({"x": [1, 2, 3, 4], "y": [0, 1, 0, 1]}, {"weight": "w"}, "no column 'w'"),
+    ({"x": [1, 2, 3, 4], "y": [0, 1, 0, 1]}, {"weight": "y"}, "both the target and the weight"),
+    ({"x": [1, 2, 3, 4], "y": [0, 1, 0, 1]}, {"target": "x,y"}, "one label per sample"),
+])
+def test_bad_weights_and_targets_are_one_clear_error(tmp_path, columns, kwargs, match):
+    path = tmp_path / "data.csv"
+    write_csv(path, list(columns), list(columns.values()))
+    with pytest.raises(ValueError, match=match):
+        datasets.load(path, **kwargs)
+    with pytest.raises(ValueError, match="weight applies to a .csv or .npz"):
+        datasets.load("iris", weight="w")

@@ -2,12 +2,13 @@
 layer were reshaped (tests/kernel_values.py): bit-identical on the machine that recorded them,
 equal to round-off on another CPU or BLAS (whose code paths sum in other orders). Re-recorded
 when the arithmetic changes on purpose (the vectorised float64 exp, tanh and sigmoid, within
-round-off of the recording before them but for counts of decisions on round-off)."""
+round-off of the recording before them but for counts of decisions on round-off), and when
+cases are added (the objectives' options: the earlier values stayed bit-identical)."""
 import numpy as np
 import pytest
 
 from helpers import relative_error
-from kernel_values import BACKENDS, NETWORKS, PATH, compute, machine, problem
+from kernel_values import BACKENDS, NETWORKS, OBJECTIVES, PATH, compute, machine, problem
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +22,7 @@ def recorded():
 def round_off_driven(name):
     """The parameters of the recorded network ``name`` (its first path element) whose gradient
     is zero in exact arithmetic: the biases of the layers BatchNorm follows."""
-    spec = next(spec for spec in NETWORKS if spec[0] == name.split("/")[0])
+    spec = next(spec for spec in NETWORKS + OBJECTIVES if spec[0] == name.split("/")[0])
     net = problem(spec, "numpy")[0]
     mask = np.zeros(net.n_params, dtype=bool)
     if net.batchnorm:

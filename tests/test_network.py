@@ -185,13 +185,14 @@ def test_the_architecture_is_read_only_and_describes_itself_as_data():
     net = fastgrad.MLP([5, 4, 3], activation="relu", batchnorm=True, dtype="float32", seed=2,
                        backend="numba")
     for name, value in (("activation", "tanh"), ("loss_name", "mse"), ("backend", "numpy"),
-                        ("sizes", (5, 3)), ("batchnorm", False), ("dtype", "float64")):
+                        ("sizes", (5, 3)), ("batchnorm", False), ("dtype", "float64"),
+                        ("alpha", 1.0), ("output_reduction", "sum")):
         with pytest.raises(AttributeError):
             setattr(net, name, value)
     config = json.loads(json.dumps(net.config()))
     assert config == {"sizes": [5, 4, 3], "activation": "relu", "batchnorm": True,
-                      "loss": "cross_entropy", "dtype": "float32", "seed": 2,
-                      "backend": "numba"}
+                      "loss": "cross_entropy", "output_reduction": "mean", "alpha": 0.0,
+                      "dtype": "float32", "seed": 2, "backend": "numba"}
     assert net.label == "5-4-3 relu + BatchNorm"
     net.forward(np.ones((6, 5)), training=True)  # running statistics move
     twin = fastgrad.MLP.from_config(config)

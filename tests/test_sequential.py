@@ -8,7 +8,7 @@ import fastgrad
 from fastgrad.datasets import load_digits_standardised
 from fastgrad import NonFiniteStep, Parallel, Sequential
 from fastgrad.optim import SGD
-from helpers import ARCHITECTURES, BACKENDS, make_problem, relative_error
+from helpers import ARCHITECTURES, BACKENDS, make_problem, orders_of, relative_error
 from torch_oracle import torch_naive_sweep
 
 LR = 0.3
@@ -21,19 +21,6 @@ def sweep_in(backend, net, X, y, orders, step, **kwargs):
     reports = [fastgrad.sweep(net, X, y, order=order, lr=LR, step=step, **kwargs)
                for order in orders]
     return net.params, reports
-
-
-def orders_of(net):
-    """Every order kind, as (order given to fastgrad.sweep, keyword arguments, the coordinates
-    the naive sweep visits; None: greedy, 12 steps)."""
-    n = net.n_params
-    given = np.random.default_rng(3).integers(0, n, n // 2)
-    return [
-        ("cyclic", {}, np.arange(n)), ("reverse", {}, np.arange(n)[::-1]),
-        ("permutation", {"seed": 7}, np.random.default_rng(7).permutation(n)),
-        ("random", {"seed": 7}, np.random.default_rng(7).integers(0, n, n)),
-        (given, {}, given), ("greedy", {"n_steps": 12}, None),
-    ]
 
 
 @pytest.mark.slow

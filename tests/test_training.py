@@ -81,7 +81,7 @@ def test_training_time_leaves_out_the_evaluation_and_the_raised_step_checks(digi
     assert len(history.eval_seconds) == 3 and all(t > 0 for t in history.eval_seconds)
     assert sum(history.train_seconds) + sum(history.eval_seconds) <= wall
     # the check of raised steps is timed by the epoch itself, and only when asked for
-    X, T = net.check_batch(X_train, y_train)
+    X, T, _ = net.check_batch(X_train, y_train)
     workspaces = Workspaces(net)
     for count_raised in (True, False):
         approach = Parallel(SGD(0.05), batch_size=100, count_raised=count_raised)
@@ -236,7 +236,7 @@ def step_by_step(net, X, y, optimizer, batch_size, epochs, seed):
     of each epoch, or the (epoch, step) of a NonFiniteStep."""
     from fastgrad.approaches.base import run_steps
 
-    X, T = net.check_batch(X, y)
+    X, T, _ = net.check_batch(X, y)
     data = TrainingData(X, y, T, optimizer.workspaces)
     rng, raised = np.random.default_rng(seed), []
     for epoch in range(1, epochs + 1):

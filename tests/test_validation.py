@@ -23,7 +23,8 @@ from helpers import make_problem
     (dict(sizes=[3, 2], dtype="int64"), ValueError, "dtype"),
     (dict(sizes=[3, 2], dtype=object()), TypeError, "dtype"),
     (dict(sizes=[3, 2], batchnorm="yes"), TypeError, "batchnorm"),
-    (dict(sizes=[3, 2], loss="binary_cross_entropy"), ValueError, "one output"),
+    (dict(sizes=[3, 2], loss="cross_entropy", output_reduction="sum"), ValueError,
+     "cross_entropy"),
     (dict(sizes=[3, 1], loss="cross_entropy"), ValueError, "two outputs"),
 ])
 def test_bad_constructor_arguments(kwargs, error, match):

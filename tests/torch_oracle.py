@@ -1,6 +1,9 @@
 """PyTorch autograd in float64 as an independent oracle: the network is rebuilt from torch
 operations (F.linear, F.batch_norm, torch.tanh, F.cross_entropy, ...) reading the same flat
-parameter vector, and the gradient comes from torch.autograd."""
+parameter vector, and the gradient comes from torch.autograd. The objective is torch's: its
+losses' own reductions where fastgrad's options are PyTorch's defaults, their per-element
+values (``reduction="none"``) reduced over the outputs and weighted over the samples where
+they are not, and the L2 penalty written out on the weight slices."""
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -23,24 +26,57 @@ def torch_logits(net, theta, X):
         a = ACTIVATIONS[net.activation](z)
 
 
-def torch_loss(net, theta, X, y):
+# each loss's per-element values: (logits, targets) -> (N, n_out), or (N,) for cross-entropy
+ELEMENT_LOSSES = {
+    "cross_entropy": lambda z, t: F.cross_entropy(z, t, reduction="none"),
+    "mse": lambda z, t: F.mse_loss(z, t, reduction="none"),
+    "squared_error": lambda z, t: 0.5 * F.mse_loss(z, t, reduction="none"),
+    "binary_cross_entropy": lambda z, t: F.binary_cross_entropy_with_logits(z, t,
+                                                                            reduction="none"),
+    # log_input: exp(z) - t z, without Stirling's term (full=False)
+    "poisson": lambda z, t: F.poisson_nll_loss(z, t, log_input=True, full=False,
+                                               reduction="none"),
+}
+# the same losses with torch's default reduction, the mean over every element
+MEAN_LOSSES = {"cross_entropy": F.cross_entropy, "mse": F.mse_loss,
+               "binary_cross_entropy": F.binary_cross_entropy_with_logits,
+               "poisson": lambda z, t: F.poisson_nll_loss(z, t, log_input=True, full=False)}
+
+
+def torch_loss(net, theta, X, y, sample_weight=None):
     logits = torch_logits(net, theta, X)
-    if net.loss_name == "cross_entropy":
-        return F.cross_entropy(logits, torch.as_tensor(y, dtype=torch.long))
-    target = torch.as_tensor(np.asarray(y, dtype=np.float64).reshape(logits.shape))
-    if net.loss_name == "mse":
-        return F.mse_loss(logits, target)
-    return F.binary_cross_entropy_with_logits(logits, target)
+    name = net.loss_name
+    if name == "cross_entropy":
+        target = torch.as_tensor(y, dtype=torch.long)
+    else:
+        target = torch.as_tensor(np.asarray(y, dtype=np.float64).reshape(logits.shape))
+    if sample_weight is None and net.output_reduction == "mean" and name in MEAN_LOSSES:
+        loss = MEAN_LOSSES[name](logits, target)
+        n = len(logits)
+    else:
+        rows = ELEMENT_LOSSES[name](logits, target)
+        if rows.ndim == 2:
+            rows = rows.mean(dim=1) if net.output_reduction == "mean" else rows.sum(dim=1)
+        weight = (torch.ones(len(logits), dtype=torch.float64) if sample_weight is None
+                  else torch.as_tensor(np.asarray(sample_weight, dtype=np.float64)))
+        n = weight.sum()
+        loss = (weight * rows).sum() / n
+    if net.alpha:
+        squares = sum((theta[off_W:off_W + n_in * n_out] ** 2).sum()
+                      for n_in, n_out, off_W, *_ in net.table.tolist())
+        loss = loss + net.alpha / (2 * n) * squares
+    return loss
 
 
-def torch_loss_and_gradient(net, X, y):
+def torch_loss_and_gradient(net, X, y, sample_weight=None):
     theta = torch.tensor(np.asarray(net.params, dtype=np.float64), requires_grad=True)
-    loss = torch_loss(net, theta, X, y)
+    loss = torch_loss(net, theta, X, y, sample_weight)
     (grad,) = torch.autograd.grad(loss, theta)
     return loss.item(), grad.numpy()
 
 
-def torch_naive_sweep(net, X, y, order, step, lr, greedy_steps=0, newton_taken=None):
+def torch_naive_sweep(net, X, y, order, step, lr, greedy_steps=0, newton_taken=None,
+                      sample_weight=None):
     """The naive sequential sweep: before each single-coordinate step, the loss and its whole
     gradient (and, for Newton, the coordinate's second derivative, by a second backward pass)
     from scratch at the current parameters; with ``greedy_steps``, that many steps each on the
@@ -54,7 +90,7 @@ def torch_naive_sweep(net, X, y, order, step, lr, greedy_steps=0, newton_taken=N
     coordinates = [None] * greedy_steps if greedy_steps else order
     for j in coordinates:
         t = torch.tensor(theta, requires_grad=True)
-        loss = torch_loss(net, t, X, y)
+        loss = torch_loss(net, t, X, y, sample_weight)
         (grad,) = torch.autograd.grad(loss, t, create_graph=step == "newton")
         if start_gradient is None:
             start_gradient = grad.detach().numpy().copy()
@@ -69,7 +105,7 @@ def torch_naive_sweep(net, X, y, order, step, lr, greedy_steps=0, newton_taken=N
             if newton_taken is not None and second[j].item() > 1 / lr:
                 newton_taken.append(j)
         # raised: by more than 4 units in the last place of J (fastgrad's RAISED_ULPS)
-        raised += torch_loss(net, torch.tensor(theta), X, y).item() - loss.item() > \
+        raised += torch_loss(net, torch.tensor(theta), X, y, sample_weight).item() - loss.item() > \
             4 * np.finfo(np.float64).eps * loss.item()
         flipped += g * start_gradient[j] < 0
     return theta, raised, flipped

@@ -10,6 +10,7 @@ where the approach needs them, the hooks ``prepare``, ``prepare_inputs`` and ``p
 docs/design.md, "Adding an approach", walks through it.
 """
 import dataclasses
+import functools
 import time
 
 import numpy as np
@@ -39,11 +40,17 @@ class EpochResult:
 
 class TrainingData:
     """The training set of one run, checked: inputs ``X``, labels or targets ``y`` as given, the
-    loss's targets ``T`` (one-hot labels for cross-entropy), and ``workspace(N)``, the run's
-    pool of the kernels' workspaces (fastgrad.model.Workspaces), shared with its evaluations."""
+    loss's targets ``T`` (one-hot labels for cross-entropy), the sample weights ``weight``
+    (None: every sample counts once) and ``workspace(N)``, the run's pool of the kernels'
+    workspaces (fastgrad.model.Workspaces), shared with its evaluations."""
 
-    def __init__(self, X, y, T, workspaces):
-        self.X, self.y, self.T, self.workspace = X, y, T, workspaces
+    def __init__(self, X, y, T, workspaces, weight=None):
+        self.X, self.y, self.T, self.workspace, self.weight = X, y, T, workspaces, weight
+
+    @functools.cached_property
+    def kernel_weight(self):
+        """The weights as a whole-epoch kernel gathers them: ones when none were given."""
+        return np.ones(len(self.X), self.T.dtype) if self.weight is None else self.weight
 
     def order(self, batch_size, rng):
         """The epoch's order of the samples: the whole set in order (batch_size None or the set's
@@ -52,15 +59,20 @@ class TrainingData:
         return rng.permutation(N) if batch_size is not None and batch_size < N else np.arange(N)
 
     def batches(self, batch_size, rng):
-        """The epoch's batches (X, y, T): the samples in ``order(batch_size, rng)`` cut into
-        batches (the last may be smaller)."""
+        """The epoch's batches (X, y, T, weight): the samples in ``order(batch_size, rng)`` cut
+        into batches (the last may be smaller); weight None when the run has no weights. A
+        batch whose weights sum to zero has no loss, and is left out."""
         N = len(self.X)
         batch_size = N if batch_size is None else batch_size
         shuffle = self.order(batch_size, rng)
         X, y, T = self.X[shuffle], self.y[shuffle], self.T[shuffle]
+        weight = None if self.weight is None else self.weight[shuffle]
         for first in range(0, N, batch_size):
             last = first + batch_size
-            yield X[first:last], y[first:last], T[first:last]
+            if weight is None:
+                yield X[first:last], y[first:last], T[first:last], None
+            elif weight[first:last].any():
+                yield X[first:last], y[first:last], T[first:last], weight[first:last]
 
 
 class Approach(Configurable, abstract=True):
@@ -191,15 +203,16 @@ def run_steps(bound, data, rng, batch_size, count_raised, layers_of_batch):
     is re-evaluated after its step, and that time is reported apart."""
     steps = raised = 0
     check_seconds = 0.0
-    for X, y, _ in data.batches(batch_size, rng):
+    for X, y, _, weight in data.batches(batch_size, rng):
         for layer in layers_of_batch(rng):
             try:
-                before = bound.step(X, y) if layer is None else bound.layer_step(X, y, layer)
+                before = (bound.step(X, y, weight) if layer is None
+                          else bound.layer_step(X, y, layer, weight))
             except NonFiniteStep as error:
                 raise error.where(step=steps + 1) from None
             steps += 1
             if count_raised:
                 start = time.perf_counter()
-                raised += bound.batch_loss(X, y) > before
+                raised += bound.batch_loss(X, y, weight) > before
                 check_seconds += time.perf_counter() - start
     return EpochResult(steps, raised, check_seconds=check_seconds)

@@ -40,13 +40,14 @@ class Parallel(WithOptimizer):
     name = "parallel"
 
     def run_epoch(self, net, data, rng):
-        """The epoch in one kernel call: its batches gathered from data.X and data.T in the
-        order drawn here, each step fused (see the module docstring)."""
+        """The epoch in one kernel call: its batches gathered from data.X, data.T and the
+        weights in the order drawn here, each step fused (see the module docstring)."""
         bound = self.bound
         batch_size = len(data.X) if self.batch_size is None else self.batch_size
         work = data.workspace(batch_size)
         plan = bundle_type(net.backend, EpochPlan)(
-            (data.X, data.T, data.order(self.batch_size, rng), batch_size, self.count_raised))
+            (data.X, data.T, data.kernel_weight, data.order(self.batch_size, rng), batch_size,
+             self.count_raised))
         steps, raised, status, loss, check_seconds = work.kernels.parallel.train_epoch(
             net.kernel_network, plan, work.cache(work.inputs), work.loss_state(work.T),
             bound.kernel_state, work.grad, work.scratch, net.kernel_running)

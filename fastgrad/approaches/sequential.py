@@ -36,7 +36,7 @@ from .. import validation as check
 from .._kernels.bundles import SweepPlan
 from .._kernels.codes import NONFINITE_STEP, PICK_GREEDILY, STEP_RULES
 from ..errors import NonFiniteStep
-from ..model import Workspace
+from ..model import Workspace, cached_loss
 from ..model.backends import bundle_type
 from .base import Approach, EpochResult
 
@@ -108,28 +108,31 @@ def check_step(step, lr):
     return STEP_RULES[step], check.check_positive("lr", lr)
 
 
-def sweep(net, X, y, order="cyclic", lr=0.1, step="gradient", seed=0, n_steps=None):
+def sweep(net, X, y, order="cyclic", lr=0.1, step="gradient", seed=0, n_steps=None,
+          sample_weight=None):
     """One sweep of single-coordinate steps on (X, y) (the whole of it: J is the mean loss over
-    X); returns a SweepReport. ``order``, ``lr`` and ``step`` as in the module docstring;
-    ``seed`` (default 0, like every other) seeds the "permutation" and "random" orders;
-    ``n_steps`` sets the number of steps of "random" and "greedy" (default n_params).
+    X, weighted by ``sample_weight`` when given, plus the network's L2 penalty); returns a
+    SweepReport. ``order``, ``lr`` and ``step`` as in the module docstring; ``seed`` (default
+    0, like every other) seeds the "permutation" and "random" orders; ``n_steps`` sets the
+    number of steps of "random" and "greedy" (default n_params).
 
     A step that makes the loss non-finite raises NonFiniteStep (its ``step`` and
     ``coordinate``); that step is undone, so the network keeps the last finite weights (the
     steps before it in the sweep stay taken)."""
-    X, T = check.check_network(net).check_batch(X, y)
+    X, T, weight = check.check_network(net).check_batch(X, y, sample_weight)
     order, greedy = check_order(order, net.n_params, n_steps)
     rule, lr = check_step(step, lr)
     coordinates = draw_order(order, net.n_params, check.check_rng(None, seed), n_steps)
-    return run_sweep(net, Workspace(net, len(X)), X, T, SweepPlan(coordinates, greedy, rule, lr))
+    return run_sweep(net, Workspace(net, len(X)), X, T, weight,
+                     SweepPlan(coordinates, greedy, rule, lr))
 
 
-def run_sweep(net, workspace, X, T, plan):
-    """One sweep on checked inputs, in ``workspace`` (for len(X) samples): the kernel call and
-    its report."""
+def run_sweep(net, workspace, X, T, weight, plan):
+    """One sweep on checked inputs (weight None: all ones), in ``workspace`` (for len(X)
+    samples): the kernel call and its report."""
     start = time.perf_counter()
     k = workspace.kernels
-    cache, state = workspace.cache(X), workspace.loss_state(T)
+    cache, state = workspace.cache(X), workspace.loss_state(T, weight)
     status, steps, raised, flipped, loss_before = k.sequential.sweep(
         net.kernel_network, cache, state, bundle_type(net.backend, SweepPlan)(plan),
         workspace.start_grad, workspace.grad, workspace.scratch)
@@ -144,7 +147,7 @@ def run_sweep(net, workspace, X, T, plan):
     if net.batchnorm:
         k.mlp.update_running_stats(net.kernel_network, cache, net.kernel_running)
         net.track_batches(1)
-    return SweepReport(float(loss_before), float(workspace.rowloss.mean()), int(steps),
+    return SweepReport(float(loss_before), cached_loss(net, workspace), int(steps),
                        int(raised), int(flipped), time.perf_counter() - start)
 
 
@@ -187,10 +190,10 @@ class Sequential(Approach):
         steps = raised = flipped = 0
         order, greedy = check_order(self.order, net.n_params)
         rule = STEP_RULES[self.step]
-        for sweep_number, (X, _, T) in enumerate(data.batches(self.batch_size, rng), 1):
+        for sweep_number, (X, _, T, weight) in enumerate(data.batches(self.batch_size, rng), 1):
             plan = SweepPlan(draw_order(order, net.n_params, rng), greedy, rule, self.lr)
             try:
-                report = run_sweep(net, data.workspace(len(X)), X, T, plan)
+                report = run_sweep(net, data.workspace(len(X)), X, T, weight, plan)
             except NonFiniteStep as error:
                 raise error.where(sweep=sweep_number) from None
             steps += report.steps

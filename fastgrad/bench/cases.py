@@ -264,7 +264,7 @@ def fastgrad_epoch(backend, X, y, batch_size):
 
     net = MLP(NETWORKS[EPOCH_CASE[0]], dtype=X.dtype.name, backend=backend)
     approach = Parallel(SGD(LR), batch_size, count_raised=False)
-    X, T = net.check_batch(X, y)
+    X, T, _ = net.check_batch(X, y)
     workspaces = Workspaces(net)
     data = TrainingData(X, y, T, workspaces)
     approach.prepare(net, workspaces)

@@ -14,6 +14,8 @@ sequential approaches measured side by side in one process, on scikit-learn's di
   200 on the 1,347 training digits, float64, each epoch's training loss and accuracy
   included) against scikit-learn's ``MLPClassifier`` and a PyTorch loop with the same
   settings;
+- what the objectives cost where they are used: the minibatch step and the 20k sweep with the
+  L2 penalty (alpha > 0), with sample weights and with both, against the same call without;
 - Numba against Cython throughout, and each backend's cold start (a fresh process: Numba with
   an empty cache, so compiling, then with the cache it left; Cython's first call).
 
@@ -97,6 +99,33 @@ def sequential(results, sizes):
                                    repeats=20) * net.n_params
 
 
+# the objectives timed against the plain one (alpha 0, no weights): (alpha, sample weights)
+OBJECTIVES = {"alpha": (1e-4, False), "weights": (0.0, True), "both": (1e-4, True)}
+
+
+def objectives(results):
+    """Each objective's time against the plain objective's, in each backend: the minibatch
+    step (64-32-10 at batch 64, float32) and the cyclic sweep of 64-256-10 (float64, all
+    digits), with the L2 penalty, with sample weights (uniform in [0.5, 1.5]) and with both."""
+    X, y = load_digits_standardised()
+    weight = np.random.default_rng(0).uniform(0.5, 1.5, len(X))
+    X32, batch = X.astype(np.float32), PARALLEL_CASES["minibatch 64-32-10, batch 64"][1]
+    rows = results.setdefault("objectives", {})
+    for backend in ("numba", "cython"):
+        for label, (alpha, weighted) in {"plain": (0.0, False), **OBJECTIVES}.items():
+            w = weight if weighted else None
+            net = MLP(NETWORKS["2k"], dtype="float32", backend=backend, alpha=alpha)
+            bound = SGD(LR).bind(net)
+            w_batch = None if w is None else w[:batch]
+            rows.setdefault("minibatch step", {}).setdefault(backend, {})[label] = timed(
+                lambda: bound.step(X32[:batch], y[:batch], sample_weight=w_batch))
+            wide = MLP(NETWORKS["20k"], backend=backend, alpha=alpha)
+            sweep(wide.copy(), X[:20], y[:20], sample_weight=None if w is None else w[:20])
+            rows.setdefault("sweep 64-256-10", {}).setdefault(backend, {})[label] = best_time(
+                lambda: sweep(wide.copy(), X, y, lr=0.1, sample_weight=w), repeats=2,
+                budget=5.0)
+
+
 def training(results, skipped):
     """The TRAINING case as a user runs it: fastgrad.train in each backend, scikit-learn's
     MLPClassifier and a PyTorch loop in the same dtype, each the best of two whole runs."""
@@ -131,6 +160,7 @@ def measure(quick=False):
     epoch(results, skipped)
     results["BLAS peak GFLOP/s"] = blas_peak(1024 if quick else 2048)
     sequential(results, ["2k", "20k"] if quick else list(NETWORKS))
+    objectives(results)
     training(results, skipped)
     cold_start(results)
     results["skipped"] = sorted(skipped)
@@ -180,6 +210,15 @@ def report(results):
                      f"{ms(row['step pytorch']) if 'step pytorch' in row else '-':>14}"
                      f"{ms(row['naive sweep']):>14}   {sweep_time / step:10.0f}"
                      f" {torch_ratio}  {row['naive sweep'] / sweep_time:10.0f}x")
+    if "objectives" in results:
+        lines += ["\nobjectives: each option's time over the plain objective's (alpha 0, no "
+                  "weights)",
+                  f"{'case':<30}{'backend':<8}{'plain':>14}" + "".join(
+                      f"{label:>10}" for label in OBJECTIVES)]
+        for case, by_backend in results["objectives"].items():
+            for backend, row in by_backend.items():
+                lines.append(f"{case:<30}{backend:<8}{ms(row['plain']):>14}" + "".join(
+                    f"{row[label] / row['plain']:>9.2f}x" for label in OBJECTIVES))
     case = TRAINING
     lines += [f"\ntraining: Adam({case['lr']:g}), batches of {case['batch_size']}, "
               f"{case['epochs']} epochs of the 1,347 training digits, 64-{case['hidden']}-10 "

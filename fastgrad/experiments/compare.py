@@ -113,20 +113,25 @@ def _warm_up(net, data, approach_configs, progress):
     return elapsed
 
 
-def compare(dataset="digits", *, target=None, task="classification", hidden=(32,),
-            activation="tanh", batchnorm=False, dtype="float64", backend="cython", seed=0,
-            approaches=None, lr=None, epochs=None, seconds=None, progress="quiet"):
+def compare(dataset="digits", *, target=None, task="classification", weight=None, hidden=(32,),
+            activation="tanh", batchnorm=False, alpha=0.0, dtype="float64", backend="cython",
+            seed=0, approaches=None, lr=None, epochs=None, seconds=None, progress="quiet"):
     """Train each approach from the same initial weights on the same split and return a
     Comparison.
 
     dataset : "digits" (default: scikit-learn's 1,797 8x8 images, no download),
         "breast_cancer", "iris", "wine", or a path to a .csv (numeric cells; ``target`` names
-        the label column, default the last) or .npz (arrays X and y). Split 75/25 (stratified
-        for classification) with the split seed; standardised with the training part's
-        statistics.
-    task : "classification" (cross-entropy) or "regression" (mse).
-    hidden, activation, batchnorm, dtype, backend : the network (see fastgrad.MLP); every
-        approach starts from the same initial weights.
+        the label column, default the last, or several separated by commas) or .npz (arrays X
+        and y). Split 75/25 (stratified for classification) with the split seed; standardised
+        with the training part's statistics.
+    task : "classification" (cross-entropy), "regression" (mse), "multilabel" (binary
+        cross-entropy, one sigmoid per label; a built-in dataset's classes become one-vs-rest
+        labels) or "poisson" (counts, the Poisson loss; a built-in dataset's class numbers
+        are the counts).
+    weight : the sample weights' column of a .csv (or array of an .npz): the loss, the
+        History's loss and accuracy, training and test, are weighted by it.
+    hidden, activation, batchnorm, alpha, dtype, backend : the network (see fastgrad.MLP);
+        every approach starts from the same initial weights.
     seed : an int for the split, the initial weights and the shuffling alike, or a Seeds
         (fastgrad.experiments.Seeds(split, init, shuffle)) for each its own.
     approaches : names from CONTENDERS (default all, in that order).
@@ -151,14 +156,14 @@ def compare(dataset="digits", *, target=None, task="classification", hidden=(32,
     hidden = check.check_sizes([1, *hidden, 1])[1:-1]
     check.check_choice("activation", activation, ACTIVATIONS)
     check.check_bool("batchnorm", batchnorm)
+    check.check_non_negative("alpha", alpha)
     check.check_dtype(dtype)
     check.check_choice("backend", backend, BACKENDS)
     reporter = Progress(progress)
-    data = datasets.load(dataset, target=target, task=task, seed=seeds.split)
+    data = datasets.load(dataset, target=target, task=task, seed=seeds.split, weight=weight)
     n_train = len(data.X_train)
-    loss = "mse" if task == "regression" else "cross_entropy"
-    initial = MLP([data.X_train.shape[1], *hidden, data.n_outputs], activation, batchnorm, loss,
-                  dtype, seeds.init, backend)
+    initial = MLP([data.X_train.shape[1], *hidden, data.n_outputs], activation, batchnorm,
+                  data.loss, dtype, seeds.init, backend, alpha=alpha)
     network = initial.config()
     chosen = [CONTENDERS[name] for name in names]
     lrs = [c.lr if lr is None else lr for c in chosen]
@@ -180,12 +185,13 @@ def compare(dataset="digits", *, target=None, task="classification", hidden=(32,
                  "n_outputs": data.n_outputs},
         network={**network, "n_params": initial.n_params,
                  "label": f"{initial.label}, {dtype}, {initial.n_params:,} weights"},
-        settings={"dataset": str(dataset), "target": target, "task": task,
+        settings={"dataset": str(dataset), "target": target, "task": task, "weight": weight,
                   "hidden": list(hidden), "activation": activation, "batchnorm": batchnorm,
+                  "alpha": alpha,
                   "dtype": dtype, "backend": backend,
                   "seed": {"split": seeds.split, "init": seeds.init, "shuffle": seeds.shuffle},
                   "lr": lr, "epochs": epochs, "seconds": seconds,
                   "approaches": {c.name: {"description": c.description, "config": config}
                                  for c, config in zip(chosen, configs)}},
-        initial_loss=initial.loss(data.X_train, data.y_train),
+        initial_loss=initial.loss(data.X_train, data.y_train, data.w_train),
         compile_seconds=compile_seconds, environment=environment())

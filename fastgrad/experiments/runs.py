@@ -126,8 +126,8 @@ def train_one(data, network, approach, seeds, *, epochs=None, seconds=None, name
     try:
         history = train(net, data.X_train, data.y_train, approach,
                         epochs=epochs if epochs is not None else sys.maxsize,
-                        seed=seeds.shuffle, validation=(data.X_test, data.y_test),
-                        callbacks=[*budget, *callbacks])
+                        seed=seeds.shuffle, validation=(data.X_test, data.y_test, data.w_test),
+                        callbacks=[*budget, *callbacks], sample_weight=data.w_train)
     except NonFiniteStep as error:
         history, diverged = error.history, str(error)
     return Run(name, description, lr, history, diverged, net)

@@ -9,6 +9,7 @@ Both go through the tensor names of layout.py, the names fastgrad's files use.""
 from .. import validation as check
 from .._kernels.codes import BN_EPS, BN_MOMENTUM, LOSSES
 from ..model import MLP
+from ..model.network import OUTPUT_REDUCTIONS
 from ..model.backends import BACKENDS
 from .layout import check_tensors, put, tensors_of
 
@@ -46,16 +47,19 @@ def to_torch(net):
     return module
 
 
-def from_torch(module, loss="cross_entropy", backend="cython"):
+def from_torch(module, loss="cross_entropy", backend="cython", *, output_reduction="mean",
+               alpha=0.0):
     """A fastgrad network from a ``torch.nn.Sequential`` of ``Linear`` (with bias),
     optionally ``BatchNorm1d`` (affine, tracking running statistics, eps 1e-5, momentum 0.1)
     after every hidden ``Linear``, and one kind of activation (``Tanh``, ``ReLU``,
     ``Sigmoid``, ``Identity``), ending with a ``Linear``, all float32 or all float64. The
-    parameters, running statistics and count are copied bit for bit. ``loss`` and
-    ``backend`` as for MLP (the module does not say them)."""
+    parameters, running statistics and count are copied bit for bit. ``loss``, ``backend``,
+    ``output_reduction`` and ``alpha`` as for MLP (the module does not say them)."""
     torch = _torch()
     check.check_choice("loss", loss, LOSSES)
     check.check_choice("backend", backend, BACKENDS)
+    check.check_choice("output_reduction", output_reduction, OUTPUT_REDUCTIONS)
+    check.check_non_negative("alpha", alpha)
     if not isinstance(module, torch.nn.Sequential):
         raise TypeError(f"module must be a torch.nn.Sequential; got {type(module).__name__}")
     layers = list(module)
@@ -127,7 +131,8 @@ def from_torch(module, loss="cross_entropy", backend="cython"):
     if not sizes:
         raise ValueError("module is empty; it needs at least one Linear")
     net = MLP(sizes, activation or "identity", bool(batchnorm), loss,
-              str(dtype).replace("torch.", ""), 0, backend)
+              str(dtype).replace("torch.", ""), 0, backend, output_reduction=output_reduction,
+              alpha=alpha)
     tensors = {name: tensor.detach().cpu().numpy().copy()
                for name, tensor in module.state_dict().items()}
     check_tensors("module", tensors, net.sizes, net.batchnorm, net.dtype)

@@ -15,6 +15,20 @@ from .backends import BACKENDS, bundle_type, kernels
 from .point import GRADIENT_METHODS, Point, predictions
 
 
+# how a sample's loss combines its outputs' terms (every loss but cross-entropy)
+OUTPUT_REDUCTIONS = ("mean", "sum")
+
+
+def output_divisor(loss, output_reduction, n_out):
+    """What the kernels divide the sum of a row's per-output loss terms by (codes.py, "losses"):
+    n_out for a mean, 1 for a sum, twice that for the squared error (half the mse), 1 for
+    cross-entropy."""
+    if loss == "cross_entropy":
+        return 1.0
+    divisor = float(n_out) if output_reduction == "mean" else 1.0
+    return 2 * divisor if loss == "squared_error" else divisor
+
+
 def sizes_label(sizes):
     """The layer widths as a network's short name: ``64-32-10``."""
     return "-".join(map(str, sizes))
@@ -71,9 +85,22 @@ class MLP:
         batch statistics define the loss J and its gradients; running statistics (momentum 0.1,
         unbiased variance, like ``torch.nn.BatchNorm1d``) serve ``predict`` and
         ``forward(X, training=False)``.
-    loss : {"cross_entropy", "mse", "binary_cross_entropy"}
-        ``cross_entropy``: softmax + NLL, integer labels; ``mse``: mean over all elements, float
-        targets of shape (N, n_out); ``binary_cross_entropy``: with logits, one output, 0/1 targets.
+    loss : {"cross_entropy", "mse", "squared_error", "binary_cross_entropy", "poisson"}
+        ``cross_entropy``: softmax + NLL, integer labels; ``mse``: (z - t)² per output, float
+        targets of shape (N, n_out); ``squared_error``: half the mse (scikit-learn's);
+        ``binary_cross_entropy``: with logits, one independent sigmoid per output, 0/1 targets
+        (N, n_out) (multi-label; one output: shape (N,) too); ``poisson``: log link, exp(z) - t z
+        per output (scikit-learn's half Poisson deviance without its constant y log y - y),
+        non-negative targets, ``predict`` gives exp(z). J is the mean over the samples (weighted,
+        with ``sample_weight``) of each sample's loss.
+    output_reduction : {"mean", "sum"}
+        How a sample's loss combines its outputs' terms (all losses but cross-entropy): "mean"
+        as PyTorch's losses do, "sum" as scikit-learn's multi-label and Poisson losses do.
+        scikit-learn's squared error is ``loss="squared_error"`` with "mean".
+    alpha : float
+        The L2 penalty on the Dense weights (never biases, gamma or beta), scikit-learn's: J gains
+        alpha / (2 n) · Σ_l ‖W_l‖², n the number of samples in the batch, or the sum of their
+        weights when ``sample_weight`` is given.
     dtype : {"float64", "float32"}
         Kept throughout: parameters, caches, gradients.
     seed : int
@@ -88,21 +115,26 @@ class MLP:
     """
 
     def __init__(self, sizes, activation="tanh", batchnorm=False, loss="cross_entropy",
-                 dtype="float64", seed=0, backend="cython"):
+                 dtype="float64", seed=0, backend="cython", *, output_reduction="mean",
+                 alpha=0.0):
         sizes = check.check_sizes(sizes)
         check.check_choice("activation", activation, ACTIVATIONS)
         check.check_choice("loss", loss, LOSSES)
         check.check_choice("backend", backend, BACKENDS)
+        check.check_choice("output_reduction", output_reduction, OUTPUT_REDUCTIONS)
         batchnorm = check.check_bool("batchnorm", batchnorm)
         dtype = check.check_dtype(dtype)
-        if loss == "binary_cross_entropy" and sizes[-1] != 1:
-            raise ValueError(f"binary_cross_entropy needs one output; sizes ends with {sizes[-1]}")
+        alpha = check.check_non_negative("alpha", alpha)
         if loss == "cross_entropy" and sizes[-1] < 2:
             raise ValueError(f"cross_entropy needs at least two outputs; sizes ends with {sizes[-1]}")
+        if loss == "cross_entropy" and output_reduction != "mean":
+            raise ValueError("output_reduction applies to the losses with a term per output; "
+                             "cross_entropy has one per sample: leave it at 'mean'")
         seed = check.check_seed("seed", seed)
         # the architecture, read-only: the kernels' bundles below are built from it
         self._architecture = {"sizes": sizes, "activation": activation, "batchnorm": batchnorm,
-                              "loss": loss, "dtype": dtype, "seed": seed,
+                              "loss": loss, "output_reduction": output_reduction,
+                              "alpha": alpha, "dtype": dtype, "seed": seed,
                               "backend": backend}
         self._table, self._n_params = layer_table(sizes, batchnorm)
         self._params = np.zeros(self._n_params, dtype=dtype)
@@ -123,7 +155,8 @@ class MLP:
         # what the kernels receive (fastgrad/_kernels/bundles.py, built as backends.bundle_type
         # says): the arrays above never move, so these bundles stay valid for the network's life
         self.kernel_network = bundle_type(backend, Network)(
-            (self._params, self._table, ACTIVATIONS[activation], LOSSES[loss]))
+            (self._params, self._table, ACTIVATIONS[activation], LOSSES[loss],
+             output_divisor(loss, output_reduction, sizes[-1]), alpha))
         self.kernel_running = bundle_type(backend, RunningStats)(
             (self._running_mean, self._running_var, BN_MOMENTUM))
         self._initialise(seed)
@@ -135,6 +168,9 @@ class MLP:
     batchnorm = property(lambda self: self._architecture["batchnorm"],
                          doc="Whether hidden layers have BatchNorm.")
     loss_name = property(lambda self: self._architecture["loss"], doc="The loss's name.")
+    output_reduction = property(lambda self: self._architecture["output_reduction"],
+                                doc="How a sample's loss combines its outputs: mean or sum.")
+    alpha = property(lambda self: self._architecture["alpha"], doc="The L2 penalty.")
     dtype = property(lambda self: self._architecture["dtype"], doc="The numpy dtype.")
     seed = property(lambda self: self._architecture["seed"],
                     doc="The seed of the initial weights.")
@@ -286,15 +322,21 @@ class MLP:
                 f"batchnorm={self.batchnorm}, loss={self.loss_name!r}, dtype={self.dtype.name!r}, "
                 f"backend={self.backend!r}; {self.n_params} parameters)")
 
+    def weight_penalty(self):
+        """alpha / 2 · Σ_l ‖W_l‖²: the L2 penalty's numerator (J holds it divided by the
+        batch's number of samples, or the sum of its weights)."""
+        return 0.5 * self.alpha * sum(float((layer.W ** 2).sum()) for layer in self.layers)
+
     # ------------------------------------------------------------------ evaluation
     def _check_X(self, X):
         return check.check_X(X, self.sizes[0], self.dtype)
 
-    def check_batch(self, X, y):
-        """(X, T): the inputs and the loss's targets (one-hot labels for cross-entropy) as the
-        kernels take them, checked."""
+    def check_batch(self, X, y, sample_weight=None):
+        """(X, T, weight): the inputs, the loss's targets (one-hot labels for cross-entropy) and
+        the sample weights (None when not given) as the kernels take them, checked."""
         X = self._check_X(X)
-        return X, check.check_targets(y, len(X), self.sizes[-1], self.loss_name, self.dtype)
+        T = check.check_targets(y, len(X), self.sizes[-1], self.loss_name, self.dtype)
+        return X, T, check.check_sample_weight(sample_weight, len(X), self.dtype)
 
     def forward(self, X, training=False):
         """The logits, shape (N, n_out). ``training=True`` normalises with the batch's statistics
@@ -312,37 +354,44 @@ class MLP:
         return point.logits.copy()
 
     def predict_proba(self, X):
-        """Class probabilities (evaluation mode): softmax for cross-entropy, shape (N, n_out);
-        sigmoid for binary cross-entropy, shape (N,). Not defined for mse."""
-        if self.loss_name == "mse":
-            raise ValueError("predict_proba needs a classification loss; this network uses mse")
+        """Probabilities (evaluation mode): for cross-entropy the softmax, shape (N, n_out); for
+        binary cross-entropy each output's sigmoid, shape (N, n_out), or (N,) with one output.
+        Not defined for the regression losses."""
+        if self.loss_name not in ("cross_entropy", "binary_cross_entropy"):
+            raise ValueError(f"predict_proba needs a classification loss; this network uses "
+                             f"{self.loss_name}")
         logits = self.forward(X)
         if self.loss_name == "binary_cross_entropy":
-            return kernels("numpy").mlp.sigmoid(logits[:, 0])
+            sigmoid = kernels("numpy").mlp.sigmoid(logits)
+            return sigmoid[:, 0] if self.sizes[-1] == 1 else sigmoid
         p = np.exp(logits - logits.max(axis=1, keepdims=True))
         return p / p.sum(axis=1, keepdims=True)
 
     def predict(self, X):
-        """Class labels for classification losses, the outputs for mse (evaluation mode)."""
+        """What the network predicts (evaluation mode): class labels for cross-entropy, 0/1 for
+        binary cross-entropy (an (N, n_out) matrix with several outputs), the outputs for mse and
+        squared_error, their means exp(z) for poisson."""
         return predictions(self.loss_name, self.forward(X))
 
-    def point(self, X, y):
+    def point(self, X, y, sample_weight=None):
         """The cached state of the current point on (X, y): activations, BatchNorm statistics,
         per-sample losses and dJ/dlogits, from which single coordinates are re-evaluated
         incrementally. It describes the parameters as they are now: after changing them, make a
-        new one."""
-        X, T = self.check_batch(X, y)
-        point = Point(self, X, T)
+        new one. ``sample_weight`` (N,), non-negative, makes J the weighted mean."""
+        X, T, weight = self.check_batch(X, y, sample_weight)
+        point = Point(self, X, T, weight=weight)
         point.forward(batch_stats=True)
         point.evaluate_loss()
         return point
 
-    def loss(self, X, y):
-        """J: the mean loss on (X, y), BatchNorm in training mode (batch statistics)."""
-        return self.point(X, y).loss
+    def loss(self, X, y, sample_weight=None):
+        """J on (X, y): the mean loss (weighted by ``sample_weight`` when given) plus the L2
+        penalty, BatchNorm in training mode (batch statistics)."""
+        return self.point(X, y, sample_weight).loss
 
-    def gradient(self, X, y, method="backprop", eps=None):
-        """dJ/dparams on (X, y) as a flat array aligned with ``params``.
+    def gradient(self, X, y, method="backprop", eps=None, sample_weight=None):
+        """dJ/dparams on (X, y) (weighted by ``sample_weight`` when given) as a flat array
+        aligned with ``params``.
 
         ``method``: "backprop" (reverse mode), "forward" (forward mode, one directional
         derivative per coordinate pushed front to back through only what it touches) or
@@ -351,4 +400,4 @@ class MLP:
         check.check_choice("method", method, GRADIENT_METHODS)
         if eps is not None:
             check.check_positive("eps", eps)
-        return self.point(X, y).gradient(method, eps)
+        return self.point(X, y, sample_weight).gradient(method, eps)

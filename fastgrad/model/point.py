@@ -8,6 +8,8 @@ from .._kernels.codes import BN_EPS
 from .workspace import Workspace
 
 GRADIENT_METHODS = ("backprop", "forward", "finite_difference")
+# the losses whose predictions are labels (accuracy applies); the others predict numbers
+CLASSIFICATION_LOSSES = ("cross_entropy", "binary_cross_entropy")
 # backprop's ``first`` layer for the whole gradient
 ALL_LAYERS = 0
 
@@ -19,13 +21,25 @@ def default_eps(dtype):
 
 
 def predictions(loss_name, logits):
-    """What the network predicts from its logits: class labels for the classification losses,
-    the logits themselves for mse."""
-    if loss_name == "mse":
+    """What the network predicts from its logits: class labels for cross-entropy, 0/1 per output
+    for binary cross-entropy (a vector with one output), the logits themselves for mse and
+    squared_error, the means exp(logits) for poisson."""
+    if loss_name in ("mse", "squared_error"):
         return logits
+    if loss_name == "poisson":
+        return np.exp(logits)
     if loss_name == "binary_cross_entropy":
-        return (logits[:, 0] > 0).astype(np.int64)
+        labels = (logits > 0).astype(np.int64)
+        return labels[:, 0] if logits.shape[1] == 1 else labels
     return logits.argmax(axis=1)
+
+
+def cached_loss(net, workspace):
+    """J from a workspace's cached per-sample losses (after a sweep, which keeps them current):
+    their weighted mean plus the L2 penalty."""
+    n = workspace.weight_sum[0]
+    J = (workspace.weight * workspace.rowloss).sum() / n
+    return float(J + net.weight_penalty() / n if net.alpha != 0 else J)
 
 
 class Point:
@@ -36,18 +50,19 @@ class Point:
     ``loss_change(j, delta)`` and ``loss_at(j, delta)`` the loss after moving one parameter;
     ``coordinate_derivative(j)`` one partial derivative by forward mode. The buffers (``Z``,
     ``A``, ``Zhat``, ``mean``, ``istd``, per-sample ``rowloss``, ``G`` = dJ/dlogits, ``Q`` the
-    loss state) are in the kernels' flat layout (fastgrad/_kernels/codes.py). A point describes
+    loss state, the sample weights ``weight`` and their sum ``weight_sum``) are in the kernels'
+    flat layout (fastgrad/_kernels/codes.py). A point describes
     the parameters it was made at: after they change, make a new one.
     """
 
-    def __init__(self, net, X, T=None, workspace=None):
+    def __init__(self, net, X, T=None, workspace=None, weight=None):
         self.net, self.X, self.T = net, X, T
         # a workspace of len(X) samples may be lent (a training run's evaluation): its buffers
         # are then this point's until the lender uses them again
         self.workspace = Workspace(net, len(X)) if workspace is None else workspace
         self.kernels = self.workspace.kernels
         self.cache = self.workspace.cache(X)
-        self.loss_state = self.workspace.loss_state(T)
+        self.loss_state = self.workspace.loss_state(T, weight)
         self.loss = None
 
     def __getattr__(self, name):
@@ -108,4 +123,5 @@ class Point:
             j, self.net.kernel_network, self.cache, self.loss_state, self.workspace.scratch))
 
 
-_BUFFERS = frozenset(("Z", "A", "Zhat", "mean", "istd", "rowloss", "G", "Q", "logits"))
+_BUFFERS = frozenset(("Z", "A", "Zhat", "mean", "istd", "rowloss", "G", "Q", "logits", "weight",
+                      "weight_sum"))

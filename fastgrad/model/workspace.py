@@ -44,6 +44,9 @@ class Workspace:
         self.rowloss = np.zeros(N, dtype=dtype)
         self.G = np.zeros((N, n_out), dtype=dtype)
         self.Q = np.zeros((n_out, N), dtype=dtype)
+        # the sample weights and their sum (ones and N unless a batch brings weights)
+        self.weight = np.ones(N, dtype=dtype)
+        self.weight_sum = np.full(1, N, dtype=dtype)
 
     def __reduce__(self):
         raise TypeError("a Workspace is a network's scratch buffers and does not pickle")
@@ -52,9 +55,20 @@ class Workspace:
         """The cached point's bundle on inputs X (N rows, checked, in the network's dtype)."""
         return self._Cache((X, self.Z, self.A, self.Zhat, self.mean, self.istd))
 
-    def loss_state(self, T):
-        """The loss state's bundle for targets T (N rows, checked, in the network's dtype)."""
-        return self._LossState((T, self.rowloss, self.G, self.Q))
+    def loss_state(self, T, weight=None):
+        """The loss state's bundle for targets T (N rows, checked, in the network's dtype) and
+        sample weights (checked; None: all ones), copied into this workspace's buffer."""
+        self.set_weights(weight)
+        return self._LossState((T, self.rowloss, self.G, self.Q, self.weight, self.weight_sum))
+
+    def set_weights(self, weight):
+        """The sample weights of the next batch (checked, or None: all ones) and their sum."""
+        if weight is None:
+            self.weight.fill(1)
+            self.weight_sum[0] = self.N
+        else:
+            self.weight[:] = weight
+            self.weight_sum[0] = weight.sum()
 
     # allocated on first use: a point that only evaluates (predict, loss) needs none of these
     @functools.cached_property
@@ -95,10 +109,11 @@ class Workspace:
         changes."""
         return self.loss_state(self.T)
 
-    def load(self, X, y):
+    def load(self, X, y, weight=None):
         """The bundles (cache, loss state) of the batch (X, y): X of N rows, already through
         check_X(..., finite=False) (its NaN/inf check is the kernel's pass over it here), y the
-        loss's targets, checked here (for cross-entropy, labels written one-hot into T)."""
+        loss's targets, checked here (for cross-entropy, labels written one-hot into T), and
+        the sample weights (already through check_sample_weight, or None)."""
         net, N, n_out = self.net, self.N, self.net.sizes[-1]
         y = np.asarray(y)
         if net.loss_name == "cross_entropy":
@@ -108,18 +123,21 @@ class Workspace:
                 raise TypeError(f"y must hold integer class labels for cross_entropy; got dtype "
                                 f"{y.dtype}")
             labels, T, state = y.astype(np.int64, copy=False), self.T, self.labels_state
+            self.set_weights(weight)
         else:
             T = check.check_targets(y, N, n_out, net.loss_name, net.dtype, check_values=False)
             labels = NO_LABELS
-            # reductions, not element-wise masks: a NaN or inf anywhere shows in min or max
-            if not (np.isfinite(T.min()) and np.isfinite(T.max())):
-                raise ValueError("y holds NaN or inf")
             if net.loss_name == "binary_cross_entropy":
+                # check_target_values without the temporary masks
+                if not (np.isfinite(T.min()) and np.isfinite(T.max())):
+                    raise ValueError("y holds NaN or inf")
                 np.equal(T, 0, out=self.is_zero)
                 np.equal(T, 1, out=self.is_one)
                 if not np.logical_or(self.is_zero, self.is_one, out=self.is_zero).all():
                     raise ValueError("y must hold 0/1 targets for binary_cross_entropy")
-            state = self.loss_state(T)
+            else:
+                check.check_target_values(T, net.loss_name)
+            state = self.loss_state(T, weight)
         status = self.kernels.parallel.load_batch(X, labels, T)
         if status == NONFINITE_INPUT:
             raise ValueError("X holds NaN or inf")

@@ -117,16 +117,17 @@ class BoundOptimizer:
                         "pickle its rule and state_dict() (or the approach that holds it)")
 
     # ------------------------------------------------------------------ steps
-    def step(self, X, y):
+    def step(self, X, y, sample_weight=None):
         """One step on the batch (X, y), every layer at once; returns the batch loss before the
-        step."""
-        return self._take(X, y, 0, len(self.net.layers) - 1)
+        step. ``sample_weight`` (one non-negative weight per sample) makes the loss the
+        weighted mean."""
+        return self._take(X, y, sample_weight, 0, len(self.net.layers) - 1)
 
-    def layer_step(self, X, y, layer):
+    def layer_step(self, X, y, layer, sample_weight=None):
         """One step of layer ``layer``'s parameters alone, with their gradient at the current
         point; returns the batch loss before the step."""
         layer = check.check_layer(layer, len(self.net.layers))
-        return self._take(X, y, layer, layer)
+        return self._take(X, y, sample_weight, layer, layer)
 
     def apply(self, gradient, layer=None):
         """The rule's update with ``gradient`` (aligned with ``net.params``; computed by the
@@ -145,22 +146,24 @@ class BoundOptimizer:
             raise NonFiniteStep("the update is not finite; the network and the optimizer were "
                                 "left as they were")
 
-    def batch_loss(self, X, y):
+    def batch_loss(self, X, y, sample_weight=None):
         """J on the batch (X, y) at the current parameters, computed in the step's workspace
         (BatchNorm on the batch's statistics; running statistics untouched)."""
-        work, cache, state = self._load(X, y)
+        work, cache, state = self._load(X, y, sample_weight)
         work.kernels.mlp.forward(self.net.kernel_network, cache, True)
         return float(work.kernels.mlp.loss(self.net.kernel_network, cache, state))
 
-    def _load(self, X, y):
-        """The batch size's workspace, and (X, T) checked and ready for the kernels."""
+    def _load(self, X, y, sample_weight):
+        """The batch size's workspace, and the bundles of (X, y, sample_weight) checked and
+        ready for the kernels."""
         X = check.check_X(X, self.net.sizes[0], self.net.dtype, finite=False)
+        weight = check.check_sample_weight(sample_weight, len(X), self.net.dtype)
         work = self.workspaces(len(X))
-        return (work, *work.load(X, y))
+        return (work, *work.load(X, y, weight))
 
-    def _take(self, X, y, first, last):
+    def _take(self, X, y, sample_weight, first, last):
         net = self.net
-        work, cache, state = self._load(X, y)
+        work, cache, state = self._load(X, y, sample_weight)
         loss, status = work.kernels.parallel.train_step(
             net.kernel_network, cache, state, self.kernel_state, work.grad, work.scratch,
             net.kernel_running, first, last)

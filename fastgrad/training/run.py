@@ -22,39 +22,46 @@ import numpy as np
 from .. import validation as check
 from ..approaches import TrainingData, make_approach
 from ..errors import NonFiniteStep
-from ..model import Point, Workspaces
+from ..model import CLASSIFICATION_LOSSES, Point, Workspaces
 from .callbacks import Callback, Checkpoint
 from .history import History
 
 
 class Evaluation:
-    """(J, accuracy) on one data set after every epoch, in a workspace of the run's pool;
-    accuracy is None for mse. Without BatchNorm one forward pass gives both (training and
+    """(J, accuracy) on one data set after every epoch, in a workspace of the run's pool: J
+    with the sample weights and the penalty, as training sees it; the accuracy (None for the
+    regression losses) the weighted share of samples predicted right, all of a sample's labels
+    for a multi-label network. Without BatchNorm one forward pass gives both (training and
     evaluation mode are then the same); with it J takes the set's statistics and the accuracy
     the running ones, a second pass. The approach's ``predict`` hook makes the predictions."""
 
-    def __init__(self, net, approach, X, y, T, workspaces):
-        self.net, self.approach = net, approach
-        self.point = Point(net, X, T, workspaces(len(X)))
-        self.labels = None if net.loss_name == "mse" else np.asarray(y).reshape(-1)
+    def __init__(self, net, approach, X, y, T, workspaces, weight=None):
+        self.net, self.approach, self.weight = net, approach, weight
+        self.point = Point(net, X, T, workspaces(len(X)), weight)
+        self.labels = None
+        if net.loss_name in CLASSIFICATION_LOSSES:
+            self.labels = np.asarray(y).reshape(len(X), -1)
 
     def __call__(self):
         net, point = self.net, self.point
+        # the workspace is shared: its weights are put back before each evaluation
+        point.workspace.set_weights(self.weight)
         point.forward(batch_stats=True)
         point.evaluate_loss()
         if self.labels is None:
             return point.loss, None
         if net.batchnorm:
             point.forward_in_evaluation_mode()
-        correct = self.approach.predict(net, point) == self.labels
-        return point.loss, float(np.mean(correct))
+        predicted = self.approach.predict(net, point).reshape(len(self.labels), -1)
+        correct = (predicted == self.labels).all(axis=1)
+        return point.loss, float(np.average(correct, weights=self.weight))
 
 
 class TrainingRun:
     """One call of ``train``, as its callbacks see it: ``net``, ``approach``, ``history``,
     ``rng`` (the generator every epoch draws from), ``epoch`` (epochs done), ``epochs`` (the
     most it will run), ``data`` (the checked training set), ``workspaces`` (the pool of
-    buffers), ``validation`` ((X_val, y_val, T_val), checked, or None), ``error`` (the
+    buffers), ``validation`` ((X_val, y_val, T_val, weight_val), checked, or None), ``error`` (the
     NonFiniteStep that ended it, if one did), ``completed`` (whether it ended after a whole
     epoch: its epochs or a stop, not an exception). ``stop()`` ends it after the current
     epoch's callbacks."""
@@ -90,11 +97,13 @@ class TrainingRun:
 
     def execute(self):
         """The epochs, with the callbacks around them; returns the History."""
-        evaluations = {"loss": Evaluation(self.net, self.approach, self.data.X, self.data.y,
-                                          self.data.T, self.workspaces)}
+        data = self.data
+        evaluations = {"loss": Evaluation(self.net, self.approach, data.X, data.y, data.T,
+                                          self.workspaces, data.weight)}
         if self.validation is not None:
-            evaluations["val_loss"] = Evaluation(self.net, self.approach, *self.validation,
-                                                 self.workspaces)
+            X_val, y_val, T_val, weight_val = self.validation
+            evaluations["val_loss"] = Evaluation(self.net, self.approach, X_val, y_val, T_val,
+                                                 self.workspaces, weight_val)
         self.approach.prepare(self.net, self.workspaces)
         started = []  # the callbacks whose on_train_start ran: only they see the end
         try:
@@ -120,7 +129,7 @@ class TrainingRun:
 
 
 def train(net, X, y, approach="parallel", epochs=10, seed=None, validation=None, callbacks=(),
-          *, rng=None, checkpoint=None, resume=None):
+          *, sample_weight=None, rng=None, checkpoint=None, resume=None):
     """Train ``net`` on (X, y) with ``approach`` and return a History.
 
     approach : an approach object — ``Parallel(optimizer, batch_size)``, ``LayerWise(optimizer,
@@ -130,9 +139,14 @@ def train(net, X, y, approach="parallel", epochs=10, seed=None, validation=None,
     epochs : passes over the data (the most; a callback may stop the run earlier).
     seed : seeds a new generator (default 0) for the run: the reshuffling every epoch (with a
         batch size) and the random orders.
-    validation : (X_val, y_val), evaluated after every epoch.
+    validation : (X_val, y_val), or (X_val, y_val, sample_weight_val), evaluated after every
+        epoch.
     callbacks : fastgrad.Callback objects, which see the run at its start, after each epoch
         and at its end, and may stop it.
+    sample_weight : one non-negative weight per sample (not all zero): J becomes the weighted
+        mean, the weights travelling with their samples into every batch (a batch whose
+        weights sum to zero has no loss and is skipped). The History's loss and accuracy are
+        weighted too.
     rng : a numpy Generator to draw from instead of a new one (not with ``seed``): it is
         advanced, so a run of n epochs and a second run of m with the same generator (and the
         same approach object) end where one run of n + m epochs ends.
@@ -156,15 +170,15 @@ def train(net, X, y, approach="parallel", epochs=10, seed=None, validation=None,
         raise ValueError("resume continues the checkpoint's generator: give no seed or rng")
     rng = check.check_rng(rng, 0 if seed is None else seed)
     X = approach.prepare_inputs(net, X, y)
-    X, T = net.check_batch(X, y)
+    X, T, weight = net.check_batch(X, y, sample_weight)
     y = np.asarray(y)
     epochs = check.check_positive_int("epochs", epochs)
     approach.check(net, len(X))
     if validation is not None:
-        X_val, y_val = check.check_pair("validation", validation, "(X_val, y_val)")
+        X_val, y_val, weight_val = check.check_validation(validation)
         X_val = approach.prepare_inputs(net, X_val, y_val)
-        X_val, T_val = net.check_batch(X_val, y_val)
-        validation = (X_val, y_val, T_val)
+        X_val, T_val, weight_val = net.check_batch(X_val, y_val, weight_val)
+        validation = (X_val, y_val, T_val, weight_val)
     if isinstance(callbacks, Callback) or callable(callbacks):
         raise TypeError(f"callbacks must be a list of fastgrad.Callback objects (wrap a "
                         f"function in fastgrad.training.OnEpochEnd); got {callbacks!r}")
@@ -177,7 +191,7 @@ def train(net, X, y, approach="parallel", epochs=10, seed=None, validation=None,
         callbacks.append(Checkpoint(checkpoint))
     saved = _resumed(resume, net, approach, epochs) if resume is not None else None
     workspaces = Workspaces(net)
-    run = TrainingRun(net, approach, TrainingData(X, y, T, workspaces),
+    run = TrainingRun(net, approach, TrainingData(X, y, T, workspaces, weight),
                       rng if saved is None else saved.rng, epochs, workspaces, callbacks,
                       validation)
     if saved is not None:  # everything checked: the network and the approach take its state
