@@ -492,16 +492,24 @@ cdef void logit_changes(Network net, LossState state, Transposed point, Columns 
             rowloss[r] += changes[r]
         return
     if loss == POISSON:
-        # per output: changes += (q expm1(dz) - t dz) / divisor, exact for any dz; q *= exp(dz)
+        # per output: changes += (q expm1(dz) - t dz) / divisor, exact for any dz. The logits
+        # move by dz and q = exp(z) follows: q += q expm1(dz) while every move is moderate;
+        # beyond, exp of the moved logit, since 1 + expm1(dz) near 0 would lose q's digits
         for c in range(n_out):
             logit_moves(D, w, d, rank1, c, e, N)
             for r in range(N):
                 changes[r] -= TT[c * N + r] * e[r]
+                LT[c * N + r] += e[r]
             expm1_of_moves(D, w, d, rank1, c, tier, e, N)
-            for r in range(N):
-                grow = QT[c * N + r] * e[r]
-                changes[r] += grow
-                QT[c * N + r] += grow
+            if bound <= MODERATE_CHANGE:
+                for r in range(N):
+                    grow = QT[c * N + r] * e[r]
+                    changes[r] += grow
+                    QT[c * N + r] += grow
+            else:
+                for r in range(N):
+                    changes[r] += QT[c * N + r] * e[r]
+                    QT[c * N + r] = exp_double(LT[c * N + r])
         if divisor != 1.0:
             for r in range(N):
                 changes[r] /= divisor

@@ -368,3 +368,21 @@ def test_bad_targets_are_refused(loss, y, match, backend):
         with pytest.raises(ValueError, match=match):
             call()
     np.testing.assert_array_equal(net.params, before)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_poisson_sweep_keeps_its_means_through_a_huge_move(backend):
+    """A logit moved far down and back: exp(z) must not be lost on the way (q (1 + expm1(dz))
+    rounds to 0 once expm1(dz) rounds to -1, and would stay 0)."""
+    net, X, y, weight = objective_problem("poisson", "sum", 1, 0.0, True, (4,), backend=backend,
+                                          seed=3)
+    y = np.ones_like(y)
+    bias = net.index(1, "b", 0)
+    net.params[bias] = 5.0  # the first step moves the output bias down by about 320
+    reference = net.copy(backend="numpy")
+    order = np.full(330, bias)
+    report = fastgrad.sweep(net, X, y, order=order, lr=1.0, sample_weight=weight)
+    fastgrad.sweep(reference, X, y, order=order, lr=1.0, sample_weight=weight)
+    assert reference.params[bias] > -5  # back up, where exp(z) counts again
+    assert relative_error(net.params, reference.params) < 1e-12
+    assert report.loss == pytest.approx(net.loss(X, y, sample_weight=weight), rel=1e-12)
