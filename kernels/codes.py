@@ -119,5 +119,6 @@ STEP_RULES = {"gradient": GRADIENT, "newton": NEWTON}
 # a sweep's order entry that asks the kernel to pick the coordinate (greedy, Gauss-Southwell)
 PICK_GREEDILY = -1
 # a single-coordinate step "raised" the loss when J grew by more than this many units of J's
-# last place (RAISED_ULPS * eps * J): smaller changes are within the round-off of evaluating J
+# last place (RAISED_ULPS * eps * |J|; the Poisson loss can be negative): smaller changes are
+# within the round-off of evaluating J
 RAISED_ULPS = 4

@@ -869,7 +869,7 @@ cdef (int, Py_ssize_t, long, long, double) sweep_c(
             status, done = NONFINITE_STEP, step
             break
         level += total
-        raised += total > RAISED_ULPS * eps * level
+        raised += total > RAISED_ULPS * eps * abs(level)
         flipped += g * grad0[j] < 0.0
     return status, done, raised, flipped, start
 

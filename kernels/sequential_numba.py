@@ -879,6 +879,6 @@ def sweep(net, cache, state, plan, grad0, grad, scratch):
             penalty += change
             total += change
         level += total
-        raised += total > RAISED_ULPS * eps * level
+        raised += total > RAISED_ULPS * eps * abs(level)
         flipped += g * grad0[j] < 0.0
     return OK, order.shape[0], raised, flipped, start

@@ -212,6 +212,6 @@ def sweep(net, cache, state, plan, grad0, grad, scratch):
         if not np.isfinite(rowloss.sum()):
             params[j] = old  # undo the step; the cached point stays stale
             return NONFINITE_STEP, step, raised, flipped, start
-        raised += change > RAISED_ULPS * np.finfo(cache.X.dtype).eps * level(net, state)
+        raised += change > RAISED_ULPS * np.finfo(cache.X.dtype).eps * abs(level(net, state))
         flipped += g * grad0[j] < 0
     return OK, len(plan.order), raised, flipped, start

@@ -386,3 +386,19 @@ def test_a_poisson_sweep_keeps_its_means_through_a_huge_move(backend):
     assert reference.params[bias] > -5  # back up, where exp(z) counts again
     assert relative_error(net.params, reference.params) < 1e-12
     assert report.loss == pytest.approx(net.loss(X, y, sample_weight=weight), rel=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_poisson_sweep_counts_raised_steps_where_its_loss_is_negative(backend):
+    """The Poisson loss drops y log y - y and is negative where the counts are large: a step
+    raised J when J grew by more than a few units of |J|'s last place."""
+    net, X, y, weight = objective_problem("poisson", "sum", 2, 0.1, True, backend=backend)
+    y = y + 5.0
+    assert net.loss(X, y, sample_weight=weight) < 0
+    order = np.arange(net.n_params)
+    _, raised, _ = torch_naive_sweep(net, X, y, order, "gradient", 0.05, sample_weight=weight)
+    report = fastgrad.sweep(net.copy(), X, y, order=order, lr=0.05, sample_weight=weight)
+    assert report.raised == raised == 0
+    # steps that lower J by less than its round-off: not raised either
+    report = fastgrad.sweep(net, X, y, order=order, lr=1e-12, sample_weight=weight)
+    assert report.raised == 0

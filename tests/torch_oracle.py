@@ -106,6 +106,6 @@ def torch_naive_sweep(net, X, y, order, step, lr, greedy_steps=0, newton_taken=N
                 newton_taken.append(j)
         # raised: by more than 4 units in the last place of J (fastgrad's RAISED_ULPS)
         raised += torch_loss(net, torch.tensor(theta), X, y, sample_weight).item() - loss.item() > \
-            4 * np.finfo(np.float64).eps * loss.item()
+            4 * np.finfo(np.float64).eps * abs(loss.item())
         flipped += g * start_gradient[j] < 0
     return theta, raised, flipped
