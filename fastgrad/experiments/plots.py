@@ -5,6 +5,11 @@ from pathlib import Path
 import numpy as np
 
 
+# what each task's loss is called on the figures' axes
+LOSS_NAMES = {"classification": "cross-entropy", "regression": "mean squared error",
+              "multilabel": "binary cross-entropy", "poisson": "Poisson, exp(z) - y z"}
+
+
 def plot(comparison, out_dir):
     """The three figures of a Comparison in ``out_dir``: training loss against epochs and
     against training seconds (log axis), and test accuracy (test loss for regression) against
@@ -21,8 +26,13 @@ def plot(comparison, out_dir):
     data = comparison.dataset
     where = (f"{data['name']}: {data['n_train']} training / {data['n_test']} test samples; "
              f"{comparison.network['label']}")
-    regression = data["task"] == "regression"
-    loss_name = "mean squared error" if regression else "cross-entropy"
+    task = data["task"]
+    regression = task in ("regression", "poisson")  # no accuracy: the test loss instead
+    loss_name = LOSS_NAMES[task]
+    # the Poisson loss (without its constant y log y - y) can be negative: a linear axis
+    log_loss = task != "poisson"
+    accuracy = ("test accuracy (fraction with every label right)" if task == "multilabel"
+                else "test accuracy (fraction right)")
 
     def figure(filename, title, xlabel, ylabel, series, log_x=False, log_y=True):
         fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
@@ -54,14 +64,15 @@ def plot(comparison, out_dir):
         figure("loss_vs_epoch.png", "Training loss after each epoch (epoch 0: the shared "
                "initial weights)", "epoch", f"training loss ({loss_name})",
                lambda run: (np.arange(run.history.epochs + 1),
-                            [comparison.initial_loss, *run.history.loss])),
+                            [comparison.initial_loss, *run.history.loss]), log_y=log_loss),
         figure("loss_vs_seconds.png", "Training loss against training time "
                "(evaluation not counted)", "training time (s, log scale)",
                f"training loss ({loss_name})",
-               lambda run: (seconds(run), run.history.loss), log_x=True),
+               lambda run: (seconds(run), run.history.loss), log_x=True, log_y=log_loss),
         figure("accuracy.png", ("Test loss" if regression else "Test accuracy")
                + " against training time", "training time (s, log scale)",
-               f"test loss ({loss_name})" if regression else "test accuracy (fraction right)",
+               f"test loss ({loss_name})" if regression else accuracy,
                lambda run: (seconds(run), run.history.val_loss if regression
-                            else run.history.val_accuracy), log_x=True, log_y=regression),
+                            else run.history.val_accuracy), log_x=True,
+               log_y=regression and log_loss),
     ]
