@@ -108,7 +108,8 @@ def _read_npz(path, weight):
         names = ("X", "y") if weight is None else ("X", "y", weight)
         missing = [name for name in names if name not in arrays.files]
         if missing:
-            raise ValueError(f"{path} must hold arrays 'X' and 'y'; it has no "
+            needed = "arrays 'X' and 'y'" + ("" if weight is None else f" and {weight!r}")
+            raise ValueError(f"{path} must hold {needed}; it has no "
                              f"{' or '.join(repr(m) for m in missing)} (it holds "
                              f"{arrays.files})")
         try:

@@ -111,8 +111,8 @@ def check_X(X, n_features, dtype, finite=True):
 
 def check_targets(y, n_samples, n_out, loss, dtype, check_values=True):
     """The loss's targets as an (N, n_out) array T in ``dtype``: one-hot labels for
-    cross-entropy, the targets themselves for mse and binary cross-entropy. With
-    ``check_values=False`` the caller checks mse / binary cross-entropy values (finite, 0/1)."""
+    cross-entropy, the targets themselves for the other losses (checked by check_target_values;
+    with ``check_values=False`` the caller checks them)."""
     y = as_real_array("y", y)
     if loss == "cross_entropy":
         if y.ndim != 1 or len(y) != n_samples:
@@ -130,8 +130,6 @@ def check_targets(y, n_samples, n_out, loss, dtype, check_values=True):
     if y.shape != (n_samples, n_out):
         raise ValueError(f"y must have shape ({n_samples}, {n_out}) for {loss}; got {y.shape}")
     T = np.ascontiguousarray(y, dtype=dtype)
-    if check_values and not np.isfinite(T).all():
-        raise ValueError("y holds NaN or inf")
     if check_values:
         check_target_values(T, loss)
     return T
@@ -166,6 +164,10 @@ def check_sample_weight(sample_weight, n_samples, dtype):
         raise ValueError(f"sample_weight must be non-negative; got a minimum of {weight.min()}")
     if not weight.any():
         raise ValueError("sample_weight is all zeros: no sample would count")
+    with np.errstate(over="ignore"):  # an overflowing sum is the error said here
+        total = weight.sum()
+    if not np.isfinite(total):
+        raise ValueError(f"sample_weight's sum overflows {dtype}: scale the weights down")
     return weight
 
 

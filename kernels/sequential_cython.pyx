@@ -493,23 +493,17 @@ cdef void logit_changes(Network net, LossState state, Transposed point, Columns 
         return
     if loss == POISSON:
         # per output: changes += (q expm1(dz) - t dz) / divisor, exact for any dz. The logits
-        # move by dz and q = exp(z) follows: q += q expm1(dz) while every move is moderate;
-        # beyond, exp of the moved logit, since 1 + expm1(dz) near 0 would lose q's digits
+        # move by dz and q = exp(z) is taken from the moved logit: carried as q (1 + expm1(dz)),
+        # it would lose its digits where that is near 0, and once it underflowed stay 0 for good
         for c in range(n_out):
             logit_moves(D, w, d, rank1, c, e, N)
             for r in range(N):
                 changes[r] -= TT[c * N + r] * e[r]
                 LT[c * N + r] += e[r]
             expm1_of_moves(D, w, d, rank1, c, tier, e, N)
-            if bound <= MODERATE_CHANGE:
-                for r in range(N):
-                    grow = QT[c * N + r] * e[r]
-                    changes[r] += grow
-                    QT[c * N + r] += grow
-            else:
-                for r in range(N):
-                    changes[r] += QT[c * N + r] * e[r]
-                    QT[c * N + r] = exp_double(LT[c * N + r])
+            for r in range(N):
+                changes[r] += QT[c * N + r] * e[r]
+                QT[c * N + r] = exp_double(LT[c * N + r])
         if divisor != 1.0:
             for r in range(N):
                 changes[r] /= divisor

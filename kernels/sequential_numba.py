@@ -498,23 +498,17 @@ def logit_changes(loss, divisor, LT, tloss, rowloss, D, w, d, bound, lwork):
     tier = 0 if tiny else 1 if small else 2
     if loss == POISSON:
         # changes = Σ_c (QT_c e_c - t_c x_c) / divisor, exact for any move. The logits move by x
-        # and QT_c = exp(z_c) follows: QT_c += QT_c e_c while every move is moderate; beyond, exp
-        # of the moved logit, since 1 + e_c near 0 would lose QT_c's digits
+        # and QT_c = exp(z_c) is taken from the moved logit: carried as QT_c (1 + e_c), it would
+        # lose its digits where 1 + e_c is near 0, and once it underflowed stay 0 for good
         for c in range(n_out):
             logit_moves(D, w, d, rank1, c, e)
             for r in range(N):
                 changes[r] -= TT[c, r] * e[r]
                 LT[c, r] += e[r]
             expm1_of_moves(D, w, d, rank1, c, tier, e)
-            if bound <= MODERATE_CHANGE:
-                for r in range(N):
-                    grow = QT[c, r] * e[r]
-                    changes[r] += grow
-                    QT[c, r] += grow
-            else:
-                for r in range(N):
-                    changes[r] += QT[c, r] * e[r]
-                    QT[c, r] = exp_double(np.float64(LT[c, r]))
+            for r in range(N):
+                changes[r] += QT[c, r] * e[r]
+                QT[c, r] = exp_double(np.float64(LT[c, r]))
         for r in range(N):
             changes[r] /= divisor
             rowloss[r] += changes[r]

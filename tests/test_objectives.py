@@ -271,12 +271,15 @@ def test_the_epoch_kernel_equals_the_loop_of_weighted_steps(backend):
 def test_a_weighted_run_reports_the_weighted_loss_and_accuracy(approach):
     net, X, y, weight = objective_problem("binary_cross_entropy", "sum", 3, 0.1, True,
                                           n_samples=24, backend="cython")
+    other = weight[::-1].copy()  # the validation set: the same samples, other weights
     history = fastgrad.train(net, X, y, approach, epochs=2, sample_weight=weight,
-                             validation=(X, y, weight))
-    assert history.loss[-1] == pytest.approx(net.loss(X, y, sample_weight=weight), rel=1e-12)
+                             validation=(X, y, other))
     correct = (net.predict(X) == y).all(axis=1)
-    assert history.accuracy[-1] == pytest.approx(np.average(correct, weights=weight))
-    assert history.val_loss == history.loss
+    for w, loss, accuracy in ((weight, history.loss, history.accuracy),
+                              (other, history.val_loss, history.val_accuracy)):
+        assert loss[-1] == pytest.approx(net.loss(X, y, sample_weight=w), rel=1e-12)
+        assert accuracy[-1] == pytest.approx(np.average(correct, weights=w))
+    assert history.val_loss != history.loss
 
 
 # ---------------------------------------------------------------- predictions and files
@@ -311,7 +314,8 @@ def test_files_carry_the_objective(tmp_path):
     (np.ones((11, 1)), ValueError, "1-D"),
     (np.zeros(11), ValueError, "all zeros"),
     (np.array(["a"] * 11), TypeError, "numeric"),
-], ids=["negative", "nan", "inf", "short", "2-d", "zeros", "strings"])
+    (np.full(11, 1e308), ValueError, "sum overflows"),
+], ids=["negative", "nan", "inf", "short", "2-d", "zeros", "strings", "overflow"])
 @pytest.mark.parametrize("call", ["loss", "gradient", "point", "step", "train", "sweep"])
 def test_bad_sample_weights_are_refused_before_any_kernel_runs(call, weight, error, match):
     net, X, y, _ = objective_problem("poisson", "sum", 2, 0.1, False, backend="cython")
@@ -370,12 +374,14 @@ def test_bad_targets_are_refused(loss, y, match, backend):
     np.testing.assert_array_equal(net.params, before)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_poisson_sweep_keeps_its_means_through_a_huge_move(backend):
+def test_a_poisson_sweep_keeps_its_means_through_a_huge_move(backend, dtype):
     """A logit moved far down and back: exp(z) must not be lost on the way (q (1 + expm1(dz))
-    rounds to 0 once expm1(dz) rounds to -1, and would stay 0)."""
+    rounds to 0 once expm1(dz) rounds to -1, exp(z) underflows below -745 (float64) or -104
+    (float32), and a mean carried by its changes would stay 0)."""
     net, X, y, weight = objective_problem("poisson", "sum", 1, 0.0, True, (4,), backend=backend,
-                                          seed=3)
+                                          seed=3, dtype=dtype)
     y = np.ones_like(y)
     bias = net.index(1, "b", 0)
     net.params[bias] = 5.0  # the first step moves the output bias down by about 320
@@ -384,8 +390,9 @@ def test_a_poisson_sweep_keeps_its_means_through_a_huge_move(backend):
     report = fastgrad.sweep(net, X, y, order=order, lr=1.0, sample_weight=weight)
     fastgrad.sweep(reference, X, y, order=order, lr=1.0, sample_weight=weight)
     assert reference.params[bias] > -5  # back up, where exp(z) counts again
-    assert relative_error(net.params, reference.params) < 1e-12
-    assert report.loss == pytest.approx(net.loss(X, y, sample_weight=weight), rel=1e-12)
+    tolerance = 1e-12 if dtype == "float64" else 1e-5
+    assert relative_error(net.params, reference.params) < tolerance
+    assert report.loss == pytest.approx(net.loss(X, y, sample_weight=weight), rel=tolerance)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

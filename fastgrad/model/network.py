@@ -319,8 +319,15 @@ class MLP:
 
     def __repr__(self):
         return (f"MLP({list(self.sizes)}, activation={self.activation!r}, "
-                f"batchnorm={self.batchnorm}, loss={self.loss_name!r}, dtype={self.dtype.name!r}, "
-                f"backend={self.backend!r}; {self.n_params} parameters)")
+                f"batchnorm={self.batchnorm}, loss={self.loss_name!r}, "
+                f"{self._objective_repr()}dtype={self.dtype.name!r}, backend={self.backend!r}; "
+                f"{self.n_params} parameters)")
+
+    def _objective_repr(self):
+        """The objective's options where they are not the defaults."""
+        options = "" if self.output_reduction == "mean" else (
+            f"output_reduction={self.output_reduction!r}, ")
+        return options + (f"alpha={self.alpha!r}, " if self.alpha else "")
 
     def weight_penalty(self):
         """alpha / 2 · Σ_l ‖W_l‖²: the L2 penalty's numerator (J holds it divided by the
