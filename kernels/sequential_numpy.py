@@ -27,15 +27,15 @@ its size.
 per-sample losses at the end): status OK done, NONFINITE_STEP a step made the loss non-finite
 (that step is undone, so ``net.params`` holds the last finite weights; the cached point is then
 stale), ``steps`` the number of steps kept, ``raised`` how many of them increased J by more
-than RAISED_ULPS units in its last place (the weighted per-sample changes and the penalty's,
-exact where the logits move by a rank-1 term; smaller changes are round-off), ``flipped`` how many had a derivative
-of the opposite sign from the gradient at the start of the sweep.
+than RAISED_ULPS units in |J|'s last place (the weighted per-sample changes and the
+penalty's, exact where the logits move by a rank-1 term; smaller changes are round-off),
+``flipped`` how many had a derivative of the opposite sign from the gradient at the start of
+the sweep.
 """
 import numpy as np
 
 from .codes import (BIAS, CROSS_ENTROPY, GRADIENT, MSE, N_OUT, NONFINITE_STEP, OK, POISSON,
-                    RAISED_ULPS, WEIGHT,
-                    RELU, SIGMOID, TANH)
+                    RAISED_ULPS, RELU, SIGMOID, TANH, WEIGHT)
 from .incremental_numpy import penalty_change, penalty_slope, source_column
 from .mlp_numpy import (activate, backprop, batch_normalise, batchnorm_jacobian, block, columns,
                         forward, layer_params, loss as evaluate_loss, loss_state, output_logits,
@@ -170,7 +170,6 @@ def apply_step(j, delta, net, cache, state):
     n = state.weight_sum[0]
     state.G[:] = row_loss_gradients(net.loss, q, T, net.output_divisor) * state.weight[:, None] / n
     return (state.weight * changes).sum() + penalty
-
 
 
 def level(net, state):

@@ -161,7 +161,8 @@ def test_the_losses_and_the_penalty_are_scikit_learns(weighted):
     (the mean for squared_error) and alpha compute scikit-learn's MLP objective: its loss on
     the network's predictions plus alpha / (2 n) Σ‖W‖², n the sum of the weights."""
     cases = [("squared_error", "mean", "squared_error", lambda net, X: net.forward(X)),
-             ("binary_cross_entropy", "sum", "binary_log_loss", lambda net, X: net.predict_proba(X)),
+             ("binary_cross_entropy", "sum", "binary_log_loss",
+              lambda net, X: net.predict_proba(X)),
              ("poisson", "sum", "poisson", lambda net, X: net.predict(X))]
     for loss, reduction, theirs, predict in cases:
         net, X, y, weight = objective_problem(loss, reduction, 3, 0.7, weighted)
@@ -258,9 +259,9 @@ def test_the_epoch_kernel_equals_the_loop_of_weighted_steps(backend):
         data = TrainingData(X, y, T, workspaces, checked)
         for _ in range(3):
             if used is approach:
-                result = used.run_epoch(twin, data, rng)
+                used.run_epoch(twin, data, rng)
             else:
-                result = run_steps(used.bound, data, rng, 5, True, lambda rng: [None])
+                run_steps(used.bound, data, rng, 5, True, lambda rng: [None])
     assert relative_error(fused.params, loop.params) < 1e-13
     assert approach.bound.steps[0] == reference.bound.steps[0] <= 3 * 3
 
