@@ -81,7 +81,8 @@ def gradients(args):
     sizes = [X.shape[1], *args.hidden, 10]
     reference = MLP(sizes, args.activation, args.batchnorm, dtype=args.dtype, seed=args.seed,
                     backend="numpy", alpha=args.alpha)
-    print(f"{reference.label} network, cross-entropy, {args.dtype}, {len(X)} digits, "
+    penalty = f" + L2 penalty alpha {args.alpha:g}" if args.alpha else ""
+    print(f"{reference.label} network, cross-entropy{penalty}, {args.dtype}, {len(X)} digits, "
           f"{reference.n_params} parameters")
     point = reference.point(X, y)
     exact = point.gradient("backprop")
