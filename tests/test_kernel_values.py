@@ -35,7 +35,12 @@ def round_off_driven(name):
 def test_values_are_unchanged(recorded, backend):
     now = compute([backend])
     assert sorted(now) == sorted(name for name in recorded if name.split("/")[1:2] == [backend])
-    same_machine = str(recorded["machine"]) == machine()
+    # Numba's bounds checking (NUMBA_BOUNDSCHECK=1, the CI's checked run) changes the code it
+    # generates, and with it the order of its fastmath sums: compared as on another CPU
+    import numba.core.config
+
+    same_machine = str(recorded["machine"]) == machine() and not (
+        backend == "numba" and numba.core.config.BOUNDSCHECK)
     for name, value in now.items():
         expected = recorded[name]
         assert value.shape == expected.shape, name
