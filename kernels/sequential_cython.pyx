@@ -393,6 +393,18 @@ cdef void refresh_loss_state(Network net, LossState state, Transposed point, Col
     (<floating*>point.scale)[r] = 1.0
 
 
+cdef inline void add_output_changes(floating* changes, floating* rowloss, double divisor,
+                                    Py_ssize_t N) noexcept nogil:
+    """The per-output losses' summed changes over the divisor, added to the rows' losses:
+    changes /= divisor (skipped for 1, a sum); rowloss += changes."""
+    cdef Py_ssize_t r
+    if divisor != 1.0:
+        for r in range(N):
+            changes[r] /= divisor
+    for r in range(N):
+        rowloss[r] += changes[r]
+
+
 cdef inline double move_of(const floating* D, const floating* w, const floating* d, bint rank1,
                            Py_ssize_t c, Py_ssize_t r, Py_ssize_t N) noexcept nogil:
     """How much column c of a layer's z (the logits, or a hidden layer in layer_change) moves
@@ -504,11 +516,7 @@ cdef void logit_changes(Network net, LossState state, Transposed point, Columns 
             for r in range(N):
                 changes[r] += QT[c * N + r] * e[r]
                 QT[c * N + r] = exp_double(LT[c * N + r])
-        if divisor != 1.0:
-            for r in range(N):
-                changes[r] /= divisor
-        for r in range(N):
-            rowloss[r] += changes[r]
+        add_output_changes(changes, rowloss, divisor, N)
         return
     if loss == CROSS_ENTROPY and bound > MODERATE_CHANGE:
         for r in range(N):
@@ -543,11 +551,7 @@ cdef void logit_changes(Network net, LossState state, Transposed point, Columns 
                 LT[c * N + r] += e[r]
             expm1_of_moves(D, w, d, rank1, c, tier, e, N)
             sigmoid_changes(QT + c * N, e, changes, tier, N)
-        if divisor != 1.0:
-            for r in range(N):
-                changes[r] /= divisor
-        for r in range(N):
-            rowloss[r] += changes[r]
+        add_output_changes(changes, rowloss, divisor, N)
         return
     # cross-entropy: S = sum_c q_c expm1(dz_c), QT grows to q exp(dz) (unnormalised: the scale
     # divides by 1 + S)
