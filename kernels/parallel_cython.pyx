@@ -126,11 +126,11 @@ cdef inline double seconds_now() noexcept nogil:
 cdef (Py_ssize_t, Py_ssize_t, int, double, double) train_epoch_c(
         Network net, EpochPlan plan, Cache cache, LossState state, OptimizerState optimizer,
         floating* grad, Scratch scratch, RunningStats running) noexcept nogil:
-    """One epoch in one call; returns (steps, raised, status, J, check_seconds); see
-    parallel_numpy.train_epoch."""
+    """One epoch in one call; returns (steps, raised, status, J, check_seconds), J the running
+    loss after a whole epoch; see parallel_numpy.train_epoch."""
     cdef Py_ssize_t size = plan.batch_size, n_in = net.table[0][N_IN]
     cdef Py_ssize_t n_out = net.table[net.n_layers - 1][N_OUT], lo, N, r, k, row
-    cdef Py_ssize_t steps = 0, raised = 0
+    cdef Py_ssize_t steps = 0, raised = 0, stepped_samples = 0
     cdef floating* X = <floating*>cache.X
     cdef floating* T = <floating*>state.T
     cdef floating* weight = <floating*>state.weight
@@ -138,7 +138,7 @@ cdef (Py_ssize_t, Py_ssize_t, int, double, double) train_epoch_c(
     cdef const floating* X_all = <const floating*>plan.X
     cdef const floating* T_all = <const floating*>plan.T
     cdef const floating* weight_all = <const floating*>plan.weight
-    cdef double J, after, start, check_seconds = 0.0, total
+    cdef double J, after, start, check_seconds = 0.0, total, running_loss = 0.0
     cdef int status
     lo = 0
     while lo < plan.n:  # for lo in range(0, n, size)
@@ -167,6 +167,9 @@ cdef (Py_ssize_t, Py_ssize_t, int, double, double) train_epoch_c(
         if status != OK:
             return steps, raised, status, J, check_seconds
         steps += 1
+        # the running loss: the batches' losses before their steps, weighted by their sizes
+        running_loss += J * N
+        stepped_samples += N
         if plan.count_raised:
             start = seconds_now()
             forward_c(net, cache, True, <floating*>NULL)
@@ -174,7 +177,7 @@ cdef (Py_ssize_t, Py_ssize_t, int, double, double) train_epoch_c(
             raised += after > J
             check_seconds += seconds_now() - start
         lo += size
-    return steps, raised, OK, 0.0, check_seconds
+    return steps, raised, OK, running_loss / max(stepped_samples, 1), check_seconds
 
 
 def load_batch(const floating[:, ::1] X, const int64_t[::1] labels, floating[:, ::1] T):

@@ -150,7 +150,7 @@ def train_epoch(net, plan, cache, state, optimizer, grad, scratch, running):
     """One epoch of the parallel approach in one call: each batch gathered into the workspace
     (its sample weights into state.weight, their sum into state.weight_sum), then train_step on
     every layer, a batch whose weights sum to zero skipped; returns (steps, raised, status, J,
-    check_seconds). See parallel_numpy.train_epoch."""
+    check_seconds), J the running loss after a whole epoch. See parallel_numpy.train_epoch."""
     _, table, _, _, _, _ = net
     X_all, T_all, weight_all, order, size, count_raised = plan
     X, Z, A, Zhat, mean, istd = cache
@@ -160,8 +160,8 @@ def train_epoch(net, plan, cache, state, optimizer, grad, scratch, running):
     columns, widest = Z.shape[0] // size, work1.shape[0] // size
     # train_step's first layer as an int64, not a literal 0 (see mlp_numba)
     first, last = np.int64(0), table.shape[0] - 1
-    steps = raised = 0
-    check_seconds = 0.0
+    steps = raised = stepped_samples = 0
+    check_seconds = running_loss = 0.0
     for lo in range(0, n_all, size):
         N = min(size, n_all - lo)
         # weight[:N] = weight_all[order[lo:lo + N]]; weight_sum[0] = weight[:N].sum()
@@ -188,9 +188,11 @@ def train_epoch(net, plan, cache, state, optimizer, grad, scratch, running):
         if status != OK:
             return steps, raised, status, J, check_seconds
         steps += 1
+        running_loss += J * N
+        stepped_samples += N
         if count_raised:
             start = clock()
             forward(net, batch, np.bool_(True))
             raised += loss(net, batch, losses) > J
             check_seconds += clock() - start
-    return steps, raised, OK, 0.0, check_seconds
+    return steps, raised, OK, running_loss / max(stepped_samples, 1), check_seconds

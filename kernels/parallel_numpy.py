@@ -151,11 +151,13 @@ def train_epoch(net, plan, cache, state, optimizer, grad, scratch, running):
 
     Returns (steps, raised, status, J, check_seconds): the steps taken, how many raised their
     batch's loss, OK or the failing step's status (NONFINITE_LOSS or NONFINITE_UPDATE: that step,
-    number steps + 1, changed nothing, and the epoch stopped there) with its loss J, and the
-    seconds spent on the re-evaluations."""
+    number steps + 1, changed nothing, and the epoch stopped there), J — after a whole epoch the
+    running loss, the mean over the samples of the batches stepped on of their batch's loss
+    before its step (scikit-learn's loss_curve_; 0 if no batch was), after a failure the
+    failing step's loss — and the seconds spent on the re-evaluations."""
     n_all, size, last = len(plan.order), plan.batch_size, len(net.table) - 1
-    steps = raised = 0
-    check_seconds = 0.0
+    steps = raised = stepped_samples = 0
+    check_seconds = running_loss = 0.0
     for lo in range(0, n_all, size):
         batch, losses, work = batch_bundles(cache, state, scratch, min(size, n_all - lo))
         take = plan.order[lo:lo + size]
@@ -169,10 +171,12 @@ def train_epoch(net, plan, cache, state, optimizer, grad, scratch, running):
         if status != OK:
             return steps, raised, status, J, check_seconds
         steps += 1
+        running_loss += J * len(take)
+        stepped_samples += len(take)
         if plan.count_raised:
             start = time.perf_counter()
             with np.errstate(over="ignore", invalid="ignore"):  # as in train_step
                 forward(net, batch, True)
                 raised += int(loss(net, batch, losses) > J)
             check_seconds += time.perf_counter() - start
-    return steps, raised, OK, 0.0, check_seconds
+    return steps, raised, OK, running_loss / max(stepped_samples, 1), check_seconds

@@ -241,7 +241,9 @@ def test_weights_of_one_and_alpha_zero_compute_exactly_what_none_do(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_the_epoch_kernel_equals_the_loop_of_weighted_steps(backend):
     """Parallel's whole-epoch kernel gathers each batch's weights with its samples and skips a
-    batch whose weights sum to zero, as the loop of steps does."""
+    batch whose weights sum to zero, as the loop of steps does; its running loss (the batches'
+    losses before their steps, by their sizes) is the loop's, and the mean of the losses the
+    steps return."""
     from fastgrad.approaches.base import TrainingData, run_steps
     from fastgrad.model import Workspaces
 
@@ -251,6 +253,7 @@ def test_the_epoch_kernel_equals_the_loop_of_weighted_steps(backend):
     approach = fastgrad.Parallel(optim.Adam(0.02), batch_size=5)
     loop, fused = net.copy(), net.copy()
     reference = fastgrad.Parallel(optim.Adam(0.02), batch_size=5)
+    running = {"fused": [], "loop": [], "steps": []}
     for twin, used in ((fused, approach), (loop, reference)):
         workspaces = Workspaces(twin)
         _, T, checked = twin.check_batch(X, y, weight)
@@ -259,10 +262,18 @@ def test_the_epoch_kernel_equals_the_loop_of_weighted_steps(backend):
         data = TrainingData(X, y, T, workspaces, checked)
         for _ in range(3):
             if used is approach:
-                used.run_epoch(twin, data, rng)
+                running["fused"].append(used.run_epoch(twin, data, rng).running_loss)
             else:
-                run_steps(used.bound, data, rng, 5, True, lambda rng: [None])
+                losses, sizes = [], []
+                step = used.bound.step
+                used.bound.step = lambda X, y, w: losses.append(step(X, y, w)) or losses[-1]
+                running["loop"].append(run_steps(used.bound, data, rng, 5, True,
+                                                 lambda rng: [None]).running_loss)
+                del used.bound.step
+                running["steps"].append(np.mean(losses))  # every batch has 5 samples
     assert relative_error(fused.params, loop.params) < 1e-13
+    assert relative_error(np.array(running["fused"]), np.array(running["loop"])) < 1e-13
+    assert relative_error(np.array(running["loop"]), np.array(running["steps"])) < 1e-15
     assert approach.bound.steps[0] == reference.bound.steps[0] <= 3 * 3
 
 

@@ -29,13 +29,17 @@ class EpochResult:
     ``check_seconds``: the part of the epoch spent only on counting raised steps (re-evaluating
     a batch's loss after its step), which the run does not count as training time;
     ``figures``: an approach's own per-epoch figures, {name: number}, which the History keeps
-    under ``figures[name]``."""
+    under ``figures[name]``; ``running_loss``: the loss as the epoch went, the mean over its
+    samples of their batch's J before the batch's first step (a sweep's batch: before the
+    sweep; scikit-learn's ``loss_curve_``), which costs nothing extra to know (None where an
+    approach does not report it)."""
 
     steps: int
     raised: int
     flipped: int | None = None
     check_seconds: float = 0.0
     figures: dict = dataclasses.field(default_factory=dict)
+    running_loss: float | None = None
 
 
 class TrainingData:
@@ -201,18 +205,22 @@ def run_steps(bound, data, rng, batch_size, count_raised, layers_of_batch):
     whole-epoch kernel is tested against): for each batch, one step per entry of
     ``layers_of_batch(rng)`` (None: all layers at once). With ``count_raised`` each batch's loss
     is re-evaluated after its step, and that time is reported apart."""
-    steps = raised = 0
-    check_seconds = 0.0
+    steps = raised = stepped_samples = 0
+    check_seconds = running_loss = 0.0
     for X, y, _, weight in data.batches(batch_size, rng):
-        for layer in layers_of_batch(rng):
+        for position, layer in enumerate(layers_of_batch(rng)):
             try:
                 before = (bound.step(X, y, weight) if layer is None
                           else bound.layer_step(X, y, layer, weight))
             except NonFiniteStep as error:
                 raise error.where(step=steps + 1) from None
             steps += 1
+            if position == 0:  # the batch's loss before its first step
+                running_loss += before * len(X)
+                stepped_samples += len(X)
             if count_raised:
                 start = time.perf_counter()
                 raised += bound.batch_loss(X, y, weight) > before
                 check_seconds += time.perf_counter() - start
-    return EpochResult(steps, raised, check_seconds=check_seconds)
+    return EpochResult(steps, raised, check_seconds=check_seconds,
+                       running_loss=running_loss / max(stepped_samples, 1))

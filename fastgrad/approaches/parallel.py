@@ -54,4 +54,6 @@ class Parallel(WithOptimizer):
         net.track_batches(int(steps))
         if status != OK:
             raise NonFiniteStep(failed_step(status, loss), step=int(steps) + 1)
-        return EpochResult(int(steps), int(raised), check_seconds=float(check_seconds))
+        # after a whole epoch the kernel's loss is the running loss (parallel_numpy.train_epoch)
+        return EpochResult(int(steps), int(raised), check_seconds=float(check_seconds),
+                           running_loss=float(loss))

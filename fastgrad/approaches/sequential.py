@@ -187,7 +187,8 @@ class Sequential(Approach):
         check_order(self.order, net.n_params)
 
     def run_epoch(self, net, data, rng):
-        steps = raised = flipped = 0
+        steps = raised = flipped = stepped_samples = 0
+        running_loss = 0.0
         order, greedy = check_order(self.order, net.n_params)
         rule = STEP_RULES[self.step]
         for sweep_number, (X, _, T, weight) in enumerate(data.batches(self.batch_size, rng), 1):
@@ -199,4 +200,7 @@ class Sequential(Approach):
             steps += report.steps
             raised += report.raised
             flipped += report.flipped
-        return EpochResult(steps, raised, flipped)
+            running_loss += report.loss_before * len(X)
+            stepped_samples += len(X)
+        return EpochResult(steps, raised, flipped,
+                           running_loss=running_loss / max(stepped_samples, 1))

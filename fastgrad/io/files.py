@@ -160,9 +160,12 @@ def _history(fields, epochs):
 
     if not isinstance(fields, dict):
         raise TypeError("not a JSON object")
+    fields.setdefault("running_loss", [None] * epochs)  # a file from before it was kept
     history = History(**fields)
+    if history.best_epoch is not None:
+        check.check_positive_int("best_epoch", history.best_epoch)
     columns = {name: value for name, value in vars(history).items()
-               if name not in ("approach", "figures")}
+               if name not in ("approach", "figures", "best_epoch")}
     columns.update({f"figures[{name!r}]": value for name, value in history.figures.items()})
     for name, column in columns.items():
         if not isinstance(column, list) or len(column) != epochs:

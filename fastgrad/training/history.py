@@ -17,7 +17,11 @@ class History:
     them raised the loss of the batch they were taken on (the loss after the step against the
     loss before, on the same batch); ``flipped`` (sequential approach; None otherwise): how many
     of its steps had a derivative of the opposite sign from the gradient at the start of their
-    sweep (``flipped_fraction`` divides by the steps); ``figures``: an approach's own per-epoch
+    sweep (``flipped_fraction`` divides by the steps); ``running_loss``: the loss as the epoch
+    went, the mean over its samples of their batch's loss before the batch's step (free to
+    know, and what scikit-learn's ``loss_curve_`` holds; None where the approach does not
+    report it); ``best_epoch``: the epoch (1-based) whose weights an EarlyStopping callback
+    put back at the end (None if none did); ``figures``: an approach's own per-epoch
     figures, {name: [one per epoch]}."""
 
     approach: str
@@ -30,6 +34,8 @@ class History:
     steps: list = field(default_factory=list)
     raised: list = field(default_factory=list)
     flipped: list = field(default_factory=list)
+    running_loss: list = field(default_factory=list)
+    best_epoch: int | None = None
     figures: dict = field(default_factory=dict)
 
     @property

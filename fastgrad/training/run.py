@@ -88,6 +88,7 @@ class TrainingRun:
         history.steps.append(result.steps)
         history.raised.append(result.raised)
         history.flipped.append(result.flipped)
+        history.running_loss.append(result.running_loss)
         for name, value in result.figures.items():
             history.figures.setdefault(name, [None] * (history.epochs - 1)).append(value)
         for values in history.figures.values():  # a figure an epoch did not report
