@@ -16,7 +16,8 @@ except ModuleNotFoundError as error:  # pragma: no cover - depends on how Python
         "it in place with `pip install -e .`") from error
 
 from . import datasets, diagnostics, experiments, optim
-from .approaches import Approach, EpochResult, LayerWise, Parallel, Sequential, SweepReport, sweep
+from .approaches import (Approach, EpochResult, LayerWise, LBFGS, Parallel, Sequential, SweepReport,
+                         sweep)
 from .errors import NonFiniteStep
 from .experiments import Comparison, compare
 from .io import from_torch, load, load_checkpoint, save
@@ -24,7 +25,7 @@ from .model import MLP, Point, default_eps
 from .training import Callback, History, TrainingRun, train
 
 __version__ = "0.1.0"
-__all__ = ["MLP", "Point", "Approach", "EpochResult", "Parallel", "LayerWise", "Sequential",
+__all__ = ["MLP", "Point", "Approach", "EpochResult", "Parallel", "LayerWise", "Sequential", "LBFGS",
            "History", "NonFiniteStep", "SweepReport", "Comparison", "Callback", "TrainingRun",
            "compare", "datasets", "default_eps", "diagnostics", "experiments", "from_torch", "load",
            "load_checkpoint", "optim", "save", "sweep", "train"]

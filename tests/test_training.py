@@ -168,36 +168,107 @@ def test_callbacks_see_the_start_every_epoch_and_the_end_even_of_a_failed_run():
     assert failing.calls[-1][3] is failure.value and failure.value.epoch == 1
 
 
-def test_the_ten_line_early_stopping_callback_stops_and_puts_the_best_weights_back():
-    """The README's RestoreBest, run from the README itself: on a run whose validation loss
-    rises after its first epochs (a large step on few samples), training stops three epochs
-    after the best one and the network ends with that epoch's weights."""
-    import re
-    from pathlib import Path
+class Snapshots(fastgrad.Callback):
+    """The network's state after every epoch, to compare with."""
 
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    source = re.search(r"(class RestoreBest\(fastgrad.Callback\):\n(?:    .*\n)+)", readme).group(1)
-    assert len(source.strip().splitlines()) <= 10
-    namespace = {"fastgrad": fastgrad}
-    exec(source, namespace)
+    def __init__(self):
+        self.after = []
 
-    class Weights(fastgrad.Callback):  # the weights after every epoch, to compare with
-        def __init__(self):
-            self.after = []
+    def on_epoch_end(self, run):
+        self.after.append(run.net.state_dict())
 
-        def on_epoch_end(self, run):
-            self.after.append(run.net.params.copy())
 
-    net, X, y = make_problem((16,), "tanh", backend="numba", n_samples=60, n_features=20)
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_early_stopping_stops_and_puts_the_best_epochs_weights_back(batchnorm):
+    """On a run whose validation loss rises after its first epochs (a large step on few
+    samples), EarlyStopping(patience=3) stops three epochs after the best one, and the network
+    ends with that epoch's weights and running statistics; History.best_epoch names it."""
+    net, X, y = make_problem((16,), "tanh", batchnorm, backend="numba", n_samples=60,
+                             n_features=20)
     X_val, y_val = X[40:], y[40:]
-    weights = Weights()
+    snapshots = Snapshots()
     history = fastgrad.train(net, X[:40], y[:40], Parallel(SGD(2.0)), epochs=100,
                              validation=(X_val, y_val),
-                             callbacks=[weights, namespace["RestoreBest"]()])
+                             callbacks=[snapshots, fastgrad.training.EarlyStopping(3)])
     best = int(np.argmin(history.val_loss))
     assert history.epochs == best + 4 < 100  # stopped three epochs after the best
-    np.testing.assert_array_equal(net.params, weights.after[best])
-    assert net.loss(X_val, y_val) == history.val_loss[best]
+    assert history.best_epoch == best + 1
+    for name, array in net.state_dict().items():
+        np.testing.assert_array_equal(array, snapshots.after[best][name])
+    assert net.loss(X_val, y_val) == history.val_loss[best] or batchnorm
+    # without restore_best the last epoch's weights stay
+    net, X, y = make_problem((16,), "tanh", batchnorm, backend="numba", n_samples=60,
+                             n_features=20)
+    history = fastgrad.train(net, X[:40], y[:40], Parallel(SGD(2.0)), epochs=100,
+                             validation=(X_val, y_val), callbacks=[
+                                 fastgrad.training.EarlyStopping(3, restore_best=False)])
+    assert history.best_epoch is None and history.epochs == best + 4
+    np.testing.assert_array_equal(net.params, snapshots.after[-1]["params"])
+
+
+def test_early_stopping_follows_scikit_learns_rule():
+    """scikit-learn's MLP counts an epoch as no improvement when its figure is above the best
+    minus tol, moves the best on any gain, and stops once more than n_iter_no_change epochs
+    in a row did not improve: EarlyStopping(patience=n + 1, min_delta=tol) on a given
+    sequence of figures stops where that rule does; a NaN never improves; on_plateau can go on
+    instead of stopping."""
+    from fastgrad.training import EarlyStopping
+
+    def stops_after(figures, stopping):
+        class Run:
+            stopped, epoch = False, 0
+            history = fastgrad.History("x")
+            net = None
+
+            def stop(self):
+                self.stopped = True
+
+        run = Run()
+        stopping.on_train_start(run)
+        for figure in figures:
+            run.epoch += 1
+            run.history.running_loss.append(figure)
+            stopping.on_epoch_end(run)
+            if run.stopped:
+                return run.epoch
+        return None
+
+    def sklearn_rule(figures, n, tol):
+        best, count = np.inf, 0
+        for epoch, loss in enumerate(figures, 1):
+            count = count + 1 if not loss <= best - tol else 0
+            best = min(best, loss) if loss == loss else best
+            if count > n:
+                return epoch
+        return None
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        figures = list(np.cumsum(rng.normal(-0.01, 0.05, 60)))
+        if rng.random() < 0.3:
+            figures[rng.integers(60)] = np.nan
+        n, tol = int(rng.integers(1, 6)), float(rng.choice([0.0, 1e-3, 0.02]))
+        stopping = EarlyStopping(n + 1, "running_loss", tol, restore_best=False)
+        assert stops_after(figures, stopping) == sklearn_rule(figures, n, tol)
+
+    class Patient(EarlyStopping):
+        plateaus = 0
+
+        def on_plateau(self, run):
+            self.plateaus += 1
+            return self.plateaus == 3
+
+    patient = Patient(2, "running_loss", 0.1, restore_best=False)
+    assert stops_after([1.0] * 10, patient) == 7 and patient.plateaus == 3
+    with pytest.raises(ValueError, match="monitor"):
+        EarlyStopping(monitor="val_los")
+    with pytest.raises(ValueError, match="mode"):
+        EarlyStopping(monitor=lambda run: 0.0)
+    with pytest.raises(ValueError, match="patience"):
+        EarlyStopping(patience=0)
+    net, X, y = make_problem((4,), backend="numba", n_samples=20)
+    with pytest.raises(ValueError, match="val_loss.*does not record"):
+        fastgrad.train(net, X, y, epochs=2, callbacks=[EarlyStopping()])
 
 
 def test_time_budget_and_progress_bar_callbacks():
@@ -211,6 +282,9 @@ def test_time_budget_and_progress_bar_callbacks():
     fastgrad.train(net, X, y, epochs=4,
                    callbacks=[fastgrad.training.ProgressBar("sgd", file=shown, disable=False)])
     assert "sgd" in shown.getvalue() and "4/4" in shown.getvalue()
+    fastgrad.train(net, X, y, epochs=2, progress=True)  # a bar on stderr, not a terminal here
+    with pytest.raises(TypeError, match="progress"):
+        fastgrad.train(net, X, y, epochs=2, progress="yes")
     with pytest.raises(ValueError, match="seconds"):
         fastgrad.training.TimeBudget(0)
 

@@ -1,8 +1,9 @@
 """Training runs: ``train`` (fastgrad/training/run.py), the ``History`` it returns and the
 callbacks that see a run and may stop it."""
-from .callbacks import Callback, Checkpoint, OnEpochEnd, ProgressBar, TimeBudget
+from .callbacks import (Callback, Checkpoint, EarlyStopping, OnEpochEnd, ProgressBar,
+                        TimeBudget)
 from .history import History
 from .run import TrainingRun, train
 
-__all__ = ["train", "TrainingRun", "History", "Callback", "Checkpoint", "OnEpochEnd",
-           "ProgressBar", "TimeBudget"]
+__all__ = ["train", "TrainingRun", "History", "Callback", "Checkpoint", "EarlyStopping",
+           "OnEpochEnd", "ProgressBar", "TimeBudget"]

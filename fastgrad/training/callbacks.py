@@ -4,19 +4,14 @@ network, the approach, the history, the generator, the epoch); ``on_train_end`` 
 however the run ends, also when a step failed (``run.error`` then holds the NonFiniteStep),
 for every callback whose ``on_train_start`` ran.
 
-Early stopping that puts the best weights back, as a user writes it (README, "Training runs"):
+A callback of one's own, as a user writes it (README, "Training runs"):
 
-    class RestoreBest(fastgrad.Callback):
-        def on_train_start(self, run):
-            self.best, self.waited, self.weights = float("inf"), 0, run.net.state_dict()
+    class StopBelow(fastgrad.Callback):
         def on_epoch_end(self, run):
-            self.waited += 1
-            if run.history.val_loss[-1] < self.best:
-                self.best, self.waited, self.weights = run.history.val_loss[-1], 0, run.net.state_dict()
-            if self.waited == 3: run.stop()
-        def on_train_end(self, run):
-            run.net.load_state_dict(self.weights)
+            if run.history.loss[-1] < 0.01:
+                run.stop()
 """
+import math
 import sys
 
 
@@ -118,3 +113,97 @@ class Checkpoint(Callback):
     def on_train_end(self, run):
         if run.completed and run.epoch > 0 and self.written != run.epoch:
             self.write(run)
+
+
+class EarlyStopping(Callback):
+    """Stops the run once the monitored figure has gone ``patience`` epochs in a row without
+    improving by at least ``min_delta``, and (``restore_best``) puts back the weights and the
+    running statistics of the best epoch at the end of the run, recording it in
+    ``History.best_epoch``.
+
+    monitor : a History column — "val_loss" (the default), "loss", "running_loss",
+        "val_accuracy", "accuracy" — or a function ``fn(run) -> float`` of the run after an
+        epoch (a validation score of one's own).
+    mode : "min" or "max": whether smaller or larger is better (default: "max" for the
+        accuracies, "min" otherwise; give it for a function).
+    patience : epochs without improvement before the run stops (``math.inf``: never stop, only
+        keep the best).
+    reset_each_run : start afresh (no best, no epochs waited) at each run's start; False
+        carries them over from the run before (a continued fit).
+
+    The rule is scikit-learn's MLP's: an epoch improves when its figure beats the best so far
+    by at least ``min_delta``; the best so far is the best figure seen (it follows any gain,
+    however small); scikit-learn's ``n_iter_no_change=k`` is ``patience=k + 1``. When patience
+    runs out, ``on_plateau(run)`` decides (default: stop; scikit-learn's adaptive learning rate
+    lowers the rate instead and waits again). A NaN figure never improves.
+    """
+
+    ACCURACIES = ("accuracy", "val_accuracy")
+    COLUMNS = ("loss", "val_loss", "running_loss") + ACCURACIES
+
+    def __init__(self, patience=10, monitor="val_loss", min_delta=0.0, restore_best=True,
+                 mode=None, reset_each_run=True):
+        from ..validation import check_bool, check_choice, check_non_negative, \
+            check_positive_int
+
+        if patience != math.inf:
+            check_positive_int("patience", patience)
+        if not callable(monitor):
+            check_choice("monitor", monitor, self.COLUMNS)
+        if mode is None:
+            if callable(monitor):
+                raise ValueError("mode must be given ('min' or 'max') for a monitor function")
+            mode = "max" if monitor in self.ACCURACIES else "min"
+        self.mode = check_choice("mode", mode, ("min", "max"))
+        self.patience, self.monitor = patience, monitor
+        self.min_delta = check_non_negative("min_delta", min_delta)
+        self.restore_best = check_bool("restore_best", restore_best)
+        self.reset_each_run = check_bool("reset_each_run", reset_each_run)
+        self.reset()
+
+    def reset(self):
+        """Forget the best figure, its weights and the epochs waited."""
+        self.best, self.best_epoch, self.best_state, self.waited = None, None, None, 0
+
+    def value(self, run):
+        """The monitored figure after the run's last epoch."""
+        if callable(self.monitor):
+            return float(self.monitor(run))
+        value = getattr(run.history, self.monitor)[-1]
+        if value is None:
+            raise ValueError(f"EarlyStopping monitors {self.monitor!r}, which this run does "
+                             f"not record (no validation data, or a regression loss)")
+        return float(value)
+
+    def on_train_start(self, run):
+        if self.reset_each_run:
+            self.reset()
+        self.run_start = run.epoch
+
+    def on_epoch_end(self, run):
+        value = self.value(run)
+        sign = 1.0 if self.mode == "min" else -1.0  # in "min" terms: smaller is better
+        best = math.inf if self.best is None else sign * self.best
+        if sign * value <= best - self.min_delta:
+            self.waited = 0
+        else:  # NaN lands here too
+            self.waited += 1
+        if sign * value < best:
+            self.best, self.best_epoch = value, run.epoch
+            if self.restore_best:
+                self.best_state = run.net.state_dict()
+        if self.waited >= self.patience:
+            if self.on_plateau(run):
+                run.stop()
+            else:
+                self.waited = 0
+
+    def on_plateau(self, run):
+        """Patience has run out: return True to stop the run (the default), False to go on
+        (the count of epochs waited starts again)."""
+        return True
+
+    def on_train_end(self, run):
+        if self.restore_best and self.best_state is not None:
+            run.net.load_state_dict(self.best_state)
+            run.history.best_epoch = self.best_epoch

@@ -23,7 +23,7 @@ from .. import validation as check
 from ..approaches import TrainingData, make_approach
 from ..errors import NonFiniteStep
 from ..model import CLASSIFICATION_LOSSES, Point, Workspaces
-from .callbacks import Callback, Checkpoint
+from .callbacks import Callback, Checkpoint, ProgressBar
 from .history import History
 
 
@@ -130,7 +130,7 @@ class TrainingRun:
 
 
 def train(net, X, y, approach="parallel", epochs=10, seed=None, validation=None, callbacks=(),
-          *, sample_weight=None, rng=None, checkpoint=None, resume=None):
+          *, sample_weight=None, rng=None, checkpoint=None, resume=None, progress=False):
     """Train ``net`` on (X, y) with ``approach`` and return a History.
 
     approach : an approach object — ``Parallel(optimizer, batch_size)``, ``LayerWise(optimizer,
@@ -152,6 +152,7 @@ def train(net, X, y, approach="parallel", epochs=10, seed=None, validation=None,
         advanced, so a run of n epochs and a second run of m with the same generator (and the
         same approach object) end where one run of n + m epochs ends.
     checkpoint : a path: a Checkpoint callback writing there after every epoch and at the end.
+    progress : True adds a ProgressBar callback (a tqdm bar of the epochs on a terminal).
     resume : a checkpoint's path (``Checkpoint``, ``fastgrad.save``) to continue from: the
         network's parameters and running statistics, the approach's state, the generator and
         the History become the checkpoint's, and the run goes on from its epoch up to
@@ -190,6 +191,8 @@ def train(net, X, y, approach="parallel", epochs=10, seed=None, validation=None,
                             f"in fastgrad.training.OnEpochEnd); got {callback!r}")
     if checkpoint is not None:
         callbacks.append(Checkpoint(checkpoint))
+    if check.check_bool("progress", progress):
+        callbacks.append(ProgressBar())
     saved = _resumed(resume, net, approach, epochs) if resume is not None else None
     workspaces = Workspaces(net)
     run = TrainingRun(net, approach, TrainingData(X, y, T, workspaces, weight),
