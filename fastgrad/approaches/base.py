@@ -56,21 +56,23 @@ class TrainingData:
         """The weights as a whole-epoch kernel gathers them: ones when none were given."""
         return np.ones(len(self.X), self.T.dtype) if self.weight is None else self.weight
 
-    def order(self, batch_size, rng):
+    def order(self, batch_size, rng, shuffle=True):
         """The epoch's order of the samples: the whole set in order (batch_size None or the set's
-        length), else a fresh permutation from ``rng``."""
+        length, or ``shuffle`` False), else a fresh permutation from ``rng``."""
         N = len(self.X)
-        return rng.permutation(N) if batch_size is not None and batch_size < N else np.arange(N)
+        if shuffle and batch_size is not None and batch_size < N:
+            return rng.permutation(N)
+        return np.arange(N)
 
-    def batches(self, batch_size, rng):
-        """The epoch's batches (X, y, T, weight): the samples in ``order(batch_size, rng)`` cut
-        into batches (the last may be smaller); weight None when the run has no weights. A
-        batch whose weights sum to zero has no loss, and is left out."""
+    def batches(self, batch_size, rng, shuffle=True):
+        """The epoch's batches (X, y, T, weight): the samples in ``order(batch_size, rng,
+        shuffle)`` cut into batches (the last may be smaller); weight None when the run has no
+        weights. A batch whose weights sum to zero has no loss, and is left out."""
         N = len(self.X)
         batch_size = N if batch_size is None else batch_size
-        shuffle = self.order(batch_size, rng)
-        X, y, T = self.X[shuffle], self.y[shuffle], self.T[shuffle]
-        weight = None if self.weight is None else self.weight[shuffle]
+        order = self.order(batch_size, rng, shuffle)
+        X, y, T = self.X[order], self.y[order], self.T[order]
+        weight = None if self.weight is None else self.weight[order]
         for first in range(0, N, batch_size):
             last = first + batch_size
             if weight is None:
@@ -135,8 +137,9 @@ class Approach(Configurable, abstract=True):
 
 class WithOptimizer(Approach, abstract=True):
     """An approach that steps with an optimizer: its fields ``optimizer`` (the rule),
-    ``batch_size`` and ``count_raised``, checked here. The rule's state for the network it
-    trains, bound in ``prepare`` and kept across runs (``bound``), travels in ``state_dict``;
+    ``batch_size``, ``count_raised`` and ``shuffle``, checked here. The rule's state for the
+    network it trains, bound in ``prepare`` and kept across runs (``bound``), travels in
+    ``state_dict``;
     pickled, the approach keeps that state (not the network) and binds it to the next network
     it trains, which must have the same shape. A new optimizer (assigned, or through
     ``set_params``) starts from fresh state."""
@@ -146,6 +149,7 @@ class WithOptimizer(Approach, abstract=True):
         self.batch_size = check.check_positive_int("batch_size", self.batch_size,
                                                    allow_none=True)
         self.count_raised = check.check_bool("count_raised", self.count_raised)
+        self.shuffle = check.check_bool("shuffle", self.shuffle)
 
     @property
     def bound(self):
@@ -199,7 +203,7 @@ class WithOptimizer(Approach, abstract=True):
             self.__dict__["_pending_state"] = saved["state"]
 
 
-def run_steps(bound, data, rng, batch_size, count_raised, layers_of_batch):
+def run_steps(bound, data, rng, batch_size, count_raised, layers_of_batch, shuffle=True):
     """The epoch as a loop of steps of ``bound`` (a BoundOptimizer), the layer-wise approach's
     (and, with ``layers_of_batch`` giving None, the reference the parallel approach's
     whole-epoch kernel is tested against): for each batch, one step per entry of
@@ -207,7 +211,7 @@ def run_steps(bound, data, rng, batch_size, count_raised, layers_of_batch):
     is re-evaluated after its step, and that time is reported apart."""
     steps = raised = stepped_samples = 0
     check_seconds = running_loss = 0.0
-    for X, y, _, weight in data.batches(batch_size, rng):
+    for X, y, _, weight in data.batches(batch_size, rng, shuffle):
         for position, layer in enumerate(layers_of_batch(rng)):
             try:
                 before = (bound.step(X, y, weight) if layer is None

@@ -24,13 +24,14 @@ class LayerWise(WithOptimizer):
         layer; its state is kept per parameter and its step count per layer.
     order : "cyclic" (first layer first, the default), "reverse" (last layer first) or
         "permutation" (a fresh permutation of the layers for every batch).
-    batch_size, count_raised : as for Parallel.
+    batch_size, count_raised, shuffle : as for Parallel.
     """
 
     optimizer: Optimizer = field(default_factory=lambda: SGD(lr=0.1))
     order: str = "cyclic"
     batch_size: int | None = None
     count_raised: bool = True
+    shuffle: bool = True
 
     name = "layerwise"
 
@@ -49,4 +50,4 @@ class LayerWise(WithOptimizer):
             return rng.permutation(n_layers)
 
         return run_steps(self.bound, data, rng, self.batch_size, self.count_raised,
-                         layers_of_batch)
+                         layers_of_batch, self.shuffle)

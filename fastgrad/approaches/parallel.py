@@ -31,11 +31,14 @@ class Parallel(WithOptimizer):
     count_raised : re-evaluate each batch's loss after its step to count the steps that raised
         it (one extra forward pass per step, timed apart from training:
         History.eval_seconds).
+    shuffle : draw a fresh order of the samples every epoch (default True; with a batch size);
+        False takes the batches in the data's order.
     """
 
     optimizer: Optimizer = field(default_factory=lambda: SGD(lr=0.1))
     batch_size: int | None = None
     count_raised: bool = True
+    shuffle: bool = True
 
     name = "parallel"
 
@@ -46,8 +49,8 @@ class Parallel(WithOptimizer):
         batch_size = len(data.X) if self.batch_size is None else self.batch_size
         work = data.workspace(batch_size)
         plan = bundle_type(net.backend, EpochPlan)(
-            (data.X, data.T, data.kernel_weight, data.order(self.batch_size, rng), batch_size,
-             self.count_raised))
+            (data.X, data.T, data.kernel_weight, data.order(self.batch_size, rng, self.shuffle),
+             batch_size, self.count_raised))
         steps, raised, status, loss, check_seconds = work.kernels.parallel.train_epoch(
             net.kernel_network, plan, work.cache(work.inputs), work.loss_state(work.T),
             bound.kernel_state, work.grad, work.scratch, net.kernel_running)

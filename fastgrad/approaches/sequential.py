@@ -163,6 +163,8 @@ class Sequential(Approach):
     lr : the learning rate (default 0.1); with ``step="newton"`` the bound on every step's size.
     step : "gradient" (θ_j ← θ_j − lr·g) or "newton" (θ_j ← θ_j − g / max(h, 1/lr)).
     batch_size : samples per sweep; None (the default) sweeps on the whole set.
+    shuffle : with a batch size, draw a fresh order of the samples every epoch (default True);
+        False takes the batches in the data's order.
 
     Every step's effect on its batch's loss is known exactly, so raised steps are always
     counted, at no cost."""
@@ -171,6 +173,7 @@ class Sequential(Approach):
     lr: float = 0.1
     step: str = "gradient"
     batch_size: int | None = None
+    shuffle: bool = True
 
     name = "sequential"
 
@@ -181,6 +184,7 @@ class Sequential(Approach):
         _, self.lr = check_step(self.step, self.lr)
         self.batch_size = check.check_positive_int("batch_size", self.batch_size,
                                                    allow_none=True)
+        self.shuffle = check.check_bool("shuffle", self.shuffle)
 
     def check(self, net, n_samples):
         super().check(net, n_samples)
@@ -191,7 +195,8 @@ class Sequential(Approach):
         running_loss = 0.0
         order, greedy = check_order(self.order, net.n_params)
         rule = STEP_RULES[self.step]
-        for sweep_number, (X, _, T, weight) in enumerate(data.batches(self.batch_size, rng), 1):
+        for sweep_number, (X, _, T, weight) in enumerate(
+                data.batches(self.batch_size, rng, self.shuffle), 1):
             plan = SweepPlan(draw_order(order, net.n_params, rng), greedy, rule, self.lr)
             try:
                 report = run_sweep(net, data.workspace(len(X)), X, T, weight, plan)

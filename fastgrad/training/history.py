@@ -42,6 +42,18 @@ class History:
     def epochs(self):
         return len(self.loss)
 
+    def extend(self, later):
+        """Append the epochs of ``later``, a History of the run that continued this one (a
+        ``partial_fit``, a warm start)."""
+        for name in ("loss", "accuracy", "val_loss", "val_accuracy", "train_seconds",
+                     "eval_seconds", "steps", "raised", "flipped", "running_loss"):
+            getattr(self, name).extend(getattr(later, name))
+        for name in set(self.figures) | set(later.figures):
+            self.figures.setdefault(name, [None] * (self.epochs - later.epochs))
+            self.figures[name].extend(later.figures.get(name, [None] * later.epochs))
+        if later.best_epoch is not None:
+            self.best_epoch = self.epochs - later.epochs + later.best_epoch
+
     @property
     def flipped_fraction(self):
         """Per epoch, the fraction of the steps that flipped (None where not counted)."""

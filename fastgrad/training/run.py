@@ -66,10 +66,11 @@ class TrainingRun:
     epoch: its epochs or a stop, not an exception). ``stop()`` ends it after the current
     epoch's callbacks."""
 
-    def __init__(self, net, approach, data, rng, epochs, workspaces, callbacks, validation=None):
+    def __init__(self, net, approach, data, rng, epochs, workspaces, callbacks, validation=None,
+                 evaluate_training=True):
         self.net, self.approach, self.data, self.rng = net, approach, data, rng
         self.epochs, self.workspaces, self.callbacks = epochs, workspaces, callbacks
-        self.validation = validation
+        self.validation, self.evaluate_training = validation, evaluate_training
         self.history = History(approach.name)
         self.epoch, self.stopped, self.error, self.completed = 0, False, None, False
 
@@ -82,7 +83,8 @@ class TrainingRun:
         check_seconds moved from training to evaluation time) and the evaluations after it."""
         history, started = self.history, time.perf_counter()
         for name, column in (("loss", "accuracy"), ("val_loss", "val_accuracy")):
-            loss, accuracy = evaluations[name]() if name in evaluations else (None, None)
+            evaluation = evaluations.get(name)
+            loss, accuracy = (None, None) if evaluation is None else evaluation()
             getattr(history, name).append(loss)
             getattr(history, column).append(accuracy)
         history.steps.append(result.steps)
@@ -99,8 +101,10 @@ class TrainingRun:
     def execute(self):
         """The epochs, with the callbacks around them; returns the History."""
         data = self.data
-        evaluations = {"loss": Evaluation(self.net, self.approach, data.X, data.y, data.T,
-                                          self.workspaces, data.weight)}
+        evaluations = {}
+        if self.evaluate_training:
+            evaluations["loss"] = Evaluation(self.net, self.approach, data.X, data.y, data.T,
+                                             self.workspaces, data.weight)
         if self.validation is not None:
             X_val, y_val, T_val, weight_val = self.validation
             evaluations["val_loss"] = Evaluation(self.net, self.approach, X_val, y_val, T_val,
@@ -130,7 +134,8 @@ class TrainingRun:
 
 
 def train(net, X, y, approach="parallel", epochs=10, seed=None, validation=None, callbacks=(),
-          *, sample_weight=None, rng=None, checkpoint=None, resume=None, progress=False):
+          *, sample_weight=None, rng=None, checkpoint=None, resume=None, progress=False,
+          evaluate_training=True):
     """Train ``net`` on (X, y) with ``approach`` and return a History.
 
     approach : an approach object — ``Parallel(optimizer, batch_size)``, ``LayerWise(optimizer,
@@ -153,6 +158,10 @@ def train(net, X, y, approach="parallel", epochs=10, seed=None, validation=None,
         same approach object) end where one run of n + m epochs ends.
     checkpoint : a path: a Checkpoint callback writing there after every epoch and at the end.
     progress : True adds a ProgressBar callback (a tqdm bar of the epochs on a terminal).
+    evaluate_training : False skips evaluating the whole training set after each epoch (a
+        forward pass over it): the History's ``loss`` and ``accuracy`` are then None, while
+        ``running_loss``, the loss as the epoch went, is still known (the estimators of
+        fastgrad.sklearn train so, as scikit-learn's do).
     resume : a checkpoint's path (``Checkpoint``, ``fastgrad.save``) to continue from: the
         network's parameters and running statistics, the approach's state, the generator and
         the History become the checkpoint's, and the run goes on from its epoch up to
@@ -197,7 +206,7 @@ def train(net, X, y, approach="parallel", epochs=10, seed=None, validation=None,
     workspaces = Workspaces(net)
     run = TrainingRun(net, approach, TrainingData(X, y, T, workspaces, weight),
                       rng if saved is None else saved.rng, epochs, workspaces, callbacks,
-                      validation)
+                      validation, check.check_bool("evaluate_training", evaluate_training))
     if saved is not None:  # everything checked: the network and the approach take its state
         net.load_state_dict(saved.net.state_dict())
         approach.load_state_dict(saved.approach.state_dict())
