@@ -563,7 +563,7 @@ def test_an_unpickled_approach_binds_its_state_only_to_a_network_of_the_same_sha
 def test_approach_options_read_and_change_like_estimator_parameters():
     approach = Sequential(order="permutation", lr=0.5)
     assert approach.get_params() == {"order": "permutation", "lr": 0.5, "step": "gradient",
-                                     "batch_size": None}
+                                     "batch_size": None, "shuffle": True}
     assert approach.set_params(step="newton", lr=0.25) is approach
     assert (approach.step, approach.lr) == ("newton", 0.25)
     with pytest.raises(ValueError, match="lr"):

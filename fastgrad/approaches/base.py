@@ -149,7 +149,8 @@ class WithOptimizer(Approach, abstract=True):
         self.batch_size = check.check_positive_int("batch_size", self.batch_size,
                                                    allow_none=True)
         self.count_raised = check.check_bool("count_raised", self.count_raised)
-        self.shuffle = check.check_bool("shuffle", self.shuffle)
+        if hasattr(self, "shuffle"):  # a subclass may leave the option out
+            self.shuffle = check.check_bool("shuffle", self.shuffle)
 
     @property
     def bound(self):
