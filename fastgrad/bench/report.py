@@ -16,6 +16,10 @@ sequential approaches measured side by side in one process, on scikit-learn's di
   settings;
 - what the objectives cost where they are used: the minibatch step and the 20k sweep with the
   L2 penalty (alpha > 0), with sample weights and with both, against the same call without;
+- fastgrad.sklearn's MLPClassifier and MLPRegressor against scikit-learn's, every parameter
+  at its default (``random_state=0``): ``fit`` on the standardised training digits and on
+  scikit-learn's diabetes set (features and target standardised, 75/25 split), with each
+  estimator's test score (accuracy; R²);
 - Numba against Cython throughout, and each backend's cold start (a fresh process: Numba with
   an empty cache, so compiling, then with the cache it left; Cython's first call).
 
@@ -144,6 +148,45 @@ def training(results, skipped):
         row["pytorch"] = best_time(run, repeats=2, budget=10.0)
 
 
+def estimators(results):
+    """fit with the defaults, fastgrad.sklearn's estimators (each backend) against
+    scikit-learn's, each the best of two fits, with the test score of the fitted estimator."""
+    import warnings
+
+    from sklearn import neural_network
+    from sklearn.datasets import load_diabetes
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import train_test_split
+
+    from .. import sklearn as fastgrad_sklearn
+
+    digits = load("digits", seed=0)
+    X, y = load_diabetes(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    mean, std, y_mean, y_std = X_train.mean(0), X_train.std(0), y_train.mean(), y_train.std()
+    diabetes = ((X_train - mean) / std, (X_test - mean) / std, (y_train - y_mean) / y_std,
+                (y_test - y_mean) / y_std)
+    cases = {"MLPClassifier, digits": ("MLPClassifier", (digits.X_train, digits.X_test,
+                                                         digits.y_train, digits.y_test)),
+             "MLPRegressor, diabetes": ("MLPRegressor", diabetes)}
+    rows = results.setdefault("estimators", {})
+    for case, (name, (X_train, X_test, y_train, y_test)) in cases.items():
+        row = rows.setdefault(case, {})
+        makers = {"scikit-learn": lambda: getattr(neural_network, name)(random_state=0)}
+        for backend in ("numba", "cython"):
+            makers[backend] = lambda backend=backend: getattr(fastgrad_sklearn, name)(
+                random_state=0, backend=backend)
+        for label, make in makers.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                make().set_params(max_iter=2).fit(X_train, y_train)  # warm: compiles
+                row[label] = best_time(lambda: make().fit(X_train, y_train), repeats=2,
+                                       budget=10.0)
+                fitted = make().fit(X_train, y_train)
+            row[f"{label} score"] = fitted.score(X_test, y_test)
+            row[f"{label} epochs"] = fitted.n_iter_
+
+
 def cold_start(results):
     """Each backend's cold start: Numba with an empty cache (compiling), then with the cache
     that run left; Cython."""
@@ -162,6 +205,7 @@ def measure(quick=False):
     sequential(results, ["2k", "20k"] if quick else list(NETWORKS))
     objectives(results)
     training(results, skipped)
+    estimators(results)
     cold_start(results)
     results["skipped"] = sorted(skipped)
     return results
@@ -232,6 +276,21 @@ def report(results):
     lines.append(f"{'fastgrad.train':<30}{ms(row['numba']):>14}{ms(row['cython']):>14}"
                  f"{ms(row['MLPClassifier']):>15}"
                  f"{ms(row['pytorch']) if 'pytorch' in row else '-':>14}   {peers} faster")
+    if "estimators" in results:
+        lines += ["\nestimators: fit with every parameter at its default (random_state=0), "
+                  "best of two; the test score (accuracy, R²) and epochs of each",
+                  f"{'case':<24}{'numba':>14}{'cython':>14}{'scikit-learn':>14}"
+                  f"   scores (numba, cython, scikit-learn)   epochs   fastgrad's best vs "
+                  f"scikit-learn"]
+        for case, row in results["estimators"].items():
+            best = min(row["numba"], row["cython"])
+            scores = ", ".join(f"{row[f'{k} score']:.4f}" for k in ("numba", "cython",
+                                                                     "scikit-learn"))
+            epochs = "/".join(str(row[f"{k} epochs"]) for k in ("numba", "cython",
+                                                                 "scikit-learn"))
+            lines.append(f"{case:<24}{ms(row['numba']):>14}{ms(row['cython']):>14}"
+                         f"{ms(row['scikit-learn']):>14}   {scores:<38}{epochs:>9}   "
+                         f"{row['scikit-learn'] / best:.2f}x faster")
     lines.append("\ncold start (fresh process: import, first step, forward-mode gradient, sweep)")
     lines += [f"  {label:<20}{seconds:8.2f} s" for label, seconds in results["cold start"].items()]
     if results["skipped"]:
