@@ -47,13 +47,26 @@ cdef double weight_penalty(Network net, floating* precision) noexcept nogil:
     """alpha / 2 · Σ_l ‖W_l‖², the L2 penalty times n (J holds it divided by the sum n of the
     sample weights); see mlp_numpy.weight_penalty."""
     cdef const floating* params = <const floating*>net.params
-    cdef Py_ssize_t l, j, off_W
+    cdef Py_ssize_t l, j, k, off_W, end
     cdef double total = 0.0
+    cdef double partial[8]
     for l in range(net.n_layers):
         off_W = net.table[l][OFF_W]
-        # total += (W_l ** 2).sum()
-        for j in range(off_W, off_W + net.table[l][N_IN] * net.table[l][N_OUT]):
-            total += <double>params[j] * params[j]
+        end = off_W + net.table[l][N_IN] * net.table[l][N_OUT]
+        # total += (W_l ** 2).sum(), in eight running sums (one sum would wait on each addition
+        # before the next), added up in order at the end
+        for k in range(8):
+            partial[k] = 0.0
+        j = off_W
+        while j + 8 <= end:
+            for k in range(8):
+                partial[k] += <double>params[j + k] * params[j + k]
+            j += 8
+        while j < end:
+            partial[0] += <double>params[j] * params[j]
+            j += 1
+        for k in range(8):
+            total += partial[k]
     return 0.5 * net.alpha * total
 
 

@@ -21,7 +21,7 @@ cdef bint update_c(int code, const double* hyper, long step, const floating* par
     returns whether every new value is finite. See parallel_numpy.update. One loop per
     optimizer, its per-step numbers (Adam's bias corrections) computed once before it, so that
     each loop vectorises."""
-    cdef Py_ssize_t j, row, n_rows = 2 if code == SGD else 3
+    cdef Py_ssize_t j
     cdef double lr = hyper[LR], g, buf, m, v, denom, square_avg, avg
     cdef double momentum, weight_decay, beta1, beta2, eps, alpha, step_size, correction2_root
     cdef bint finite = True, nesterov
@@ -37,6 +37,7 @@ cdef bint update_c(int code, const double* hyper, long step, const floating* par
                 new[P + j] = buf
                 g = g + momentum * buf if nesterov else buf
             new[j] = params[j] - lr * g
+            finite &= isfinite(new[j]) & isfinite(new[P + j])
     elif code == ADAM:
         beta1, beta2 = hyper[ADAM_BETA1], hyper[ADAM_BETA2]
         eps, weight_decay = hyper[ADAM_EPS], hyper[ADAM_WEIGHT_DECAY]
@@ -50,6 +51,7 @@ cdef bint update_c(int code, const double* hyper, long step, const floating* par
             new[j] = params[j] - step_size * (m / denom)
             new[P + j] = m
             new[2 * P + j] = v
+            finite &= isfinite(new[j]) & isfinite(new[P + j]) & isfinite(new[2 * P + j])
     else:  # RMSPROP
         alpha, eps = hyper[RMSPROP_ALPHA], hyper[RMSPROP_EPS]
         momentum, weight_decay = hyper[RMSPROP_MOMENTUM], hyper[RMSPROP_WEIGHT_DECAY]
@@ -64,10 +66,9 @@ cdef bint update_c(int code, const double* hyper, long step, const floating* par
             else:
                 new[2 * P + j] = state[P + j]
                 new[j] = params[j] - lr * (g / avg)
-    # finite = np.isfinite(new[:n_rows, :n]).all()
-    for row in range(n_rows):
-        for j in range(n):
-            finite &= isfinite(new[row * P + j])
+            finite &= isfinite(new[j]) & isfinite(new[P + j]) & isfinite(new[2 * P + j])
+    # finite = np.isfinite(new[:n_rows, :n]).all(): checked in the loops above as each value
+    # is written
     return finite
 
 
