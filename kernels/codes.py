@@ -63,10 +63,12 @@ MODERATE_CHANGE = 1.0
 SGD, ADAM, RMSPROP = 0, 1, 2
 # the slots of an optimizer's hyperparameter vector ``hyper`` (float64, N_HYPER long): the
 # learning rate first for every optimizer, then each optimizer's own (an unused slot is 0)
-N_HYPER = 5
+N_HYPER = 6
 LR = 0
 SGD_MOMENTUM, SGD_WEIGHT_DECAY, SGD_NESTEROV = 1, 2, 3
 ADAM_BETA1, ADAM_BETA2, ADAM_EPS, ADAM_WEIGHT_DECAY = 1, 2, 3, 4
+# 1: eps divided by the second moment's bias correction too (scikit-learn's Adam), 0: torch's
+ADAM_CORRECT_EPS = 5
 RMSPROP_ALPHA, RMSPROP_EPS, RMSPROP_MOMENTUM, RMSPROP_WEIGHT_DECAY = 1, 2, 3, 4
 
 # status codes a kernel returns (one list for every kernel, so a code means one thing)

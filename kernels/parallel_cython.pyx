@@ -43,6 +43,8 @@ cdef bint update_c(int code, const double* hyper, long step, const floating* par
         eps, weight_decay = hyper[ADAM_EPS], hyper[ADAM_WEIGHT_DECAY]
         step_size = lr / (1.0 - beta1 ** step)
         correction2_root = sqrt(1.0 - beta2 ** step)
+        if hyper[ADAM_CORRECT_EPS] != 0.0:  # scikit-learn's Adam (see parallel_numpy.update)
+            eps = eps / correction2_root
         for j in range(n):
             g = grad[j] + weight_decay * params[j]
             m = state[j] + (1.0 - beta1) * (g - state[j])  # exp_avg.lerp_(g, 1 - beta1)

@@ -11,7 +11,7 @@ import time
 import numpy as np
 from numba import objmode
 
-from .codes import (ADAM, ADAM_BETA1, ADAM_BETA2, ADAM_EPS, ADAM_WEIGHT_DECAY, LABEL_OUT_OF_RANGE,
+from .codes import (ADAM, ADAM_BETA1, ADAM_BETA2, ADAM_CORRECT_EPS, ADAM_EPS, ADAM_WEIGHT_DECAY, LABEL_OUT_OF_RANGE,
                     LR, NONFINITE_INPUT, NONFINITE_LOSS, NONFINITE_UPDATE, OFF_W, OK,
                     RMSPROP_ALPHA, RMSPROP_EPS, RMSPROP_MOMENTUM, RMSPROP_WEIGHT_DECAY, SGD,
                     SGD_MOMENTUM, SGD_NESTEROV, SGD_WEIGHT_DECAY)
@@ -66,6 +66,8 @@ def update(code, hyper, step, params, grad, state, new):
         eps, weight_decay = hyper[ADAM_EPS], hyper[ADAM_WEIGHT_DECAY]
         step_size = lr / (1.0 - beta1 ** step)
         correction2_root = np.sqrt(1.0 - beta2 ** step)
+        if hyper[ADAM_CORRECT_EPS] != 0.0:  # scikit-learn's Adam (see parallel_numpy.update)
+            eps = eps / correction2_root
         for j in range(params.shape[0]):
             g = grad[j] + weight_decay * params[j]
             m = state[0, j] + (1.0 - beta1) * (g - state[0, j])  # exp_avg.lerp_(g, 1 - beta1)

@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from .bundles import Cache, LossState, Scratch
-from .codes import (ADAM, ADAM_BETA1, ADAM_BETA2, ADAM_EPS, ADAM_WEIGHT_DECAY, LABEL_OUT_OF_RANGE,
+from .codes import (ADAM, ADAM_BETA1, ADAM_BETA2, ADAM_CORRECT_EPS, ADAM_EPS, ADAM_WEIGHT_DECAY, LABEL_OUT_OF_RANGE,
                     LR, NONFINITE_INPUT, NONFINITE_LOSS, NONFINITE_UPDATE, OFF_W, OK, RMSPROP_ALPHA,
                     RMSPROP_EPS, RMSPROP_MOMENTUM, RMSPROP_WEIGHT_DECAY, SGD, SGD_MOMENTUM,
                     SGD_NESTEROV, SGD_WEIGHT_DECAY)
@@ -59,7 +59,9 @@ def update(code, hyper, step, params, grad, state, new):
         v = beta2 * state[1] + (1 - beta2) * g * g
         # torch's bias corrections: step_size = lr / (1 - beta1^t), sqrt(1 - beta2^t)
         step_size, correction2_root = lr / (1 - beta1 ** step), np.sqrt(1 - beta2 ** step)
-        denom = np.sqrt(v) / correction2_root + hyper[ADAM_EPS]
+        # scikit-learn's Adam adds eps to sqrt(v) before the correction: eps / correction2_root
+        eps = hyper[ADAM_EPS] / (correction2_root if hyper[ADAM_CORRECT_EPS] else 1.0)
+        denom = np.sqrt(v) / correction2_root + eps
         new[0] = params - step_size * (m / denom)
         new[1], new[2] = m, v
     else:  # RMSPROP

@@ -235,3 +235,54 @@ def test_a_step_whose_update_overflows_raises_and_changes_nothing(backend):
     assert (failure.value.epoch, failure.value.step) == (1, 1)
     bound = approach.bound
     unchanged()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_adam_with_correct_eps_is_scikit_learns_adam(backend):
+    """Adam(correct_eps=True) against scikit-learn's AdamOptimizer (eps added to √v before the
+    bias correction), the same gradients, in every backend; a large eps makes the difference
+    from torch's rule (correct_eps=False) visible, and that one stays torch's."""
+    from sklearn.neural_network._stochastic_optimizers import AdamOptimizer
+
+    net, X, y = make_problem((6, 5), "tanh", backend=backend, n_samples=40)
+    twin = net.copy()
+    theirs = [net.params.copy()]
+    reference = AdamOptimizer(theirs, learning_rate_init=0.01, beta_1=0.8, beta_2=0.9,
+                              epsilon=1e-3)
+    bound = Adam(0.01, betas=(0.8, 0.9), eps=1e-3, correct_eps=True).bind(net)
+    torch_rule = Adam(0.01, betas=(0.8, 0.9), eps=1e-3).bind(twin)
+    for X_batch, y_batch in batches(X, y, 16, 6):
+        gradient = net.gradient(X_batch, y_batch)
+        reference.update_params(theirs, [gradient.copy()])
+        bound.apply(gradient)
+        torch_rule.apply(gradient)
+        assert relative_error(net.params, theirs[0]) < 1e-13
+    assert relative_error(twin.params, theirs[0]) > 1e-6
+    with pytest.raises(TypeError, match="correct_eps"):
+        Adam(correct_eps="yes")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sgd_momentum_with_a_rescaled_buffer_follows_scikit_learns_velocity(backend):
+    """scikit-learn's SGD keeps a velocity of past steps (v ← μv − lr·g), torch's a buffer of
+    past gradients (b ← μb + g, θ ← θ − lr·b): equal while lr is constant; when lr changes,
+    rescaling the buffer by old/new (what fastgrad.sklearn does on a schedule's change) keeps
+    them equal, Nesterov too."""
+    from sklearn.neural_network._stochastic_optimizers import SGDOptimizer
+
+    for nesterov in (False, True):
+        net, X, y = make_problem((6, 5), "tanh", backend=backend, n_samples=40)
+        theirs = [net.params.copy()]
+        reference = SGDOptimizer(theirs, learning_rate_init=0.1, momentum=0.9,
+                                 nesterov=nesterov)
+        bound = SGD(0.1, momentum=0.9, nesterov=nesterov).bind(net)
+        for step, (X_batch, y_batch) in enumerate(batches(X, y, 16, 8)):
+            if step in (3, 6):  # a new rate, as an epoch's end sets it
+                old, new = bound.rule.lr, bound.rule.lr / 3
+                reference.learning_rate = new
+                bound.rule.lr = new
+                bound.state[0] *= old / new
+            gradient = net.gradient(X_batch, y_batch)
+            reference.update_params(theirs, [gradient.copy()])
+            bound.apply(gradient)
+            assert relative_error(net.params, theirs[0]) < 1e-13

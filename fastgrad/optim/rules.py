@@ -29,20 +29,26 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam as torch.optim.Adam (no amsgrad): m ← m + (1 − β1)(g − m), v ← β2 v + (1 − β2) g²,
     θ ← θ − lr/(1 − β1ᵗ) · m / (√v / √(1 − β2ᵗ) + eps); ``weight_decay`` adds weight_decay·θ
-    to g (L2, not AdamW)."""
+    to g (L2, not AdamW). ``correct_eps=True`` divides eps by √(1 − β2ᵗ) along with √v —
+    θ ← θ − lr·√(1 − β2ᵗ)/(1 − β1ᵗ) · m / (√v + eps) — which is scikit-learn's Adam (its eps
+    is added before the bias correction); the two differ only where √v̂ is within a few eps of
+    zero."""
 
     code, n_state = ADAM, 2
 
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        super().__init__(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 correct_eps=False):
+        super().__init__(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         correct_eps=correct_eps)
 
-    def _slots(self, lr, betas, eps, weight_decay):
+    def _slots(self, lr, betas, eps, weight_decay, correct_eps):
         beta1, beta2 = check.check_pair("betas", betas, "(beta1, beta2)")
         return {"LR": check.check_positive("lr", lr),
                 "ADAM_BETA1": check.check_unit_interval("betas[0]", beta1),
                 "ADAM_BETA2": check.check_unit_interval("betas[1]", beta2),
                 "ADAM_EPS": check.check_positive("eps", eps),
-                "ADAM_WEIGHT_DECAY": check.check_non_negative("weight_decay", weight_decay)}
+                "ADAM_WEIGHT_DECAY": check.check_non_negative("weight_decay", weight_decay),
+                "ADAM_CORRECT_EPS": float(check.check_bool("correct_eps", correct_eps))}
 
 
 class RMSprop(Optimizer):

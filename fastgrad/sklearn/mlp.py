@@ -13,7 +13,9 @@ What is scikit-learn's, and kept:
   order (a layer's coefficients, then its intercepts), so the same seed starts from the same
   weights; the early-stopping split is the next draw from that stream;
 - the solvers "sgd" (momentum, Nesterov, the "constant", "invscaling" and "adaptive" learning
-  rates), "adam" and "lbfgs" (scipy's L-BFGS-B with ``max_iter``, ``max_fun`` and ``tol``);
+  rates; a new rate rescales torch's momentum buffer so the velocity keeps the old rate's
+  steps, as scikit-learn's does), "adam" (``Adam(correct_eps=True)``: scikit-learn's epsilon)
+  and "lbfgs" (scipy's L-BFGS-B with ``max_iter``, ``max_fun`` and ``tol``);
 - the stopping rule (``tol``, ``n_iter_no_change``, on the running training loss or, with
   ``early_stopping``, the validation score, whose best epoch's weights are put back), the
   ConvergenceWarning, ``verbose``'s lines, and the fitted attributes.
@@ -23,10 +25,8 @@ What differs, and why:
 - the batches are drawn from a numpy Generator seeded from ``random_state``'s stream (kept
   across ``partial_fit`` and warm-started fits), not from the RandomState itself: with
   ``shuffle`` and minibatches the trajectory is another draw of the same process; with full
-  batches or ``shuffle=False``, "sgd" takes scikit-learn's steps to round-off (tested);
-- "adam" is ``torch.optim.Adam``'s rule, which adds ``epsilon`` to √v̂ after the bias
-  correction (scikit-learn adds it before): the steps differ only where √v̂ is within a few
-  epsilons of zero;
+  batches or ``shuffle=False``, "sgd", "adam" and "lbfgs" take scikit-learn's steps to
+  round-off (tested);
 - the early-stopping split is stratified for every single-label classifier (scikit-learn
   1.9 stratifies binary targets only);
 - ``warm_start`` keeps the optimizer's state (scikit-learn's makes a new one each ``fit``);
@@ -303,7 +303,8 @@ class _BaseMLP(BaseEstimator):
             optimizer = SGD(lr, momentum=self.momentum,
                             nesterov=self.nesterovs_momentum and self.momentum > 0)
         else:
-            optimizer = Adam(lr, betas=(self.beta_1, self.beta_2), eps=self.epsilon)
+            optimizer = Adam(lr, betas=(self.beta_1, self.beta_2), eps=self.epsilon,
+                             correct_eps=True)
         kind = LayerWise if self.solver == "layerwise" else Parallel
         return kind(optimizer=optimizer, batch_size=batch_size, count_raised=False,
                     shuffle=self.shuffle)
