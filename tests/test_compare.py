@@ -260,7 +260,8 @@ def test_the_contenders_are_configs_and_the_results_name_them():
     result = fastgrad.compare("iris", epochs=1, approaches=["adam", "sweep-newton"])
     approaches = result.settings["approaches"]
     assert approaches["adam"]["config"]["optimizer"] == {
-        "type": "Adam", "lr": 0.001, "betas": [0.9, 0.999], "eps": 1e-08, "weight_decay": 0.0}
+        "type": "Adam", "lr": 0.001, "betas": [0.9, 0.999], "eps": 1e-08, "weight_decay": 0.0,
+        "correct_eps": False}
     assert approaches["sweep-newton"]["config"]["step"] == "newton"
     json.dumps(result.settings)  # JSON-ready
     assert result.network["label"].startswith("4-32-3 tanh, float64")
