@@ -316,3 +316,32 @@ def test_convergence_warning_and_verbose_lines(capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)  # stopped by tol: no warning
         MLPClassifier((8,), random_state=0, tol=0.5).fit(X_SMALL, Y_SMALL)
+
+
+@pytest.mark.parametrize("backend", ["cython", "numba", "numpy"])
+@pytest.mark.parametrize("solver", ["adam", "lbfgs", "sequential", "layerwise"])
+def test_read_only_memory_maps_are_read_not_written(tmp_path, solver, backend):
+    """Inputs may be read-only memory maps (joblib hands them to parallel grid searches): the
+    kernels only read them."""
+    path = tmp_path / "X.npy"
+    np.save(path, X_SMALL[:120])
+    X = np.load(path, mmap_mode="r")
+    y = Y_SMALL[:120].copy()
+    y.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator = MLPClassifier((8,), solver=solver, max_iter=2, random_state=0,
+                                  backend=backend, batchnorm=True).fit(X, y)
+    np.testing.assert_array_equal(X, X_SMALL[:120])
+    assert estimator.predict(X).shape == (120,)
+
+
+def test_prediction_uses_batchnorms_running_statistics():
+    """A sample's prediction does not depend on the other samples predicted with it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator = MLPClassifier((16,), max_iter=5, random_state=0, batchnorm=True)
+        estimator.fit(X_SMALL, Y_SMALL)
+    together = estimator.predict_proba(X_SMALL[:10])
+    alone = np.vstack([estimator.predict_proba(X_SMALL[i:i + 1]) for i in range(10)])
+    np.testing.assert_allclose(alone, together, rtol=1e-12)

@@ -13,7 +13,7 @@ from fastgrad.approaches import TrainingData
 from fastgrad.model import Workspaces
 from fastgrad.optim import SGD, Adam, RMSprop
 from fastgrad.training import OnEpochEnd
-from helpers import BACKENDS, make_problem
+from helpers import BACKENDS, make_problem, relative_error
 
 
 @pytest.fixture(scope="module")
@@ -746,3 +746,77 @@ def test_callbacks_must_be_a_list_and_only_started_callbacks_see_the_end():
     with pytest.raises(RuntimeError, match="broken at the start"):
         fastgrad.train(net, X, y, epochs=1, callbacks=[recorder, Broken(), Recorder()])
     assert [call[0] for call in recorder.calls] == ["start", "end"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_lbfgs_is_scipys_l_bfgs_b_on_the_loss_and_gradient(backend, batchnorm):
+    """An LBFGS epoch ends where scipy's L-BFGS-B ends on J and its gradient (computed here
+    through the public MLP.loss and MLP.gradient, with sample weights and alpha), with its
+    iterations as steps; with BatchNorm the running statistics come from the final weights."""
+    import scipy.optimize
+
+    from fastgrad import LBFGS
+
+    net, X, y = make_problem((6,), "tanh", batchnorm, backend=backend, n_samples=40)
+    weight = np.random.default_rng(2).uniform(0.5, 1.5, len(X))
+    reference, start_net = net.copy(), net.copy()
+    start = net.loss(X, y, sample_weight=weight)
+
+    def loss_and_gradient(theta):
+        reference.params[:] = theta
+        return (reference.loss(X, y, sample_weight=weight),
+                reference.gradient(X, y, sample_weight=weight))
+
+    expected = scipy.optimize.minimize(loss_and_gradient, net.params.copy(), jac=True,
+                                       method="L-BFGS-B",
+                                       options={"maxiter": 30, "gtol": 1e-6, "maxcor": 10})
+    history = fastgrad.train(net, X, y, LBFGS(max_iter=30, tol=1e-6), epochs=1,
+                             sample_weight=weight)
+    assert relative_error(net.params, expected.x) < 1e-9
+    assert history.steps == [expected.nit] and history.raised == [0]
+    assert history.figures["evaluations"] == [expected.nfev]
+    assert history.figures["converged"] == [int(expected.success)]
+    assert history.loss[0] == pytest.approx(expected.fun, rel=1e-12)
+    assert history.running_loss[0] == pytest.approx(start, rel=1e-12)  # J before the epoch
+    if batchnorm:  # the running statistics before, moved once at the final weights
+        start_net.params[:] = net.params
+        start_net.forward(X, training=True)
+        np.testing.assert_allclose(net._running_mean, start_net._running_mean, rtol=1e-12)
+        np.testing.assert_allclose(net._running_var, start_net._running_var, rtol=1e-12)
+
+
+def test_lbfgs_options_and_config():
+    from fastgrad import LBFGS
+
+    approach = LBFGS(max_iter=5, max_fun=50, tol=0.0, memory=3)
+    assert fastgrad.Approach.from_config(approach.config()).get_params() == approach.get_params()
+    for option, value in (("max_iter", 0), ("max_fun", -1), ("tol", -1e-3), ("memory", 0)):
+        with pytest.raises(ValueError, match=option):
+            LBFGS(**{option: value})
+    net, X, y = make_problem((4,), backend="numpy", n_samples=20)
+    history = fastgrad.train(net, X, y, "lbfgs", epochs=2)
+    assert history.epochs == 2 and history.running_loss[1] == pytest.approx(history.loss[0])
+
+
+def test_evaluate_training_false_and_shuffle_false():
+    """evaluate_training=False leaves History.loss and accuracy None (the running loss stays,
+    and the weights are those of the evaluated run); shuffle=False takes the batches in order:
+    the same steps as a loop over them."""
+    net, X, y = make_problem((5,), backend="cython", n_samples=30)
+    twin = net.copy()
+    evaluated = fastgrad.train(net, X, y, Parallel(Adam(0.01), batch_size=8), epochs=3)
+    quiet = fastgrad.train(twin, X, y, Parallel(Adam(0.01), batch_size=8), epochs=3,
+                           evaluate_training=False)
+    np.testing.assert_array_equal(net.params, twin.params)
+    assert quiet.loss == [None] * 3 and quiet.accuracy == [None] * 3
+    assert quiet.running_loss == evaluated.running_loss
+    in_order, loop = net.copy(), net.copy()
+    fastgrad.train(in_order, X, y, Parallel(SGD(0.1), batch_size=8, shuffle=False), epochs=2)
+    bound = SGD(0.1).bind(loop)
+    for _ in range(2):
+        for first in range(0, 30, 8):
+            bound.step(X[first:first + 8], y[first:first + 8])
+    assert relative_error(in_order.params, loop.params) < 1e-14
+    with pytest.raises(TypeError, match="shuffle"):
+        Parallel(shuffle="no")
