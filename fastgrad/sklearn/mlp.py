@@ -32,8 +32,11 @@ What differs, and why:
 - ``warm_start`` keeps the optimizer's state (scikit-learn's makes a new one each ``fit``);
   ``partial_fit`` keeps it in both;
 - ``loss_`` of a multi-output squared error is the objective the gradient descends (half the
-  sum over the outputs; scikit-learn reports half their mean); the log-loss is not clipped
-  at machine epsilon;
+  sum over the outputs; scikit-learn reports half their mean); the Poisson ``loss_`` adds
+  the whole training set's weighted mean of y log y − y where scikit-learn adds each batch's
+  (the same without sample weights); the log-loss is not clipped at machine epsilon;
+- ``lbfgs`` ignores ``early_stopping``, as scikit-learn's does, and has no ``loss_curve_``
+  (``history_`` holds its run);
 - sparse input is densified (the kernels work on dense rows): mind the memory of a wide
   sparse matrix;
 - ``batchnorm=True`` (fastgrad's) refuses batches of one sample, as torch's BatchNorm1d does.
@@ -448,10 +451,22 @@ def _init_parameters(self, hidden_layer_sizes, activation, solver, alpha, batch_
 class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multi-layer perceptron classifier: scikit-learn's MLPClassifier on fastgrad's kernels.
 
-    The parameters are scikit-learn 1.9's (see sklearn.neural_network.MLPClassifier), plus
-    ``batchnorm`` (BatchNorm after each hidden Dense layer), ``dtype`` and ``backend``;
-    ``solver`` also takes "sequential", "layerwise" and approach objects. The module's
-    docstring (fastgrad/sklearn/mlp.py) lists what differs from scikit-learn's estimator.
+    The parameters are scikit-learn 1.9's, with their names, defaults and meanings (see
+    sklearn.neural_network.MLPClassifier), and fastgrad's:
+
+    solver : also "sequential" (Newton sweeps, lr = 1000 · learning_rate_init), "layerwise"
+        (one layer at a time, Adam's rule) or a fastgrad approach object (cloned; its options
+        are nested parameters, ``solver__lr``).
+    batchnorm : BatchNorm after each hidden Dense layer (default False); batches of at least
+        2 samples; prediction uses the running statistics.
+    dtype : "float32", "float64" or None (the default: the input's, float32 kept).
+    backend : "cython" (default), "numba" or "numpy" (the readable reference).
+
+    Where scikit-learn's estimator and this one differ (fastgrad/sklearn/mlp.py lists it all):
+    with shuffled minibatches the batches come from a generator of fastgrad's (another draw of
+    the same process); early stopping stratifies every single-label target; ``warm_start``
+    keeps the optimizer's state; the log-loss is not clipped at machine epsilon; sparse input
+    is densified.
 
     Fitted attributes: scikit-learn's ``classes_``, ``coefs_``, ``intercepts_``, ``loss_``,
     ``best_loss_``, ``loss_curve_``, ``validation_scores_``, ``best_validation_score_``,
@@ -575,8 +590,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     ``loss`` is "squared_error" (half the squared error, identity outputs) or "poisson" (half
     the Poisson deviance, exp outputs, non-negative targets); the other parameters are those
-    of MLPClassifier (scikit-learn 1.9's plus ``batchnorm``, ``dtype`` and ``backend``).
-    Fitted attributes as MLPClassifier's, without ``classes_``.
+    of MLPClassifier (scikit-learn 1.9's plus ``batchnorm``, ``dtype`` and ``backend``, and
+    the further solvers). Fitted attributes as MLPClassifier's, without ``classes_``.
+
+    Where scikit-learn's estimator and this one differ, beyond MLPClassifier's list: with
+    several outputs, ``loss_`` is the objective the squared error's gradient descends (half
+    the sum over the outputs; scikit-learn reports half their mean); the Poisson ``loss_``
+    adds the whole training set's weighted mean of y log y − y, where scikit-learn adds each
+    batch's (the same without sample weights).
     """
 
     _parameter_constraints = {**_BaseMLP._parameter_constraints,
