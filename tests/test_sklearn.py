@@ -73,6 +73,10 @@ SOLVER_SETTINGS = {
     "adam-tanh": dict(solver="adam", shuffle=False, batch_size=64, activation="tanh"),
     "lbfgs-identity": dict(solver="lbfgs", activation="identity", max_iter=5),
     "lbfgs": dict(solver="lbfgs"),
+    # the schedules are solver="sgd"'s alone: adam ignores them, and stops at a plateau
+    "adam-adaptive": dict(solver="adam", shuffle=False, learning_rate="adaptive",
+                          n_iter_no_change=2, tol=0.05),
+    "adam-invscaling": dict(solver="adam", shuffle=False, learning_rate="invscaling"),
     "early-stopping": dict(solver="sgd", shuffle=False, early_stopping=True,
                            validation_fraction=0.2)}
 
@@ -148,9 +152,11 @@ def test_two_partial_fit_calls_equal_a_two_epoch_fit():
 
 
 def test_warm_start_keeps_the_optimizer_state():
+    """Two warm-started fits of two epochs end where one fit of four does (Adam's moments and
+    the generator's stream go on)."""
     X, y = X_SMALL, Y_SMALL
-    once = MLPRegressor(hidden_layer_sizes=(8,), max_iter=4, random_state=1, n_iter_no_change=100,
-                        solver="sgd", learning_rate="invscaling", learning_rate_init=0.01)
+    once = MLPRegressor(hidden_layer_sizes=(8,), max_iter=4, random_state=1,
+                        n_iter_no_change=100, batch_size=64)
     twice = clone(once).set_params(max_iter=2, warm_start=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -199,7 +205,10 @@ def test_grid_search_over_solvers_and_learning_rates_in_a_pipeline():
     sweeps = fastgrad.Sequential(step="newton", lr=1.0, batch_size=100)
     estimator = MLPClassifier((16,), solver=sweeps, max_iter=5, random_state=0)
     assert estimator.get_params()["solver__lr"] == 1.0
-    search = GridSearchCV(estimator, {"solver__lr": [0.5, 2.0]}, cv=2).fit(X_SMALL, Y_SMALL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search = GridSearchCV(estimator, {"solver__lr": [0.5, 2.0]}, cv=2)
+        search.fit(X_SMALL, Y_SMALL)
     assert search.best_estimator_.solver.lr in (0.5, 2.0)
     assert sweeps.lr == 1.0 and sweeps.get_params() == fastgrad.Sequential(
         step="newton", lr=1.0, batch_size=100).get_params()  # the estimators cloned it
@@ -345,3 +354,71 @@ def test_prediction_uses_batchnorms_running_statistics():
     together = estimator.predict_proba(X_SMALL[:10])
     alone = np.vstack([estimator.predict_proba(X_SMALL[i:i + 1]) for i in range(10)])
     np.testing.assert_allclose(alone, together, rtol=1e-12)
+
+
+def test_a_warm_start_begins_at_learning_rate_init_and_may_change_optimizer():
+    """As scikit-learn's: a warm-started fit takes the current learning_rate_init (the
+    optimizer's state is kept); another solver starts a fresh optimizer; switching early
+    stopping on or off starts its bookkeeping afresh."""
+    X, y = X_SMALL, Y_SMALL
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator = MLPClassifier((8,), solver="sgd", learning_rate="adaptive", max_iter=30,
+                                  n_iter_no_change=1, tol=0.5, warm_start=True,
+                                  random_state=0).fit(X, y)
+        assert estimator._approach.optimizer.lr < 1e-3  # the adaptive rate came down
+        estimator.set_params(learning_rate="constant", learning_rate_init=0.01, max_iter=1)
+        estimator.fit(X, y)
+        assert estimator._approach.optimizer.lr == 0.01
+        estimator.set_params(solver="adam").fit(X, y)
+        assert isinstance(estimator._approach.optimizer, fastgrad.optim.Adam)
+        estimator.set_params(early_stopping=True, max_iter=3).fit(X, y)
+        assert len(estimator.validation_scores_) == 3 and estimator.best_loss_ is None
+        best = estimator.history_.best_epoch
+        assert estimator.history_.epochs - 3 < best <= estimator.history_.epochs
+        estimator.set_params(early_stopping=False).fit(X, y)
+        assert estimator.validation_scores_ is None and estimator.best_loss_ < np.inf
+        assert estimator._rules.validation is None  # no held-out data kept
+
+
+def test_a_diverging_fit_raises_scikit_learns_error():
+    with pytest.raises(ValueError, match="Solver produced non-finite parameter weights"):
+        MLPRegressor(solver="sgd", learning_rate_init=10.0, random_state=0).fit(
+            X_SMALL, X_SMALL[:, 3] * 1e6)
+
+
+def test_early_stopping_stratifies_when_it_can():
+    """Ten classes of five samples and validation_fraction=0.1: five held out cannot hold
+    every class, so the split is not stratified (scikit-learn's for several classes), where
+    a stratified split would raise."""
+    X, y = X_SMALL[:50], np.repeat(np.arange(10), 5)
+    estimator = MLPClassifier((8,), early_stopping=True, max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator.fit(X, y)
+    assert len(estimator.validation_scores_) == 3
+
+
+def test_coefs_can_be_read_written_and_assigned():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator = MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0)
+        estimator.fit(X_SMALL, X_SMALL[:, 1])
+    zeros = [np.zeros_like(c) for c in estimator.coefs_]
+    estimator.coefs_ = zeros
+    np.testing.assert_array_equal(estimator.predict(X_SMALL), estimator.intercepts_[-1][0])
+    estimator.coefs_[1][:] = 1.0  # views into the network
+    assert not np.allclose(estimator.predict(X_SMALL), estimator.intercepts_[-1][0])
+    with pytest.raises(ValueError, match="coefs_ must hold arrays of shapes"):
+        estimator.coefs_ = zeros[:1]
+
+
+def test_a_regressors_partial_fit_with_lbfgs_runs_lbfgs_from_the_current_weights():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator = MLPRegressor(hidden_layer_sizes=(4,), solver="lbfgs", max_iter=5,
+                                 random_state=0)
+        estimator.partial_fit(X_SMALL, X_SMALL[:, 1])
+        first = estimator.loss_
+        estimator.partial_fit(X_SMALL, X_SMALL[:, 1])
+    assert estimator.loss_ < first and estimator.history_.epochs == 2

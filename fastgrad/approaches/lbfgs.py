@@ -16,7 +16,9 @@ import scipy.optimize
 
 from .. import validation as check
 from ..errors import NonFiniteStep
+from .._kernels.bundles import RunningStats
 from ..model import Point
+from ..model.backends import bundle_type
 from .base import Approach, EpochResult
 
 
@@ -35,7 +37,8 @@ class LBFGS(Approach):
     gradient), ``converged`` (1 when scipy reports success: the gradient or the change of J
     fell below its tolerance; 0 when max_iter or max_fun ended it) and ``gradient_max``, the
     largest |dJ/dθ_j| at the final weights. With BatchNorm, J uses the batch statistics of
-    the whole set and the running statistics are updated once, at the final weights."""
+    the whole set, and the running statistics become those of the whole set at the final
+    weights (the mean and the unbiased variance), which evaluation then uses."""
 
     max_iter: int = 200
     max_fun: int = 15000
@@ -81,10 +84,13 @@ class LBFGS(Approach):
             raise NonFiniteStep("L-BFGS ended at non-finite weights or loss; the weights were "
                                 "put back", step=int(result.nit) + 1)
         net.params[:] = result.x
-        if net.batchnorm:  # the running statistics from the final weights' batch statistics
+        if net.batchnorm:
+            # the running statistics become the final weights' statistics of the whole set
+            # (momentum 1: one batch, the whole set, stands for every batch there is)
             point.forward(batch_stats=True)
-            point.kernels.mlp.update_running_stats(net.kernel_network, point.cache,
-                                                   net.kernel_running)
+            whole = bundle_type(net.backend, RunningStats)(
+                (net._running_mean, net._running_var, 1.0))
+            point.kernels.mlp.update_running_stats(net.kernel_network, point.cache, whole)
             net.track_batches(1)
         previous = first + losses[:-1]
         raised = sum(after > before for before, after in zip(previous, losses))

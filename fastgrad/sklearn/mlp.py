@@ -39,7 +39,14 @@ What differs, and why:
   (``history_`` holds its run);
 - sparse input is densified (the kernels work on dense rows): mind the memory of a wide
   sparse matrix;
-- ``batchnorm=True`` (fastgrad's) refuses batches of one sample, as torch's BatchNorm1d does.
+- ``batchnorm=True`` (fastgrad's) refuses batches of one sample, as torch's BatchNorm1d does;
+- the network computes in its own dtype: a float32 network predicts float32 from float64
+  input (scikit-learn's would compute in float64);
+- ``sample_weight`` must be non-negative (fastgrad refuses negative weights; scikit-learn
+  takes them);
+- the stopping rule counts a NaN figure as no improvement (scikit-learn's comparisons count
+  it as one); a diverging fit raises scikit-learn's ValueError, with fastgrad's
+  NonFiniteStep (the epoch and step) as its cause.
 
 fastgrad's own parameters: ``batchnorm``, ``dtype`` (None: the input's, float32 kept as
 float32, anything else as float64), ``backend`` ("cython", "numba", "numpy"). ``solver`` also
@@ -72,6 +79,7 @@ from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, col
                                       validate_data)
 
 from ..approaches import LBFGS, Approach, LayerWise, Parallel, Sequential
+from ..errors import NonFiniteStep
 from ..model import MLP
 from ..model.backends import BACKENDS
 from ..optim import SGD, Adam
@@ -87,6 +95,9 @@ SEQUENTIAL_LR_SCALE = 1000.0
 AUTO_BATCH = 200
 # the adaptive learning rate divides by this on a plateau, down to ADAPTIVE_FLOOR
 ADAPTIVE_DIVISOR, ADAPTIVE_FLOOR = 5.0, 1e-6
+# scikit-learn's error for a fit that diverged (fastgrad's NonFiniteStep is its cause)
+NON_FINITE = ("Solver produced non-finite parameter weights. The input data may contain large "
+              "values and need to be preprocessed.")
 
 
 class _SklearnRules(EarlyStopping):
@@ -99,9 +110,13 @@ class _SklearnRules(EarlyStopping):
 
     def __init__(self, estimator, validation):
         self.estimator, self.validation = estimator, validation
-        monitor = "running_loss" if validation is None else self.validation_score
-        super().__init__(math.inf, monitor, restore_best=validation is not None,
-                         mode="min" if validation is None else "max", reset_each_run=False)
+        self.monitors_validation = validation is not None
+        monitor = self.validation_score if self.monitors_validation else "running_loss"
+        super().__init__(math.inf, monitor, restore_best=self.monitors_validation,
+                         mode="max" if self.monitors_validation else "min",
+                         reset_each_run=False)
+        self.previous_epochs = 0  # the estimator's History's epochs before this run
+        self.best_in_history = None  # the best epoch, counted in the estimator's History
         self.update_options()
 
     def update_options(self):
@@ -129,23 +144,28 @@ class _SklearnRules(EarlyStopping):
         est.loss_curve_.append(est.loss_)
         if est.verbose:
             print(f"Iteration {est.n_iter_}, loss = {est.loss_:.8f}")
+        best_before = (self.best, self.best_epoch)
         super().on_epoch_end(run)
-        if est.learning_rate == "invscaling":
-            est._set_learning_rate(run, est.learning_rate_init / (est.t_ + 1) ** est.power_t)
+        if (self.best, self.best_epoch) != best_before:  # this epoch is the best so far
+            self.best_in_history = self.previous_epochs + run.epoch
+        if est._schedule() == "invscaling":
+            est._set_learning_rate(run.approach,
+                                   est.learning_rate_init / (est.t_ + 1) ** est.power_t)
 
     def on_plateau(self, run):
         est = self.estimator
-        figure = "Validation score" if self.validation is not None else "Training loss"
+        figure = "Validation score" if self.monitors_validation else "Training loss"
         message = (f"{figure} did not improve more than tol={est.tol:f} for "
                    f"{est.n_iter_no_change} consecutive epochs.")
-        if est.learning_rate == "adaptive" and est._learning_rate > ADAPTIVE_FLOOR:
-            est._set_learning_rate(run, est._learning_rate / ADAPTIVE_DIVISOR)
+        adaptive = est._schedule() == "adaptive"
+        if adaptive and est._learning_rate > ADAPTIVE_FLOOR:
+            est._set_learning_rate(run.approach, est._learning_rate / ADAPTIVE_DIVISOR)
             if est.verbose:
                 print(f"{message} Setting learning rate to {est._learning_rate:f}")
             return False
         if est.verbose:
-            print(message + (" Learning rate too small. Stopping."
-                             if est.learning_rate == "adaptive" else " Stopping."))
+            print(message + (" Learning rate too small. Stopping." if adaptive
+                             else " Stopping."))
         self.stopped = True
         return True
 
@@ -187,16 +207,50 @@ class _BaseMLP(BaseEstimator):
     @property
     def coefs_(self):
         """The layers' weight matrices, (n_in, n_out) each: views into ``net_``'s parameters,
-        so writing into one moves the network."""
+        so writing into one moves the network; assigning a list copies it in (same shapes)."""
         return [layer.W for layer in self.net_.layers]
+
+    @coefs_.setter
+    def coefs_(self, values):
+        self._assign("coefs_", values, [layer.W for layer in self.net_.layers])
 
     @property
     def intercepts_(self):
-        """The layers' bias vectors: views into ``net_``'s parameters."""
+        """The layers' bias vectors: views into ``net_``'s parameters (assignable as
+        ``coefs_``)."""
         return [layer.b for layer in self.net_.layers]
+
+    @intercepts_.setter
+    def intercepts_(self, values):
+        self._assign("intercepts_", values, [layer.b for layer in self.net_.layers])
+
+    def _assign(self, name, values, targets):
+        values = [np.asarray(value) for value in values]
+        if [value.shape for value in values] != [target.shape for target in targets]:
+            raise ValueError(f"{name} must hold arrays of shapes "
+                             f"{[target.shape for target in targets]}; got "
+                             f"{[value.shape for value in values]}")
+        if not all(np.isfinite(value).all() for value in values):
+            raise ValueError(f"{name} must be finite")
+        for target, value in zip(targets, values):
+            target[:] = value
+
+    def _schedule(self):
+        """The learning-rate schedule in force: scikit-learn's apply to solver="sgd" alone."""
+        return self.learning_rate if self.solver == "sgd" else "constant"
 
     def _is_lbfgs(self):
         return self.solver == "lbfgs" or isinstance(self.solver, LBFGS)
+
+    def _stratifiable(self, y):
+        """Whether the early-stopping split can be stratified: single-label classes of at
+        least two samples each, no more of them than either part holds (else, as scikit-learn
+        does for several classes, it is not)."""
+        if not self._labels() or np.ndim(y) != 1:
+            return False
+        _, counts = np.unique(y, return_counts=True)
+        n_val = math.ceil(self.validation_fraction * len(y))
+        return counts.min() >= 2 and len(counts) <= min(n_val, len(y) - n_val)
 
     def _check_solver(self):
         if self._is_lbfgs():
@@ -224,13 +278,12 @@ class _BaseMLP(BaseEstimator):
         if first_pass:
             self._initialize(X, targets, hidden, random_state)
         if self._is_lbfgs():
-            self._fit_lbfgs(X, targets, sample_weight)
+            self._fit_lbfgs(X, targets, sample_weight, first_pass)
         else:
             self._fit_epochs(X, y, targets, sample_weight, incremental, first_pass,
                              random_state)
         if not np.isfinite(self.net_.params).all():
-            raise ValueError("Solver produced non-finite parameter weights. The input data may "
-                             "contain large values and need to be preprocessed.")
+            raise ValueError(NON_FINITE)
         return self
 
     def _network_dtype(self, X):
@@ -290,6 +343,10 @@ class _BaseMLP(BaseEstimator):
         kept = self._approach
         if kept is None or type(kept) is not type(fresh):
             return fresh
+        parts = [name for name, value in fresh.get_params(deep=False).items()
+                 if hasattr(value, "get_params")]
+        if any(type(getattr(kept, name)) is not type(getattr(fresh, name)) for name in parts):
+            return fresh  # another optimizer: a fresh state for it
         options = {name: value for name, value in fresh.get_params(deep=True).items()
                    if not hasattr(value, "get_params")}
         kept.set_params(**options)
@@ -312,13 +369,12 @@ class _BaseMLP(BaseEstimator):
         return kind(optimizer=optimizer, batch_size=batch_size, count_raised=False,
                     shuffle=self.shuffle)
 
-    def _set_learning_rate(self, run, lr):
-        """A new rate for the schedules of solver="sgd": the optimizer's lr, and its momentum
-        buffer rescaled by old/new, so that the remembered velocity keeps the old rate's steps
-        as scikit-learn's does (torch's buffer holds gradients, which the new rate would
-        scale)."""
+    def _set_learning_rate(self, approach, lr):
+        """A new rate (the schedules of solver="sgd", a warm start's learning_rate_init): the
+        optimizer's lr, and an SGD momentum buffer rescaled by old/new, so that the remembered
+        velocity keeps the old rate's steps as scikit-learn's does (torch's buffer holds
+        gradients, which the new rate would scale)."""
         old, self._learning_rate = self._learning_rate, float(lr)
-        approach = run.approach
         if not isinstance(self.solver, str) or self.solver not in ("sgd", "adam", "layerwise"):
             return
         approach.optimizer.lr = self._learning_rate
@@ -338,7 +394,7 @@ class _BaseMLP(BaseEstimator):
             raise ValueError("partial_fit does not support early_stopping=True")
         X_train, targets_train, weight_train, validation = X, targets, sample_weight, None
         if self.early_stopping:
-            stratify = y if self._labels() and np.ndim(y) == 1 else None
+            stratify = y if self._stratifiable(y) else None
             arrays = [X, targets, y] + ([] if sample_weight is None else [sample_weight])
             parts = train_test_split(*arrays, random_state=random_state,
                                      test_size=self.validation_fraction, stratify=stratify)
@@ -355,18 +411,34 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"batchnorm=True needs batches of at least 2 samples (BatchNorm's "
                              f"batch statistics); got {len(X_train)} sample(s) and batch size "
                              f"{batch_size}")
+        if not (first_pass or incremental) and self._approach is not None:
+            # a warm start begins at learning_rate_init, as scikit-learn's new optimizer does
+            self._set_learning_rate(self._approach, self.learning_rate_init)
         self._approach = approach = self._approach_for(batch_size)
-        if self._rules is None or first_pass:
-            self._rules = _SklearnRules(self, validation)
-        self._rules.validation = validation
-        self._rules.update_options()
+        rules = self._rules
+        if rules is None or first_pass or rules.monitors_validation != self.early_stopping:
+            rules = self._rules = _SklearnRules(self, validation)
+            if not first_pass:  # early_stopping switched on or off on a warm start
+                self.validation_scores_ = [] if self.early_stopping else None
+                self.best_validation_score_ = -np.inf if self.early_stopping else None
+                self.best_loss_ = None if self.early_stopping else np.inf
+        rules.validation = validation
+        rules.previous_epochs = 0 if first_pass or self.history_ is None else (
+            self.history_.epochs)
+        rules.update_options()
         self._loss_constant = self._constant(targets_train, weight_train)
         self.n_iter_ = 0  # as scikit-learn's: the epochs of this call
-        history = train(self.net_, X_train, targets_train, approach,
-                        epochs=1 if incremental else self.max_iter, rng=self._rng,
-                        sample_weight=weight_train, callbacks=[self._rules],
-                        evaluate_training=False)
+        try:
+            history = train(self.net_, X_train, targets_train, approach,
+                            epochs=1 if incremental else self.max_iter, rng=self._rng,
+                            sample_weight=weight_train, callbacks=[rules],
+                            evaluate_training=False)
+        except NonFiniteStep as error:
+            raise ValueError(NON_FINITE) from error
+        finally:
+            rules.validation = None  # the fitted estimator keeps no held-out data
         self._keep(history, first_pass)
+        self.history_.best_epoch = rules.best_in_history if self.early_stopping else None
         if self.early_stopping:
             self.best_validation_score_ = self._rules.best
         else:
@@ -380,15 +452,18 @@ class _BaseMLP(BaseEstimator):
                           f"{self.n_iter_no_change + 1} epochs without an improvement of "
                           f"tol={self.tol:g} that stop it had passed.", ConvergenceWarning)
 
-    def _fit_lbfgs(self, X, targets, sample_weight):
+    def _fit_lbfgs(self, X, targets, sample_weight, first_pass):
         if self._rng is None:
             self._rng = np.random.default_rng(0)  # L-BFGS draws nothing
         self._approach = approach = (LBFGS(max_iter=self.max_iter, max_fun=self.max_fun,
                                            tol=self.tol) if self.solver == "lbfgs"
                                      else clone(self.solver))
-        history = train(self.net_, X, targets, approach, epochs=1, rng=self._rng,
-                        sample_weight=sample_weight)
-        self._keep(history, True)
+        try:
+            history = train(self.net_, X, targets, approach, epochs=1, rng=self._rng,
+                            sample_weight=sample_weight)
+        except NonFiniteStep as error:
+            raise ValueError(NON_FINITE) from error
+        self._keep(history, first_pass)
         self.n_iter_ = int(history.steps[-1])
         self.loss_ = history.loss[-1] + self._constant(targets, sample_weight)
         if self.verbose:
@@ -641,10 +716,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             X = X.toarray()
         return np.ascontiguousarray(X, dtype=dtype), y, np.asarray(y, dtype=dtype)
 
-    @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
-        """One epoch on (X, y), continuing the fit so far (see MLPClassifier.partial_fit)."""
+        """One epoch on (X, y), continuing the fit so far (see MLPClassifier.partial_fit); with
+        solver="lbfgs", as scikit-learn's regressor, an L-BFGS run from the current weights."""
         return self._fit(X, y, sample_weight, incremental=True)
 
     def _predict_checked(self, X):

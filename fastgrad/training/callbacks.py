@@ -135,7 +135,8 @@ class EarlyStopping(Callback):
     by at least ``min_delta``; the best so far is the best figure seen (it follows any gain,
     however small); scikit-learn's ``n_iter_no_change=k`` is ``patience=k + 1``. When patience
     runs out, ``on_plateau(run)`` decides (default: stop; scikit-learn's adaptive learning rate
-    lowers the rate instead and waits again). A NaN figure never improves.
+    lowers the rate instead and waits again). A NaN figure never improves (scikit-learn's
+    comparisons would count it as one).
     """
 
     ACCURACIES = ("accuracy", "val_accuracy")
@@ -164,6 +165,7 @@ class EarlyStopping(Callback):
     def reset(self):
         """Forget the best figure, its weights and the epochs waited."""
         self.best, self.best_epoch, self.best_state, self.waited = None, None, None, 0
+        self.best_run = None  # the run the best epoch belongs to
 
     def value(self, run):
         """The monitored figure after the run's last epoch."""
@@ -178,7 +180,7 @@ class EarlyStopping(Callback):
     def on_train_start(self, run):
         if self.reset_each_run:
             self.reset()
-        self.run_start = run.epoch
+        self.this_run = object()
 
     def on_epoch_end(self, run):
         value = self.value(run)
@@ -189,7 +191,7 @@ class EarlyStopping(Callback):
         else:  # NaN lands here too
             self.waited += 1
         if sign * value < best:
-            self.best, self.best_epoch = value, run.epoch
+            self.best, self.best_epoch, self.best_run = value, run.epoch, self.this_run
             if self.restore_best:
                 self.best_state = run.net.state_dict()
         if self.waited >= self.patience:
@@ -206,4 +208,5 @@ class EarlyStopping(Callback):
     def on_train_end(self, run):
         if self.restore_best and self.best_state is not None:
             run.net.load_state_dict(self.best_state)
-            run.history.best_epoch = self.best_epoch
+            # an epoch of this run's History; None when the best came from a run before
+            run.history.best_epoch = self.best_epoch if self.best_run is self.this_run else None
