@@ -24,6 +24,7 @@ cdef bint update_c(int code, const double* hyper, long step, const floating* par
     cdef Py_ssize_t j
     cdef double lr = hyper[LR], g, buf, m, v, denom, square_avg, avg
     cdef double momentum, weight_decay, beta1, beta2, eps, alpha, step_size, correction2_root
+    cdef double inverse_root
     cdef bint finite = True, nesterov
     if code == SGD:
         momentum, weight_decay = hyper[SGD_MOMENTUM], hyper[SGD_WEIGHT_DECAY]
@@ -45,11 +46,12 @@ cdef bint update_c(int code, const double* hyper, long step, const floating* par
         correction2_root = sqrt(1.0 - beta2 ** step)
         if hyper[ADAM_CORRECT_EPS] != 0.0:  # scikit-learn's Adam (see parallel_numpy.update)
             eps = eps / correction2_root
+        inverse_root = 1.0 / correction2_root
         for j in range(n):
             g = grad[j] + weight_decay * params[j]
             m = state[j] + (1.0 - beta1) * (g - state[j])  # exp_avg.lerp_(g, 1 - beta1)
             v = beta2 * state[P + j] + (1.0 - beta2) * g * g
-            denom = sqrt(v) / correction2_root + eps
+            denom = sqrt(v) * inverse_root + eps  # see parallel_numpy.update
             new[j] = params[j] - step_size * (m / denom)
             new[P + j] = m
             new[2 * P + j] = v

@@ -68,11 +68,12 @@ def update(code, hyper, step, params, grad, state, new):
         correction2_root = np.sqrt(1.0 - beta2 ** step)
         if hyper[ADAM_CORRECT_EPS] != 0.0:  # scikit-learn's Adam (see parallel_numpy.update)
             eps = eps / correction2_root
+        inverse_root = 1.0 / correction2_root
         for j in range(params.shape[0]):
             g = grad[j] + weight_decay * params[j]
             m = state[0, j] + (1.0 - beta1) * (g - state[0, j])  # exp_avg.lerp_(g, 1 - beta1)
             v = beta2 * state[1, j] + (1.0 - beta2) * g * g
-            denom = np.sqrt(v) / correction2_root + eps
+            denom = np.sqrt(v) * inverse_root + eps  # see parallel_numpy.update
             new[0, j] = params[j] - step_size * (m / denom)
             new[1, j] = m
             new[2, j] = v

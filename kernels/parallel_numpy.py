@@ -61,7 +61,9 @@ def update(code, hyper, step, params, grad, state, new):
         step_size, correction2_root = lr / (1 - beta1 ** step), np.sqrt(1 - beta2 ** step)
         # scikit-learn's Adam adds eps to sqrt(v) before the correction: eps / correction2_root
         eps = hyper[ADAM_EPS] / (correction2_root if hyper[ADAM_CORRECT_EPS] else 1.0)
-        denom = np.sqrt(v) / correction2_root + eps
+        # torch's sqrt(v) / correction2_root, as a product with the reciprocal: one division
+        # per parameter fewer, within an ulp of torch's
+        denom = np.sqrt(v) * (1.0 / correction2_root) + eps
         new[0] = params - step_size * (m / denom)
         new[1], new[2] = m, v
     else:  # RMSPROP

@@ -3,8 +3,10 @@ layer were reshaped (tests/kernel_values.py): bit-identical on the machine that 
 equal to round-off on another CPU or BLAS (whose code paths sum in other orders). Re-recorded
 when the arithmetic changes on purpose (the vectorised float64 exp, tanh and sigmoid, within
 round-off of the recording before them but for counts of decisions on round-off; the Cython
-L2 penalty's sum in eight running sums, within 2e-16 of the one sum before), and when cases
-are added (the objectives' options: the earlier values stayed bit-identical)."""
+L2 penalty's sum in eight running sums, within 2e-16 of the one sum before; Adam's √v times
+the reciprocal of its bias correction, within round-off but for the biases before BatchNorm,
+whose gradients are round-off), and when cases are added (the objectives' options: the
+earlier values stayed bit-identical)."""
 import numpy as np
 import pytest
 
