@@ -43,7 +43,8 @@ What differs, and why:
 - the network computes in its own dtype: a float32 network predicts float32 from float64
   input (scikit-learn's would compute in float64);
 - ``sample_weight`` must be non-negative (fastgrad refuses negative weights; scikit-learn
-  takes them);
+  takes them), and ``loss="poisson"`` refuses negative targets (scikit-learn trains on them
+  with a NaN loss);
 - the stopping rule counts a NaN figure as no improvement (scikit-learn's comparisons count
   it as one); a diverging fit raises scikit-learn's ValueError, with fastgrad's
   NonFiniteStep (the epoch and step) as its cause.
