@@ -397,6 +397,17 @@ def test_a_warm_start_begins_at_learning_rate_init_and_may_change_optimizer():
         estimator.set_params(early_stopping=False).fit(X, y)
         assert estimator.validation_scores_ is None and estimator.best_loss_ < np.inf
         assert estimator._rules.validation is None  # no held-out data kept
+        # alpha, activation and backend are read at each step, as scikit-learn's: the network
+        # is rebuilt with them and the weights, the optimizer's state carried over
+        steps, weights = estimator._approach.bound.steps.copy(), estimator.coefs_[0].copy()
+        estimator.set_params(alpha=0.5, activation="tanh", backend="numpy", max_iter=1)
+        estimator.fit(X, y)
+        assert (estimator.net_.alpha, estimator.net_.activation) == (0.5, "tanh")
+        assert estimator.net_.backend == "numpy"
+        np.testing.assert_array_equal(estimator._approach.bound.steps, steps + 2)
+        assert not np.array_equal(estimator.coefs_[0], weights)
+    with pytest.raises(ValueError, match="continue the fitted network"):
+        estimator.set_params(hidden_layer_sizes=(9,)).fit(X, y)
 
 
 def test_a_diverging_fit_raises_scikit_learns_error():

@@ -60,6 +60,7 @@ approach object, which the estimator clones and uses with its own options (then
 ``learning_rate_init``, ``momentum``, ``batch_size``, ``shuffle``, ``beta_*`` and ``epsilon``
 are its options' business, not the estimator's: set them as ``solver__lr`` and so on).
 """
+import copy
 import math
 import warnings
 from numbers import Integral, Real
@@ -278,6 +279,8 @@ class _BaseMLP(BaseEstimator):
         random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(X, targets, hidden, random_state)
+        else:
+            self._follow_parameters(hidden)
         if self._is_lbfgs():
             self._fit_lbfgs(X, targets, sample_weight, first_pass)
         else:
@@ -287,20 +290,46 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(NON_FINITE)
         return self
 
+    def _follow_parameters(self, hidden):
+        """On a continuation, the fitted network takes the current alpha, activation and
+        backend (as scikit-learn's reads them at each step): a network rebuilt with them and
+        the fitted weights, the optimizer's state carried over to it; a change of the layers
+        is refused."""
+        config = self.net_.config()
+        sizes = (config["sizes"][0], *hidden, config["sizes"][-1])
+        if tuple(sizes) != tuple(config["sizes"]) or self.batchnorm != config["batchnorm"]:
+            raise ValueError(f"warm_start and partial_fit continue the fitted network "
+                             f"({self.net_.label}, batchnorm={config['batchnorm']}); "
+                             f"hidden_layer_sizes={list(hidden)}, batchnorm={self.batchnorm} "
+                             f"ask for another: fit with warm_start=False")
+        wanted = {"alpha": float(self.alpha), "activation": ACTIVATIONS[self.activation],
+                  "backend": self.backend}
+        if all(config[name] == value for name, value in wanted.items()):
+            return
+        net = MLP.from_config({**config, **wanted})
+        net.load_state_dict(self.net_.state_dict())
+        self.net_ = net
+        if self._approach is not None:  # its state, not its binding to the old network
+            self._approach = copy.deepcopy(self._approach)
+
     def _network_dtype(self, X):
         """A new network's dtype: ``dtype``, else the input's (float32 kept, else float64)."""
         if self.dtype is not None:
             return np.dtype(self.dtype)
         return np.dtype(np.float32) if X.dtype == np.float32 else np.dtype(np.float64)
 
-    def _check_X(self, X, reset):
-        """X checked by scikit-learn (features, names, sparse, finite) as a dense C array."""
+    def _check_X(self, X):
+        """X to predict on, checked by scikit-learn (features, names, finite) and dense."""
         X = validate_data(self, X, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32),
-                          reset=reset)
-        dtype = self.net_.dtype if not reset else self._network_dtype(X)
+                          reset=False)
+        return self._dense(X, reset=False)
+
+    def _dense(self, X, reset):
+        """Checked X as the kernels take it: dense (a sparse matrix densified), C-contiguous,
+        in the network's dtype (a new network's, on a first fit)."""
         if scipy.sparse.issparse(X):
             X = X.toarray()
-        return np.ascontiguousarray(X, dtype=dtype)
+        return np.ascontiguousarray(X, dtype=self._network_dtype(X) if reset else self.net_.dtype)
 
     def _initialize(self, X, targets, hidden, random_state):
         """A new network and fresh bookkeeping: scikit-learn's _initialize."""
@@ -605,10 +634,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             targets = binary[:, 0].astype(np.int64)
         else:
             targets = binary.astype(np.int64)
-        dtype = self.net_.dtype if not reset else self._network_dtype(X)
-        if scipy.sparse.issparse(X):
-            X = X.toarray()
-        return np.ascontiguousarray(X, dtype=dtype), y, targets
+        return self._dense(X, reset), y, targets
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
@@ -640,12 +666,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def predict(self, X):
         """The predicted classes (for a multi-label target, the 0/1 indicator matrix)."""
         check_is_fitted(self)
-        return self._predict_checked(self._check_X(X, reset=False))
+        return self._predict_checked(self._check_X(X))
 
     def predict_proba(self, X):
         """Probability estimates, (n_samples, n_classes), classes ordered as ``classes_``."""
         check_is_fitted(self)
-        probabilities = self._outputs(self._check_X(X, reset=False))
+        probabilities = self._outputs(self._check_X(X))
         if probabilities.ndim == 1:
             return np.vstack([1 - probabilities, probabilities]).T
         return probabilities
@@ -712,10 +738,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if self.loss == "poisson" and (y < 0).any():
             raise ValueError("Some value(s) of y are negative which is not allowed for Poisson "
                              "regression.")
-        dtype = self.net_.dtype if not reset else self._network_dtype(X)
-        if scipy.sparse.issparse(X):
-            X = X.toarray()
-        return np.ascontiguousarray(X, dtype=dtype), y, np.asarray(y, dtype=dtype)
+        X = self._dense(X, reset)
+        return X, y, np.asarray(y, dtype=X.dtype)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
@@ -730,7 +754,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def predict(self, X):
         """The predicted values, (n_samples,) or (n_samples, n_outputs)."""
         check_is_fitted(self)
-        return self._predict_checked(self._check_X(X, reset=False))
+        return self._predict_checked(self._check_X(X))
 
 
 __all__ = ["MLPClassifier", "MLPRegressor", "SOLVERS"]
