@@ -408,6 +408,15 @@ def test_a_warm_start_begins_at_learning_rate_init_and_may_change_optimizer():
         assert not np.array_equal(estimator.coefs_[0], weights)
     with pytest.raises(ValueError, match="continue the fitted network"):
         estimator.set_params(hidden_layer_sizes=(9,)).fit(X, y)
+    # from L-BFGS to minibatch SGD and back, warm
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator = MLPClassifier((8,), solver="lbfgs", max_iter=5, warm_start=True,
+                                  random_state=0).fit(X, y)
+        estimator.set_params(solver="sgd").fit(X, y)
+        assert len(estimator.loss_curve_) == 5 and estimator.history_.epochs == 6
+        estimator.set_params(solver="lbfgs").fit(X, y)
+        assert estimator.history_.epochs == 7
 
 
 def test_a_diverging_fit_raises_scikit_learns_error():

@@ -356,13 +356,17 @@ class _BaseMLP(BaseEstimator):
         self._rng = None  # drawn from random_state after the early-stopping split
         self._learning_rate = float(self.learning_rate_init)
         if not self._is_lbfgs():
-            self.loss_curve_ = []
-            if self.early_stopping:
-                self.validation_scores_, self.best_validation_score_ = [], -np.inf
-                self.best_loss_ = None
-            else:
-                self.validation_scores_ = self.best_validation_score_ = None
-                self.best_loss_ = np.inf
+            self._start_bookkeeping()
+
+    def _start_bookkeeping(self):
+        """The epoch solvers' fitted figures, empty (scikit-learn's _initialize)."""
+        self.loss_curve_ = []
+        if self.early_stopping:
+            self.validation_scores_, self.best_validation_score_ = [], -np.inf
+            self.best_loss_ = None
+        else:
+            self.validation_scores_ = self.best_validation_score_ = None
+            self.best_loss_ = np.inf
 
     def _approach_for(self, batch_size):
         """The approach of this fit: the kept one on a continuation (its optimizer state and
@@ -405,10 +409,11 @@ class _BaseMLP(BaseEstimator):
         velocity keeps the old rate's steps as scikit-learn's does (torch's buffer holds
         gradients, which the new rate would scale)."""
         old, self._learning_rate = self._learning_rate, float(lr)
-        if not isinstance(self.solver, str) or self.solver not in ("sgd", "adam", "layerwise"):
-            return
-        approach.optimizer.lr = self._learning_rate
-        if self.solver == "sgd" and self.momentum > 0 and approach.bound is not None:
+        optimizer = getattr(approach, "optimizer", None)
+        if not isinstance(self.solver, str) or optimizer is None:
+            return  # an approach object keeps its own rate; L-BFGS and sweeps have no optimizer
+        optimizer.lr = self._learning_rate
+        if isinstance(optimizer, SGD) and optimizer.momentum > 0 and approach.bound is not None:
             approach.bound.state[0] *= old / self._learning_rate
 
     def _batch_size(self, n_samples):
@@ -446,12 +451,14 @@ class _BaseMLP(BaseEstimator):
             self._set_learning_rate(self._approach, self.learning_rate_init)
         self._approach = approach = self._approach_for(batch_size)
         rules = self._rules
+        if not hasattr(self, "loss_curve_"):  # continuing a fit by L-BFGS
+            self._start_bookkeeping()
         if rules is None or first_pass or rules.monitors_validation != self.early_stopping:
             rules = self._rules = _SklearnRules(self, validation)
             if not first_pass:  # early_stopping switched on or off on a warm start
-                self.validation_scores_ = [] if self.early_stopping else None
-                self.best_validation_score_ = -np.inf if self.early_stopping else None
-                self.best_loss_ = None if self.early_stopping else np.inf
+                curve = self.loss_curve_
+                self._start_bookkeeping()
+                self.loss_curve_ = curve
         rules.validation = validation
         rules.previous_epochs = 0 if first_pass or self.history_ is None else (
             self.history_.epochs)
