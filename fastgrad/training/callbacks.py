@@ -174,7 +174,8 @@ class EarlyStopping(Callback):
         value = getattr(run.history, self.monitor)[-1]
         if value is None:
             raise ValueError(f"EarlyStopping monitors {self.monitor!r}, which this run does "
-                             f"not record (no validation data, or a regression loss)")
+                             f"not record (no validation data, a regression loss, or "
+                             f"evaluate_training=False)")
         return float(value)
 
     def on_train_start(self, run):
