@@ -813,6 +813,7 @@ def test_evaluate_training_false_and_shuffle_false():
                            evaluate_training=False)
     np.testing.assert_array_equal(net.params, twin.params)
     assert quiet.loss == [None] * 3 and quiet.accuracy == [None] * 3
+    assert str(quiet).splitlines()[1].split()[1:3] == ["-", "-"]  # printed without them
     assert quiet.running_loss == evaluated.running_loss
     in_order, loop = net.copy(), net.copy()
     fastgrad.train(in_order, X, y, Parallel(SGD(0.1), batch_size=8, shuffle=False), epochs=2)

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 class History:
     """What training did, one entry per epoch.
 
-    ``loss``: J on the whole training set after the epoch (BatchNorm on that set's statistics);
+    ``loss``: J on the whole training set after the epoch (BatchNorm on that set's statistics;
+    None when the run skips that evaluation, ``train(evaluate_training=False)``);
     ``accuracy``: the fraction of the training set predicted right (evaluation mode; None for
     mse); ``val_loss``, ``val_accuracy``: the same on the validation data (None without it);
     ``train_seconds``: the epoch's training time (its steps and their bookkeeping);
@@ -67,7 +68,8 @@ class History:
         lines = [f"{'epoch':>5} {'loss':>12} {'accuracy':>9} {'val loss':>12} {'val acc':>8} "
                  f"{'train s':>8} {'steps':>6} {'raised':>6} {'flipped':>7}"]
         for e in range(self.epochs):
-            lines.append(f"{e + 1:>5} {self.loss[e]:>12.6f} {number(self.accuracy[e], '9.4f'):>9} "
+            lines.append(f"{e + 1:>5} {number(self.loss[e], '12.6f'):>12} "
+                         f"{number(self.accuracy[e], '9.4f'):>9} "
                          f"{number(self.val_loss[e], '12.6f'):>12} "
                          f"{number(self.val_accuracy[e], '8.4f'):>8} "
                          f"{self.train_seconds[e]:>8.3f} {self.steps[e]:>6} {self.raised[e]:>6} "
