@@ -3,9 +3,11 @@ once) and the sequential way (one weight at a time), with Numba and Cython kerne
 
 The package by concept: ``model`` (the network, its point and gradients, the kernels'
 backends and workspaces), ``optim`` (the update rules and their bound state), ``approaches``
-(parallel, layer-wise, sequential), ``training`` (the run, its History and callbacks),
-``experiments`` (compare and its files), ``bench`` (fastgrad bench), ``io`` (files and
-PyTorch), and the single modules ``datasets``, ``diagnostics``, ``validation``, ``config``,
+(parallel, layer-wise, sequential, L-BFGS), ``training`` (the run, its History and
+callbacks), ``experiments`` (compare and its files), ``bench`` (fastgrad bench), ``io`` (files
+and PyTorch), ``sklearn`` (MLPClassifier and MLPRegressor, scikit-learn's estimators on
+fastgrad; imported on its own: ``from fastgrad.sklearn import MLPClassifier``), and the single
+modules ``datasets``, ``diagnostics``, ``validation``, ``config``,
 ``errors`` and ``cli``."""
 try:
     from . import _kernels  # noqa: F401  (kernels/, installed as fastgrad._kernels)
