@@ -71,8 +71,8 @@ cdef bint update_c(int code, const double* hyper, long step, const floating* par
                 new[2 * P + j] = state[P + j]
                 new[j] = params[j] - lr * (g / avg)
             finite &= isfinite(new[j]) & isfinite(new[P + j]) & isfinite(new[2 * P + j])
-    # finite = np.isfinite(new[:n_rows, :n]).all(): checked in the loops above as each value
-    # is written
+    # finite = np.isfinite(new[:rows used, :n]).all(): checked in the loops above as each
+    # value is written
     return finite
 
 

@@ -16,7 +16,8 @@ import time
 import numpy as np
 
 from .bundles import Cache, LossState, Scratch
-from .codes import (ADAM, ADAM_BETA1, ADAM_BETA2, ADAM_CORRECT_EPS, ADAM_EPS, ADAM_WEIGHT_DECAY, LABEL_OUT_OF_RANGE,
+from .codes import (ADAM, ADAM_BETA1, ADAM_BETA2, ADAM_CORRECT_EPS, ADAM_EPS, ADAM_WEIGHT_DECAY,
+                    LABEL_OUT_OF_RANGE,
                     LR, NONFINITE_INPUT, NONFINITE_LOSS, NONFINITE_UPDATE, OFF_W, OK, RMSPROP_ALPHA,
                     RMSPROP_EPS, RMSPROP_MOMENTUM, RMSPROP_WEIGHT_DECAY, SGD, SGD_MOMENTUM,
                     SGD_NESTEROV, SGD_WEIGHT_DECAY)

@@ -1,5 +1,5 @@
 """What a training run did, one entry per epoch."""
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 
 @dataclass
@@ -46,9 +46,9 @@ class History:
     def extend(self, later):
         """Append the epochs of ``later``, a History of the run that continued this one (a
         ``partial_fit``, a warm start)."""
-        for name in ("loss", "accuracy", "val_loss", "val_accuracy", "train_seconds",
-                     "eval_seconds", "steps", "raised", "flipped", "running_loss"):
-            getattr(self, name).extend(getattr(later, name))
+        for column in fields(self):  # every per-epoch column
+            if column.name not in ("approach", "best_epoch", "figures"):
+                getattr(self, column.name).extend(getattr(later, column.name))
         for name in set(self.figures) | set(later.figures):
             self.figures.setdefault(name, [None] * (self.epochs - later.epochs))
             self.figures[name].extend(later.figures.get(name, [None] * later.epochs))
